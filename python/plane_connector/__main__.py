@@ -1,0 +1,5 @@
+import sys
+
+from plane_connector.cli import main
+
+sys.exit(main())

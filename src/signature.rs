@@ -1,0 +1,60 @@
+//! Webhook signature check: Plane signs the raw body with HMAC-SHA256 keyed by the webhook secret
+//! and sends the lowercase hex digest in `X-Plane-Signature`, with no prefix and no timestamp.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Hex HMAC-SHA256 of `body` under `secret`.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// True only when `signature` is the hex HMAC-SHA256 of `body` under `secret`.
+///
+/// Anything malformed (empty, not hex, wrong length) is simply a mismatch: a receiver must never
+/// crash on a hostile header. Upper-case hex is accepted because hex decoding is case-blind; the
+/// comparison itself is constant-time (`Mac::verify_slice`).
+pub fn verify(secret: &[u8], body: &[u8], signature: &str) -> bool {
+    let signature = signature.trim();
+    if signature.len() != 64 {
+        return false;
+    }
+    let Ok(expected) = hex::decode(signature) else {
+        return false;
+    };
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc4231_case_2() {
+        // RFC 4231 test case 2: key "Jefe".
+        assert_eq!(
+            sign(b"Jefe", b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_signatures() {
+        let good = sign(b"k", b"body");
+        assert!(verify(b"k", b"body", &good));
+        assert!(verify(b"k", b"body", &good.to_uppercase()));
+        assert!(!verify(b"k", b"body", ""));
+        assert!(!verify(b"k", b"body", &good[..63]));
+        assert!(!verify(b"k", b"body", &format!("{}0", good)));
+        assert!(!verify(b"k", b"body", &"zz".repeat(32)));
+        assert!(!verify(b"k", b"body", &format!("sha256={}", good)));
+        assert!(!verify(b"other", b"body", &good));
+        assert!(!verify(b"k", b"Body", &good));
+    }
+}
