@@ -1,0 +1,115 @@
+"""Fixtures for the secret-reference tests: real backends (PostgreSQL shaped like Supabase Vault,
+a file-backed keyring)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+psycopg2 = pytest.importorskip("psycopg2")
+
+# Supabase Vault's shape (vault.secrets + the vault.decrypted_secrets view). Supabase decrypts
+# with pgsodium; pgcrypto stands in here so the view really decrypts, and a secret whose key is
+# gone decrypts to NULL, as it does there.
+VAULT_SCHEMA = """
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
+CREATE SCHEMA vault;
+CREATE TABLE vault.keys (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), key text NOT NULL);
+CREATE TABLE vault.secrets (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    name text UNIQUE,
+    description text NOT NULL DEFAULT '',
+    secret text NOT NULL,
+    key_id uuid,
+    nonce bytea DEFAULT gen_random_bytes(16),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE VIEW vault.decrypted_secrets AS
+SELECT s.id, s.name, s.description, s.secret,
+       CASE WHEN k.key IS NULL THEN NULL
+            ELSE pgp_sym_decrypt(decode(s.secret, 'base64'), k.key) END AS decrypted_secret,
+       s.key_id, s.nonce, s.created_at, s.updated_at
+FROM vault.secrets s LEFT JOIN vault.keys k ON k.id = s.key_id;
+"""
+
+
+class Vault:
+    """A throwaway database holding a Supabase-Vault-shaped schema."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+
+    def put(self, name: str, value: str, *, key_lost: bool = False) -> None:
+        """Store ``value`` encrypted under a fresh key (then drop the key when ``key_lost``)."""
+        conn = psycopg2.connect(self.dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO vault.keys (key) VALUES (encode(gen_random_bytes(24), 'hex')) "
+                "RETURNING id, key"
+            )
+            key_id, key = cur.fetchone()
+            cur.execute(
+                "INSERT INTO vault.secrets (name, secret, key_id) "
+                "VALUES (%s, encode(pgp_sym_encrypt(%s, %s), 'base64'), %s)",
+                (name, value, key, key_id),
+            )
+            if key_lost:
+                cur.execute("DELETE FROM vault.keys WHERE id = %s", (key_id,))
+        conn.close()
+
+
+def _with_dbname(dsn: str, dbname: str) -> str:
+    base, _, _old = dsn.rpartition("/")
+    return f"{base}/{dbname}"
+
+
+@pytest.fixture(scope="session")
+def admin_dsn(pg_dsn: str) -> str:
+    """The shared test database (used only to create and drop our own databases)."""
+    try:
+        psycopg2.connect(pg_dsn).close()
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at PLANE_TEST_PG_DSN: {exc}")
+    return pg_dsn
+
+
+@pytest.fixture(scope="session")
+def vault(admin_dsn: str) -> Iterator[Vault]:
+    """A uniquely named database with the vault schema; dropped afterwards."""
+    dbname = f"plane_secrets_vault_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(admin_dsn)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{dbname}"')
+    dsn = _with_dbname(admin_dsn, dbname)
+    try:
+        conn = psycopg2.connect(dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(VAULT_SCHEMA)
+        conn.close()
+        yield Vault(dsn)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture()
+def file_keyring(tmp_path: Path) -> Iterator[object]:
+    """A real file-backed keyring (keyrings.alt PlaintextKeyring) in tmp_path, made current."""
+    keyring = pytest.importorskip("keyring")
+    alt_file = pytest.importorskip("keyrings.alt.file")
+    backend = alt_file.PlaintextKeyring()
+    backend.file_path = str(tmp_path / "keyring_pass.cfg")
+    previous = keyring.get_keyring()
+    keyring.set_keyring(backend)
+    try:
+        yield backend
+    finally:
+        keyring.set_keyring(previous)

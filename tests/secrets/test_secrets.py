@@ -1,0 +1,336 @@
+"""Secret references against real backends: environment, files, a file-backed keyring and a
+PostgreSQL database shaped like Supabase Vault."""
+
+from __future__ import annotations
+
+import os
+import secrets as pysecrets
+import sys
+from pathlib import Path
+
+import pytest
+from plane_connector import secrets
+from plane_connector.secrets import Redacted, SecretError, SecretRef
+
+
+def fake_api_key() -> str:
+    # Built at runtime so the secrets guard never sees a literal credential in the tree.
+    return "plane_api_" + pysecrets.token_hex(16)
+
+
+def assert_hidden(exc: BaseException, value: str) -> None:
+    assert value not in str(exc)
+    assert value not in repr(exc)
+    assert value not in repr(exc.args)
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "scheme", "target"),
+    [
+        ("env:PLANE_API_KEY", "env", "PLANE_API_KEY"),
+        ("  env:PLANE_API_KEY\n", "env", "PLANE_API_KEY"),
+        ("keyring:plane/api_key", "keyring", "plane/api_key"),
+        ("keyring:odoo/prod/plane_api_key", "keyring", "odoo/prod/plane_api_key"),
+        ("vault:plane_api_key", "vault", "plane_api_key"),
+        ("file:/run/secrets/plane_api_key", "file", "/run/secrets/plane_api_key"),
+    ],
+)
+def test_parse_accepts_each_form(text: str, scheme: str, target: str) -> None:
+    ref = secrets.parse(text)
+    assert ref == SecretRef(scheme, target)
+    assert str(ref) == f"{scheme}:{target}"
+
+
+def test_keyring_parts_split_on_last_slash() -> None:
+    assert secrets.parse("keyring:odoo/prod/api").keyring_parts == ("odoo/prod", "api")
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("", "empty secret reference"),
+        ("env:", "expected env:NAME"),
+        ("env:1BAD-NAME", "expected env:NAME"),
+        ("keyring:no_slash", "keyring:service/name"),
+        ("keyring:/name", "keyring:service/name"),
+        ("keyring:service/", "keyring:service/name"),
+        ("vault:", "vault:name"),
+        ("file:relative/path", "absolute path"),
+        ("vualt:plane", "unknown secret reference scheme 'vualt'"),
+        ("PLANE_API_KEY", "not a secret reference"),
+    ],
+)
+def test_parse_rejects_malformed(text: str, needle: str) -> None:
+    with pytest.raises(SecretError) as info:
+        secrets.parse(text)
+    assert needle in str(info.value)
+
+
+def test_bare_secret_value_is_rejected_without_echo() -> None:
+    value = fake_api_key()
+    with pytest.raises(SecretError) as info:
+        secrets.parse(value)
+    assert "looks like a secret value" in str(info.value)
+    assert "env:PLANE_API_KEY" in str(info.value)  # tells the user what to write instead
+    assert_hidden(info.value, value)
+
+
+def test_random_token_without_scheme_is_rejected_without_echo() -> None:
+    value = pysecrets.token_urlsafe(32)
+    with pytest.raises(SecretError) as info:
+        secrets.resolve(value)
+    assert_hidden(info.value, value)
+
+
+def test_secret_pasted_behind_a_scheme_is_not_echoed() -> None:
+    value = fake_api_key()
+    with pytest.raises(SecretError) as info:
+        secrets.parse(f"keyring:{value}")  # no slash: malformed, and the tail is a key
+    assert "(value hidden)" in str(info.value)
+    assert_hidden(info.value, value)
+
+
+def test_secret_error_is_a_config_error_when_the_core_has_one() -> None:
+    import plane_connector
+
+    config_error = getattr(plane_connector, "ConfigError", None)
+    if config_error is None:
+        pytest.skip("plane_connector.ConfigError not exported by the extension yet")
+    assert issubclass(SecretError, config_error)
+
+
+# --- env: ------------------------------------------------------------------------------------
+
+
+def test_env_resolves(monkeypatch: pytest.MonkeyPatch) -> None:
+    value = fake_api_key()
+    monkeypatch.setenv("PLANE_TEST_SECRET_ENV", value)
+    assert secrets.resolve("env:PLANE_TEST_SECRET_ENV") == value
+
+
+def test_env_missing_names_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PLANE_TEST_SECRET_MISSING", raising=False)
+    with pytest.raises(SecretError, match="env:PLANE_TEST_SECRET_MISSING.*is not set"):
+        secrets.resolve("env:PLANE_TEST_SECRET_MISSING")
+
+
+def test_env_empty_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLANE_TEST_SECRET_EMPTY", "")
+    with pytest.raises(SecretError, match="env:PLANE_TEST_SECRET_EMPTY resolved to an empty"):
+        secrets.resolve("env:PLANE_TEST_SECRET_EMPTY")
+
+
+# --- file: -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ending", ["", "\n", "\r\n"])
+def test_file_strips_exactly_one_trailing_newline(tmp_path: Path, ending: str) -> None:
+    value = fake_api_key()
+    path = tmp_path / "plane_api_key"
+    path.write_bytes((value + ending).encode())
+    assert secrets.resolve(f"file:{path}") == value
+
+
+def test_file_keeps_inner_and_second_newline(tmp_path: Path) -> None:
+    path = tmp_path / "multi"
+    path.write_text("line1\nline2\n\n")
+    assert secrets.resolve(f"file:{path}") == "line1\nline2\n"
+
+
+def test_file_missing(tmp_path: Path) -> None:
+    with pytest.raises(SecretError, match="file not found") as info:
+        secrets.resolve(f"file:{tmp_path / 'nope'}")
+    assert str(tmp_path / "nope") in str(info.value)
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0 if hasattr(os, "geteuid") else True,
+    reason="root reads any file, so a permission error cannot be provoked",
+)
+def test_file_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "locked"
+    path.write_text("x" * 40)
+    path.chmod(0)
+    with pytest.raises(SecretError, match="permission denied"):
+        secrets.resolve(f"file:{path}")
+
+
+def test_file_unreadable_as_unprivileged_user(tmp_path: Path) -> None:
+    # As root (CI containers) drop to nobody in a child process to exercise the real EACCES path.
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("covered by test_file_unreadable when not root")
+    import subprocess
+
+    path = tmp_path / "locked"
+    path.write_text(fake_api_key())
+    path.chmod(0o600)
+    tmp_path.chmod(0o755)
+    code = (
+        "import os\n"
+        "from plane_connector import secrets\n"
+        # Import first: the interpreter's stdlib may live under a root-only home directory.
+        "os.setgid(65534); os.setuid(65534)\n"
+        "try:\n"
+        f"    secrets.resolve('file:{path}')\n"
+        "except secrets.SecretError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "permission denied" in out.stdout
+    assert path.read_text() not in out.stdout + out.stderr
+
+
+def test_file_is_directory(tmp_path: Path) -> None:
+    with pytest.raises(SecretError, match="is a directory"):
+        secrets.resolve(f"file:{tmp_path}")
+
+
+def test_file_empty(tmp_path: Path) -> None:
+    path = tmp_path / "empty"
+    path.write_text("\n")
+    with pytest.raises(SecretError, match="empty value"):
+        secrets.resolve(f"file:{path}")
+
+
+def test_file_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "binary"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(SecretError, match="not UTF-8"):
+        secrets.resolve(f"file:{path}")
+
+
+# --- keyring: --------------------------------------------------------------------------------
+
+
+def test_keyring_resolves_from_a_file_backed_keyring(file_keyring: object) -> None:
+    import keyring
+
+    value = fake_api_key()
+    keyring.set_password("plane-test", "api_key", value)
+    # Really written to the backend's file (PlaintextKeyring stores it base64-encoded).
+    assert "plane_2Dtest" in Path(file_keyring.file_path).read_text()  # type: ignore[attr-defined]
+    assert secrets.resolve("keyring:plane-test/api_key") == value
+
+
+def test_keyring_missing_entry(file_keyring: object) -> None:
+    with pytest.raises(SecretError, match="keyring:plane-test/absent: no such entry.*Plaintext"):
+        secrets.resolve("keyring:plane-test/absent")
+
+
+def test_keyring_backend_failure_is_wrapped(monkeypatch: pytest.MonkeyPatch) -> None:
+    import keyring
+    from keyring.backends import fail
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        with pytest.raises(SecretError, match="keyring backend failed \\(NoKeyringError\\)"):
+            secrets.resolve("keyring:plane/api_key")
+    finally:
+        keyring.set_keyring(previous)
+
+
+def test_keyring_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "keyring", None)  # makes `import keyring` raise
+    with pytest.raises(SecretError, match="'keyring' package is not installed"):
+        secrets.resolve("keyring:plane/api_key")
+
+
+# --- vault: ----------------------------------------------------------------------------------
+
+
+def test_vault_resolves(vault: object) -> None:
+    value = fake_api_key()
+    vault.put("plane_api_key_t1", value)  # type: ignore[attr-defined]
+    assert secrets.resolve("vault:plane_api_key_t1", vault_dsn=vault.dsn) == value  # type: ignore[attr-defined]
+
+
+def test_vault_dsn_from_environment(vault: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    value = fake_api_key()
+    vault.put("plane_api_key_t2", value)  # type: ignore[attr-defined]
+    monkeypatch.setenv("PLANE_VAULT_DSN", vault.dsn)  # type: ignore[attr-defined]
+    assert secrets.resolve("vault:plane_api_key_t2") == value
+
+
+def test_vault_dsn_may_be_a_reference(vault: object, tmp_path: Path) -> None:
+    value = fake_api_key()
+    vault.put("plane_api_key_t3", value)  # type: ignore[attr-defined]
+    dsn_file = tmp_path / "vault_dsn"
+    dsn_file.write_text(vault.dsn + "\n")  # type: ignore[attr-defined]
+    assert secrets.resolve("vault:plane_api_key_t3", vault_dsn=f"file:{dsn_file}") == value
+
+
+def test_vault_missing_name(vault: object) -> None:
+    with pytest.raises(SecretError, match="vault:absent_secret: no secret with that name"):
+        secrets.resolve("vault:absent_secret", vault_dsn=vault.dsn)  # type: ignore[attr-defined]
+
+
+def test_vault_undecryptable(vault: object) -> None:
+    value = fake_api_key()
+    vault.put("plane_key_lost", value, key_lost=True)  # type: ignore[attr-defined]
+    with pytest.raises(SecretError, match="could not decrypt") as info:
+        secrets.resolve("vault:plane_key_lost", vault_dsn=vault.dsn)  # type: ignore[attr-defined]
+    assert_hidden(info.value, value)
+
+
+def test_vault_without_dsn(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PLANE_VAULT_DSN", raising=False)
+    with pytest.raises(SecretError, match="vault:x: no vault database configured"):
+        secrets.resolve("vault:x")
+
+
+def test_vault_database_without_vault_schema(admin_dsn: str) -> None:
+    with pytest.raises(SecretError, match="no vault.decrypted_secrets view"):
+        secrets.resolve("vault:x", vault_dsn=admin_dsn)
+
+
+def test_vault_unreachable_database_hides_the_password() -> None:
+    password = pysecrets.token_hex(12)
+    # Port 1 on loopback: nothing listens, connection is refused at once.
+    dsn = f"postgresql://plane:{password}@127.0.0.1:1/db"
+    with pytest.raises(SecretError, match="cannot connect to the vault database") as info:
+        secrets.resolve("vault:x", vault_dsn=dsn)
+    assert_hidden(info.value, password)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def test_redacted_never_shows_the_value() -> None:
+    value = fake_api_key()
+    wrapped = secrets.Redacted(value)
+    assert wrapped.get() == value
+    for text in (repr(wrapped), str(wrapped), f"{wrapped}", repr([wrapped]), repr({"k": wrapped})):
+        assert value not in text
+    assert wrapped == Redacted(value)
+    with pytest.raises(TypeError):
+        import pickle
+
+        pickle.dumps(wrapped)
+
+
+def test_resolve_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    value = fake_api_key()
+    monkeypatch.setenv("PLANE_TEST_SECRET_R", value)
+    assert secrets.resolve_redacted("env:PLANE_TEST_SECRET_R").get() == value
+
+
+def test_mask_and_redact() -> None:
+    value = fake_api_key()
+    assert secrets.mask(value) == f"plane_api_…{value[-4:]}"
+    assert secrets.mask("short") == "***"
+    assert secrets.redact(f"a {value} b {value}", value, None) == "a *** b ***"
+
+
+def test_resolve_does_not_log_the_value(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    value = fake_api_key()
+    monkeypatch.setenv("PLANE_TEST_SECRET_LOG", value)
+    with caplog.at_level("DEBUG"):
+        secrets.resolve("env:PLANE_TEST_SECRET_LOG")
+    assert "env:PLANE_TEST_SECRET_LOG" in caplog.text
+    assert value not in caplog.text
