@@ -1,0 +1,1 @@
+"""plane_connector benchmarks: ratios and counts against baselines measured in the same run."""

@@ -1,0 +1,121 @@
+"""Run the benchmarks: ``.venv/bin/python -m bench [--quick] [--only a,b]``.
+
+Prints a table, writes bench/results.json and bench/RESULTS.md (paths can be changed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import shlex
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench.common import (
+    BENCH_DIR,
+    BenchResult,
+    RunConfig,
+    Skip,
+    machine_info,
+    render_markdown,
+    render_table,
+    write_json,
+)
+
+# name -> (module, title); the order is the issue's order.
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "budget": ("bench.budget", "1. budget use"),
+    "shared": ("bench.shared", "2. shared budget"),
+    "verifier": ("bench.verifier", "3. verifier"),
+    "overhead": ("bench.overhead", "4. client overhead"),
+    "receiver": ("bench.receiver", "5. receiver"),
+    "memory": ("bench.memory", "6. memory"),
+}
+
+log = logging.getLogger("bench")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="smoke sizes (about a minute in all)")
+    p.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated subset of: {','.join(BENCHMARKS)}",
+    )
+    p.add_argument("--json", type=Path, default=BENCH_DIR / "results.json", help="JSON output")
+    p.add_argument(
+        "--markdown", type=Path, default=BENCH_DIR / "RESULTS.md", help="Markdown output"
+    )
+    p.add_argument("--no-markdown", action="store_true", help="do not write the Markdown file")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    return p.parse_args(argv)
+
+
+def run_one(name: str, cfg: RunConfig) -> BenchResult:
+    """Run one benchmark; a missing prerequisite is SKIPPED, a crash is ERROR (never hidden)."""
+    module_name, title = BENCHMARKS[name]
+    start = time.perf_counter()
+    try:
+        module = importlib.import_module(module_name)
+        res: BenchResult = module.run(cfg)
+    except Skip as exc:
+        res = BenchResult(name, title, status="skipped", reason=str(exc))
+    except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others
+        log.error("benchmark %s failed:\n%s", name, traceback.format_exc())
+        res = BenchResult(name, title, status="error", reason=f"{type(exc).__name__}: {exc}")
+    res.name, res.title = name, title
+    res.seconds = time.perf_counter() - start
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; exit status 0 unless a benchmark crashed (a goal MISS is not a crash)."""
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        print(
+            f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}",
+            file=sys.stderr,
+        )
+        return 2
+    cfg = RunConfig(quick=args.quick)
+    raw_argv = sys.argv[1:] if argv is None else argv
+    meta = {
+        "command": shlex.join([".venv/bin/python", "-m", "bench", *raw_argv]),
+        "started_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+        "quick": args.quick,
+        "machine": machine_info(),
+    }
+    t0 = time.perf_counter()
+    results = []
+    for name in names:
+        log.info("running %s", name)
+        results.append(run_one(name, cfg))
+    meta["total_seconds"] = round(time.perf_counter() - t0, 1)
+    meta["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    notes = [f"{r.title}: {n}" for r in results for n in r.details.get("notes", [])]
+    meta["notes"] = notes
+    print(render_table(results))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    write_json(args.json, results, meta)
+    if not args.no_markdown:
+        args.markdown.write_text(render_markdown(results, meta), encoding="utf-8")
+    print(f"\nwrote {args.json}" + ("" if args.no_markdown else f" and {args.markdown}"))
+    return 1 if any(r.status == "error" for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

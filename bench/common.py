@@ -1,0 +1,237 @@
+"""Figures, goals and the report: what every benchmark returns and how the run is written out."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@dataclass
+class Figure:
+    """One measured number, with the goal it is judged against (if any)."""
+
+    name: str
+    value: float | None
+    unit: str = ""
+    goal: str | None = None  # e.g. "<= 1.05", ">= 0.95", "== 0"; None: informational
+    note: str = ""
+
+    @property
+    def verdict(self) -> str:
+        """PASS / MISS against the goal, INFO when there is no goal, N/A when not measured."""
+        if self.value is None:
+            return "N/A"
+        if self.goal is None:
+            return "INFO"
+        op, _, limit_text = self.goal.partition(" ")
+        limit = float(limit_text)
+        ok = {
+            "<=": self.value <= limit,
+            ">=": self.value >= limit,
+            "==": self.value == limit,
+        }[op]
+        return "PASS" if ok else "MISS"
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form, the verdict included."""
+        data = asdict(self)
+        data["verdict"] = self.verdict
+        return data
+
+
+@dataclass
+class BenchResult:
+    """What one benchmark produced: figures, raw details, or why it could not run."""
+
+    name: str
+    title: str
+    status: str = "ok"  # ok | skipped | error
+    reason: str = ""
+    seconds: float = 0.0
+    figures: list[Figure] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def add(
+        self,
+        name: str,
+        value: float | None,
+        unit: str = "",
+        goal: str | None = None,
+        note: str = "",
+    ) -> Figure:
+        """Record a figure and return it."""
+        fig = Figure(name, None if value is None else float(value), unit, goal, note)
+        self.figures.append(fig)
+        return fig
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form of the result."""
+        return {
+            "title": self.title,
+            "status": self.status,
+            "reason": self.reason,
+            "seconds": round(self.seconds, 3),
+            "figures": [f.to_json() for f in self.figures],
+            "details": self.details,
+        }
+
+
+class Skip(Exception):
+    """Raised by a benchmark whose prerequisites are missing (a piece not built yet, no DB)."""
+
+
+@dataclass
+class RunConfig:
+    """Options shared by every benchmark."""
+
+    quick: bool = False
+    pg_dsn: str = field(default_factory=lambda: os.environ.get("PLANE_TEST_PG_DSN", DEFAULT_PG_DSN))
+
+
+def median(values: Iterable[float]) -> float:
+    """Median of a non-empty series."""
+    return statistics.median(list(values))
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """numerator / denominator, None when either side is missing or the divisor is 0."""
+    if numerator is None or denominator is None or denominator == 0:
+        return None
+    return numerator / denominator
+
+
+def min_time_for(n_requests: int, limit: int, window: float) -> float:
+    """Shortest time in which ``n_requests`` can START under ``limit`` per sliding ``window``.
+
+    From a fresh budget the first ``limit`` requests may go at t=0, the next ``limit`` at t=window
+    (when the first ones leave the window), and so on: request k (0-based) may start at
+    floor(k / limit) * window, so the last one at floor((n - 1) / limit) * window.
+    """
+    if n_requests <= 0:
+        return 0.0
+    return ((n_requests - 1) // limit) * window
+
+
+def machine_info() -> dict[str, Any]:
+    """Facts about the machine the figures were measured on (load matters on 2 shared cores)."""
+    load: list[float] | None
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    return {
+        "cpus": os.cpu_count(),
+        "loadavg_1_5_15": load,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """(seconds, result) of one call, on the monotonic high-resolution clock."""
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def format_value(value: float | None, unit: str) -> str:
+    """Human form of a figure for the table."""
+    if value is None:
+        return "-"
+    if value == int(value) and abs(value) < 1e12 and unit in ("count", ""):
+        text = str(int(value))
+    elif abs(value) >= 100:
+        text = f"{value:,.0f}"
+    elif abs(value) >= 1:
+        text = f"{value:.2f}"
+    else:
+        text = f"{value:.3f}"
+    return f"{text} {unit}".strip() if unit not in ("", "count", "ratio") else text
+
+
+def render_table(results: list[BenchResult]) -> str:
+    """The plain-text table printed on stdout."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    for res in results:
+        if res.status != "ok" and not res.figures:
+            rows.append((res.title, f"{res.status.upper()}: {res.reason}", "", "", ""))
+            continue
+        for i, fig in enumerate(res.figures):
+            rows.append(
+                (
+                    res.title if i == 0 else "",
+                    fig.name,
+                    format_value(fig.value, fig.unit),
+                    fig.goal or "",
+                    fig.verdict,
+                )
+            )
+        if res.status != "ok":
+            rows.append(("", f"{res.status.upper()}: {res.reason}", "", "", ""))
+    header = ("benchmark", "figure", "value", "goal", "verdict")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+    widths[1] = min(widths[1], 70)
+
+    def line(r: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+
+    out = [line(header), line(tuple("-" * w for w in widths))]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def render_markdown(results: list[BenchResult], meta: dict[str, Any]) -> str:
+    """bench/RESULTS.md: the figures, the goals and the command that produced them."""
+    lines = [
+        "# plane_connector benchmark results",
+        "",
+        "Generated by the benchmark run itself; do not edit by hand. Every figure is a ratio or a",
+        "count measured in one run on one machine, against a baseline measured in the same run.",
+        "What each figure means: [docs/readme/bench.md](../docs/readme/bench.md).",
+        "",
+        f"- command: `{meta['command']}`",
+        f"- date (UTC): {meta['started_at']}",
+        f"- machine: {meta['machine']['cpus']} CPUs, load average at start "
+        f"{meta['machine']['loadavg_1_5_15']}, at end {meta.get('loadavg_end')}, "
+        f"Python {meta['machine']['python']}, {meta['machine']['platform']}",
+        f"- mode: {'quick (smoke sizes)' if meta['quick'] else 'full'}; "
+        f"total {meta['total_seconds']:.0f} s",
+        "",
+        "| benchmark | figure | value | goal | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for res in results:
+        if res.status != "ok" and not res.figures:
+            lines.append(f"| {res.title} | {res.status.upper()}: {res.reason} | | | |")
+            continue
+        for i, fig in enumerate(res.figures):
+            title = res.title if i == 0 else ""
+            name = fig.name + (f" ({fig.note})" if fig.note else "")
+            lines.append(
+                f"| {title} | {name} | {format_value(fig.value, fig.unit)} | "
+                f"{fig.goal or ''} | {fig.verdict} |"
+            )
+        if res.status != "ok":
+            lines.append(f"| | {res.status.upper()}: {res.reason} | | | |")
+    notes = meta.get("notes") or []
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_json(path: Path, results: list[BenchResult], meta: dict[str, Any]) -> None:
+    """bench/results.json: every figure with its verdict, plus raw details per benchmark."""
+    data = {**meta, "benchmarks": {r.name: r.to_json() for r in results}}
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
