@@ -1,0 +1,867 @@
+"""Webhook delivery stores: the durable dedupe rows and the pending-work queue.
+
+A delivery is *claimed* by inserting its row, insert-or-nothing, under three unique keys:
+``delivery_id`` (X-Plane-Delivery), ``fingerprint`` (SHA-256 of the raw body, because Plane sends
+a retry with a new delivery id and byte-identical body) and ``event_id`` (Plane Cloud v2, stable
+across retries). The row exists, committed, before any side effect; processing later takes rows
+from the same table.
+
+Two stores share one interface:
+
+- :class:`PostgresDeliveryStore` runs plain ``%s`` SQL through any DB-API cursor, so the very same
+  statements run through psycopg2 or Odoo's ``env.cr``. Table ``plane_webhook_delivery`` is the
+  one the Odoo model ``plane.webhook.delivery`` owns.
+- :class:`SQLiteDeliveryStore` is the embedded default outside Odoo.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import inspect
+import json
+import logging
+import re
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_TABLE = "plane_webhook_delivery"
+STATES = ("received", "done", "failed", "dead")
+PENDING_STATES = ("received", "failed")
+MAX_ERROR_CHARS = 2000
+
+#: ``connect()`` returns a context manager yielding a DB-API cursor inside a fresh transaction
+#: that commits on clean exit and rolls back on exception (Odoo: ``env.registry.cursor``).
+Connect = Callable[[], AbstractContextManager[Any]]
+#: Seconds to wait before the next attempt, given the number of attempts made so far (>= 1).
+Backoff = Callable[[int], float]
+
+
+class DeliveryStoreError(Exception):
+    """The delivery store could not do its job (database down, schema missing, bad config)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Delivery:
+    """One webhook delivery, as verified and parsed by the receiver or read back from a store.
+
+    ``payload`` is the parsed body; it is only ever built after the signature check passed.
+    ``row_id`` and ``attempts`` are set on deliveries read back from a store.
+    """
+
+    delivery_id: str
+    event: str
+    action: str
+    fingerprint: str
+    event_id: str | None = None
+    webhook_id: str | None = None
+    body: bytes = field(repr=False)
+    payload: Mapping[str, Any] = field(repr=False, compare=False, hash=False)
+    row_id: int | None = None
+    attempts: int = 0
+
+    @property
+    def data(self) -> Any:
+        """The entity carried by the event (``payload["data"]``)."""
+        return self.payload.get("data")
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """Outcome of :meth:`DeliveryStore.claim`.
+
+    ``duplicate_of`` names the key that matched an existing row (``"delivery_id"``,
+    ``"event_id"`` or ``"fingerprint"``) and ``existing_delivery_id`` that row's delivery id.
+    """
+
+    claimed: bool
+    duplicate_of: str | None = None
+    existing_delivery_id: str | None = None
+    row_id: int | None = None
+
+
+@dataclass
+class ProcessReport:
+    """What one :meth:`process_pending` run did (counts of rows)."""
+
+    done: int = 0
+    failed: int = 0
+    dead: int = 0
+    skipped: int = 0  # taken by another worker in the meantime
+
+    @property
+    def processed(self) -> int:
+        return self.done + self.failed + self.dead
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """A stored delivery row, for views and health checks (``payload`` is the raw body text)."""
+
+    id: int
+    delivery_id: str
+    fingerprint: str
+    event_id: str | None
+    event: str
+    action: str
+    webhook_id: str | None
+    payload: str = field(repr=False)
+    state: str
+    attempts: int
+    last_error: str | None
+    received_at: dt.datetime
+    processed_at: dt.datetime | None
+    next_attempt_at: dt.datetime | None
+
+
+@runtime_checkable
+class DeliveryStore(Protocol):
+    """What the webhook receiver needs from a store."""
+
+    def claim(self, delivery: Delivery, *, defer: float = 0.0) -> ClaimResult:
+        """Insert the row (state ``received``) unless any of its keys exists; commit."""
+        ...
+
+    def mark_done(self, delivery_id: str) -> None:
+        """Record that the delivery was processed (inline mode)."""
+        ...
+
+    def mark_failed(
+        self,
+        delivery_id: str,
+        error: BaseException,
+        *,
+        max_attempts: int = 5,
+        backoff: Backoff | None = None,
+    ) -> str:
+        """Record a failed processing attempt; returns the new state (failed or dead)."""
+        ...
+
+
+def default_backoff(attempts: int) -> float:
+    """1, 2, 4 … minutes, capped at one hour."""
+    return float(min(60 * 2 ** max(attempts - 1, 0), 3600))
+
+
+# --- shared helpers -------------------------------------------------------------------------
+
+_TABLE_RE = re.compile(r"^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$")
+# Shapes of Plane credentials, bearer tokens and DSN passwords: kept out of last_error and logs
+# even when a handler puts one in an exception message.
+_REDACTIONS = (
+    (
+        re.compile(r"\b(plane_api_|plane_wh_|pln_refresh_|pln_bot_|pln_)[A-Za-z0-9_\-]{6,}"),
+        r"\1***",
+    ),
+    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/\-]{6,}=*"), r"\1***"),
+    (
+        re.compile(r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key)(\s*[=:]\s*)[^\s,;'\"&]+"),
+        r"\1\2***",
+    ),
+    (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), r"\1***@"),
+)
+
+
+def redact_error(text: str) -> str:
+    """Blank out anything shaped like a credential (API keys, tokens, DSN passwords)."""
+    for pattern, repl in _REDACTIONS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` of an exception, redacted and truncated, for ``last_error``."""
+    text = f"{type(exc).__name__}: {exc}"
+    text = redact_error(text)
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[: MAX_ERROR_CHARS - 1] + "…"
+    return text
+
+
+def check_table_name(table: str) -> str:
+    """Table names are interpolated into SQL, so only plain (optionally schema-qualified) names."""
+    if not isinstance(table, str) or not _TABLE_RE.match(table):
+        raise DeliveryStoreError(
+            f"invalid table name {table!r}: use [a-z_][a-z0-9_]* [schema.]name"
+        )
+    return table
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _delivery_from_row(row: tuple[Any, ...]) -> Delivery:
+    row_id, delivery_id, event, action, fingerprint, event_id, webhook_id, payload, attempts = row
+    text = payload if isinstance(payload, str) else bytes(payload).decode("utf-8")
+    return Delivery(
+        delivery_id=delivery_id,
+        event=event,
+        action=action,
+        fingerprint=fingerprint,
+        event_id=event_id,
+        webhook_id=webhook_id,
+        body=text.encode("utf-8"),
+        payload=json.loads(text),
+        row_id=row_id,
+        attempts=attempts,
+    )
+
+
+def _matched_key(delivery: Delivery, rows: list[tuple[Any, ...]]) -> tuple[str, str] | None:
+    """Which key of ``delivery`` matched, among rows of (delivery_id, fingerprint, event_id)."""
+    for key, idx, value in (
+        ("delivery_id", 0, delivery.delivery_id),
+        ("event_id", 2, delivery.event_id),
+        ("fingerprint", 1, delivery.fingerprint),
+    ):
+        for row in rows:
+            if value is not None and row[idx] == value:
+                return key, row[0]
+    return None
+
+
+def _is_serialization_failure(exc: BaseException) -> bool:
+    # psycopg2 exposes .pgcode, psycopg 3 .sqlstate; 40001 serialization, 40P01 deadlock.
+    code = getattr(exc, "pgcode", None) or getattr(exc, "sqlstate", None)
+    return code in ("40001", "40P01")
+
+
+_QUIET_KW: dict[type, bool] = {}
+
+
+def _execute_quiet(cur: Any, sql: str, params: Any = None) -> None:
+    """Execute without the cursor logging an expected failure at ERROR (Odoo's ``bad query``)."""
+    cls = type(cur)
+    if cls not in _QUIET_KW:
+        try:
+            _QUIET_KW[cls] = "log_exceptions" in inspect.signature(cur.execute).parameters
+        except (TypeError, ValueError):
+            _QUIET_KW[cls] = False
+    if _QUIET_KW[cls]:
+        cur.execute(sql, params, log_exceptions=False)
+    else:
+        cur.execute(sql, params)
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+_PG_COLUMNS = (
+    "id, delivery_id, fingerprint, event_id, event, action, webhook_id, payload, state, "
+    "attempts, last_error, received_at, processed_at, next_attempt_at"
+)
+_PG_NOW = "(clock_timestamp() AT TIME ZONE 'UTC')"
+
+
+def psycopg2_connect(dsn: str, *, connect_timeout: float = 5.0) -> Connect:
+    """A ``connect()`` for the stores built on psycopg2: one short-lived connection per use.
+
+    A fresh connection per transaction costs a few milliseconds on a local server and is
+    immune to forks (Odoo's prefork workers) and to stale pooled connections.
+    """
+    try:
+        import psycopg2  # noqa: PLC0415 - optional dependency
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise DeliveryStoreError(
+            "PostgreSQL stores need psycopg2: pip install 'plane_connector[postgres]'"
+        ) from exc
+
+    @contextlib.contextmanager
+    def connect() -> Iterator[Any]:
+        conn = psycopg2.connect(dsn, connect_timeout=max(1, int(connect_timeout)))
+        try:
+            with conn, conn.cursor() as cur:
+                yield cur
+        finally:
+            conn.close()
+
+    return connect
+
+
+class PostgresDeliveryStore:
+    """Delivery rows in PostgreSQL, through any DB-API cursor (psycopg2, Odoo's ``env.cr``).
+
+    ``connect()`` must return a context manager yielding a cursor in a *fresh* transaction that
+    commits on clean exit and rolls back on exception; Odoo passes ``env.registry.cursor``.
+    Claims run in their own short transaction whose first statement switches it to READ
+    COMMITTED: in Odoo's REPEATABLE READ a concurrent duplicate would otherwise turn
+    ``ON CONFLICT DO NOTHING`` into a serialization failure (logged by Odoo as ERROR).
+    """
+
+    def __init__(self, connect: Connect, *, table: str = DEFAULT_TABLE) -> None:
+        self._connect = connect
+        self.table = check_table_name(table)
+
+    @classmethod
+    def from_dsn(
+        cls,
+        dsn: str,
+        *,
+        table: str = DEFAULT_TABLE,
+        create: bool = True,
+        connect_timeout: float = 5.0,
+    ) -> PostgresDeliveryStore:
+        """A store on its own psycopg2 connections; ``create`` makes the table if absent."""
+        store = cls(psycopg2_connect(dsn, connect_timeout=connect_timeout), table=table)
+        if create:
+            store.ensure_schema()
+        return store
+
+    # -- schema
+
+    def ensure_schema(self) -> None:
+        """Create the table, its constraints and index if absent (outside Odoo)."""
+        with self._connect() as cur:
+            ensure_schema(cur, table=self.table)
+
+    # -- receiver side
+
+    def claim(self, delivery: Delivery, *, defer: float = 0.0) -> ClaimResult:
+        """Insert the row unless a row has the same delivery_id, fingerprint or event_id.
+
+        ``defer`` (seconds) keeps the row away from :meth:`process_pending` for that long, for
+        inline processing that marks it done itself. Raises on database errors (nothing stored).
+        """
+        t = self.table
+        insert = (
+            f"INSERT INTO {t} (delivery_id, fingerprint, event_id, event, action, webhook_id, "
+            "payload, state, attempts, received_at, next_attempt_at) "
+            f"VALUES (%s, %s, %s, %s, %s, %s, %s, 'received', 0, {_PG_NOW}, "
+            f"CASE WHEN %s > 0 THEN {_PG_NOW} + %s * interval '1 second' END) "
+            "ON CONFLICT DO NOTHING RETURNING id"
+        )
+        params = (
+            delivery.delivery_id,
+            delivery.fingerprint,
+            delivery.event_id,
+            delivery.event,
+            delivery.action,
+            delivery.webhook_id,
+            delivery.body.decode("utf-8"),
+            float(defer),
+            float(defer),
+        )
+        lookup = (
+            f"SELECT delivery_id, fingerprint, event_id FROM {t} "
+            "WHERE delivery_id = %s OR fingerprint = %s OR event_id = %s LIMIT 3"
+        )
+        with self._connect() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            # Two rounds: a conflicting row can be purged between the INSERT and the SELECT.
+            for _ in range(2):
+                cur.execute(insert, params)
+                row = cur.fetchone()
+                if row is not None:
+                    return ClaimResult(True, row_id=row[0])
+                cur.execute(lookup, (delivery.delivery_id, delivery.fingerprint, delivery.event_id))
+                hit = _matched_key(delivery, list(cur.fetchall()))
+                if hit is not None:
+                    return ClaimResult(False, duplicate_of=hit[0], existing_delivery_id=hit[1])
+        raise DeliveryStoreError(
+            "claim found a conflict but no conflicting row (concurrent purge?)"
+        )
+
+    def mark_done(self, delivery_id: str) -> None:
+        """Mark an inline-processed delivery done (its own transaction)."""
+        with self._connect() as cur:
+            cur.execute(
+                f"UPDATE {self.table} SET state = 'done', attempts = attempts + 1, "
+                f"processed_at = {_PG_NOW}, next_attempt_at = NULL, last_error = NULL "
+                "WHERE delivery_id = %s AND state IN ('received', 'failed')",
+                (delivery_id,),
+            )
+
+    def mark_failed(
+        self,
+        delivery_id: str,
+        error: BaseException,
+        *,
+        max_attempts: int = 5,
+        backoff: Backoff | None = None,
+    ) -> str:
+        """Record a failed inline attempt: the queue will retry it after the backoff."""
+        with self._connect() as cur:
+            cur.execute(
+                f"SELECT id, attempts FROM {self.table} WHERE delivery_id = %s FOR UPDATE",
+                (delivery_id,),
+            )
+            row = cur.fetchone()
+            if row is None:
+                raise DeliveryStoreError(f"no delivery row {delivery_id!r}")
+            return self._record_failure(cur, row[0], row[1], error, max_attempts, backoff)
+
+    # -- worker side (caller's cursor)
+
+    def process_pending(
+        self,
+        cur: Any,
+        handler: Callable[[Delivery], object],
+        *,
+        limit: int = 50,
+        max_attempts: int = 5,
+        backoff: Backoff | None = None,
+    ) -> ProcessReport:
+        """Run ``handler`` on due pending rows, in the CALLER's transaction ``cur``.
+
+        Each row is locked (``FOR UPDATE SKIP LOCKED``: rows another worker holds are skipped)
+        and handled inside a SAVEPOINT, so the handler's own writes through ``cur`` and the
+        row's new state commit together when the caller commits — or not at all. A handler
+        exception rolls back to the savepoint, counts an attempt, keeps the error on the row
+        and schedules a retry with ``backoff``; after ``max_attempts`` the row is ``dead``.
+        With ``cur=None`` the store opens (and commits) its own transaction.
+        """
+        if cur is None:
+            with self._connect() as own:
+                return self.process_pending(
+                    own, handler, limit=limit, max_attempts=max_attempts, backoff=backoff
+                )
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        t = self.table
+        cur.execute(
+            f"SELECT id FROM {t} WHERE state IN ('received', 'failed') "
+            f"AND (next_attempt_at IS NULL OR next_attempt_at <= {_PG_NOW}) "
+            "ORDER BY id LIMIT %s",
+            (int(limit),),
+        )
+        ids = [r[0] for r in cur.fetchall()]
+        report = ProcessReport()
+        for row_id in ids:
+            row = self._lock(cur, row_id)
+            if row is None:
+                report.skipped += 1
+                continue
+            cur.execute("SAVEPOINT plane_wh_handler")
+            try:
+                delivery = _delivery_from_row(row)
+                handler(delivery)
+            except Exception as exc:  # noqa: BLE001 - any handler failure is recorded on the row
+                cur.execute("ROLLBACK TO SAVEPOINT plane_wh_handler")
+                cur.execute("RELEASE SAVEPOINT plane_wh_handler")
+                state = self._record_failure(cur, row_id, row[8], exc, max_attempts, backoff)
+                if state == "dead":
+                    report.dead += 1
+                else:
+                    report.failed += 1
+                continue
+            cur.execute("RELEASE SAVEPOINT plane_wh_handler")
+            cur.execute(
+                f"UPDATE {t} SET state = 'done', attempts = attempts + 1, "
+                f"processed_at = {_PG_NOW}, next_attempt_at = NULL, last_error = NULL "
+                "WHERE id = %s",
+                (row_id,),
+            )
+            report.done += 1
+        return report
+
+    def _lock(self, cur: Any, row_id: int) -> tuple[Any, ...] | None:
+        # One row at a time, inside a savepoint: in a REPEATABLE READ caller (Odoo cron) a row
+        # another worker finished after our snapshot raises a serialization failure; that row is
+        # simply not ours, so roll back to the savepoint and move on, quietly.
+        cur.execute("SAVEPOINT plane_wh_lock")
+        try:
+            _execute_quiet(
+                cur,
+                "SELECT id, delivery_id, event, action, fingerprint, event_id, webhook_id, "
+                f"payload, attempts FROM {self.table} "
+                "WHERE id = %s AND state IN ('received', 'failed') FOR UPDATE SKIP LOCKED",
+                (row_id,),
+            )
+            row = cur.fetchone()
+        except Exception as exc:
+            if not _is_serialization_failure(exc):
+                raise
+            cur.execute("ROLLBACK TO SAVEPOINT plane_wh_lock")
+            row = None
+        cur.execute("RELEASE SAVEPOINT plane_wh_lock")
+        return tuple(row) if row is not None else None
+
+    def _record_failure(
+        self,
+        cur: Any,
+        row_id: int,
+        attempts: int,
+        exc: BaseException,
+        max_attempts: int,
+        backoff: Backoff | None,
+    ) -> str:
+        attempts += 1
+        state = "dead" if attempts >= max_attempts else "failed"
+        delay = (backoff or default_backoff)(attempts)
+        error = describe_error(exc)
+        cur.execute(
+            f"UPDATE {self.table} SET state = %s, attempts = %s, last_error = %s, "
+            f"next_attempt_at = CASE WHEN %s = 'dead' THEN NULL "
+            f"ELSE {_PG_NOW} + %s * interval '1 second' END WHERE id = %s",
+            (state, attempts, error, state, float(delay), row_id),
+        )
+        _log_failure(row_id, state, attempts, max_attempts, error)
+        return state
+
+    # -- views
+
+    def retry(self, cur: Any, row_id: int) -> bool:
+        """Put a dead or failed row back in the queue (attempts reset); False if none matched."""
+        if cur is None:
+            with self._connect() as own:
+                return self.retry(own, row_id)
+        cur.execute(
+            f"UPDATE {self.table} SET state = 'received', attempts = 0, next_attempt_at = NULL "
+            "WHERE id = %s AND state IN ('dead', 'failed')",
+            (row_id,),
+        )
+        return bool(cur.rowcount)
+
+    def fetch(
+        self,
+        cur: Any = None,
+        *,
+        state: str | None = None,
+        delivery_id: str | None = None,
+        limit: int = 100,
+    ) -> list[DeliveryRow]:
+        """Rows, newest first, optionally filtered by state or delivery id."""
+        if cur is None:
+            with self._connect() as own:
+                return self.fetch(own, state=state, delivery_id=delivery_id, limit=limit)
+        where, params = _filters(state, delivery_id)
+        cur.execute(
+            f"SELECT {_PG_COLUMNS} FROM {self.table}{where} ORDER BY id DESC LIMIT %s",
+            (*params, int(limit)),
+        )
+        return [DeliveryRow(*r) for r in cur.fetchall()]
+
+    def counts(self, cur: Any = None) -> dict[str, int]:
+        """Number of rows per state (every state present, zero when none)."""
+        if cur is None:
+            with self._connect() as own:
+                return self.counts(own)
+        cur.execute(f"SELECT state, count(*) FROM {self.table} GROUP BY state")
+        found = dict(cur.fetchall())
+        return {s: int(found.get(s, 0)) for s in STATES}
+
+
+def ensure_schema(cur: Any, *, table: str = DEFAULT_TABLE) -> None:
+    """Create the delivery table (the schema Odoo's ``plane.webhook.delivery`` has) if absent.
+
+    Serialized with an advisory lock: concurrent ``CREATE TABLE IF NOT EXISTS`` can still race.
+    """
+    t = check_table_name(table)
+    base = t.rsplit(".", 1)[-1]
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"plane_connector:{t}",))
+    cur.execute(
+        f"CREATE TABLE IF NOT EXISTS {t} ("
+        "id serial PRIMARY KEY, "
+        "delivery_id varchar NOT NULL, "
+        "fingerprint varchar NOT NULL, "
+        "event_id varchar, "
+        "event varchar NOT NULL, "
+        "action varchar NOT NULL, "
+        "webhook_id varchar, "
+        "payload text NOT NULL, "
+        "state varchar NOT NULL, "
+        "attempts integer NOT NULL, "
+        "last_error text, "
+        "received_at timestamp NOT NULL, "
+        "processed_at timestamp, "
+        "next_attempt_at timestamp, "
+        f"CONSTRAINT {base}_delivery_id_uniq UNIQUE (delivery_id), "
+        f"CONSTRAINT {base}_fingerprint_uniq UNIQUE (fingerprint), "
+        f"CONSTRAINT {base}_event_id_uniq UNIQUE (event_id))"
+    )
+    cur.execute(
+        f"CREATE INDEX IF NOT EXISTS {base}_pending_idx ON {t} (id) "
+        "WHERE state IN ('received', 'failed')"
+    )
+
+
+def _filters(state: str | None, delivery_id: str | None) -> tuple[str, tuple[Any, ...]]:
+    clauses, params = [], []
+    if state is not None:
+        if state not in STATES:
+            raise ValueError(f"unknown state {state!r}; one of {', '.join(STATES)}")
+        clauses.append("state = %s")
+        params.append(state)
+    if delivery_id is not None:
+        clauses.append("delivery_id = %s")
+        params.append(delivery_id)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+
+def _log_failure(row_id: int, state: str, attempts: int, max_attempts: int, error: str) -> None:
+    if state == "dead":
+        _log.error("webhook delivery row %s is dead after %d attempts: %s", row_id, attempts, error)
+    else:
+        _log.warning(
+            "webhook delivery row %s failed (attempt %d of %d), will retry: %s",
+            row_id,
+            attempts,
+            max_attempts,
+            error,
+        )
+
+
+# --- SQLite ---------------------------------------------------------------------------------
+
+_TS_FMT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _ts(value: dt.datetime | None) -> str | None:
+    return value.strftime(_TS_FMT) if value is not None else None
+
+
+def _parse_ts(value: str | None) -> dt.datetime | None:
+    return dt.datetime.strptime(value, _TS_FMT) if value else None
+
+
+class SQLiteDeliveryStore:
+    """Delivery rows in a SQLite file: the embedded default outside Odoo.
+
+    WAL mode, ``synchronous=FULL`` (a committed claim survives a power cut), a busy timeout so
+    concurrent writers queue instead of failing, and one short connection per operation (safe
+    across threads and forks). Writers are serialized by SQLite itself (``BEGIN IMMEDIATE``),
+    so no row locking is needed; keep handlers short, they hold the write lock.
+    """
+
+    def __init__(self, path: str, *, timeout: float = 30.0) -> None:
+        self.path = str(path)
+        self.timeout = float(timeout)
+        try:
+            with self._transaction() as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+                self._create(conn)
+        except sqlite3.Error as exc:
+            raise DeliveryStoreError(
+                f"cannot open SQLite delivery store {self.path!r}: {exc}"
+            ) from exc
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        conn.execute("PRAGMA synchronous = FULL")
+        return conn
+
+    @contextlib.contextmanager
+    def _transaction(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        own = conn is None
+        c = self._open() if conn is None else conn
+        began = not c.in_transaction
+        try:
+            if began:
+                c.execute("BEGIN IMMEDIATE")
+            yield c
+            if began:
+                c.execute("COMMIT")
+        except BaseException:
+            if began and c.in_transaction:
+                c.execute("ROLLBACK")
+            raise
+        finally:
+            if own:
+                c.close()
+
+    @staticmethod
+    def _create(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {DEFAULT_TABLE} ("
+            "id INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "delivery_id TEXT NOT NULL CONSTRAINT plane_webhook_delivery_delivery_id_uniq UNIQUE, "
+            "fingerprint TEXT NOT NULL CONSTRAINT plane_webhook_delivery_fingerprint_uniq UNIQUE, "
+            "event_id TEXT CONSTRAINT plane_webhook_delivery_event_id_uniq UNIQUE, "
+            "event TEXT NOT NULL, action TEXT NOT NULL, webhook_id TEXT, payload TEXT NOT NULL, "
+            "state TEXT NOT NULL, attempts INTEGER NOT NULL, last_error TEXT, "
+            "received_at TEXT NOT NULL, processed_at TEXT, next_attempt_at TEXT)"
+        )
+
+    def ensure_schema(self) -> None:
+        """The table is created when the store is opened; kept for interface parity."""
+        with self._transaction() as conn:
+            self._create(conn)
+
+    def claim(self, delivery: Delivery, *, defer: float = 0.0) -> ClaimResult:
+        """Insert the row unless a row has the same delivery_id, fingerprint or event_id."""
+        now = _utcnow()
+        nxt = _ts(now + dt.timedelta(seconds=defer)) if defer > 0 else None
+        with self._transaction() as conn:
+            cur = conn.execute(
+                f"INSERT INTO {DEFAULT_TABLE} (delivery_id, fingerprint, event_id, event, action, "
+                "webhook_id, payload, state, attempts, received_at, next_attempt_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'received', 0, ?, ?) ON CONFLICT DO NOTHING",
+                (
+                    delivery.delivery_id,
+                    delivery.fingerprint,
+                    delivery.event_id,
+                    delivery.event,
+                    delivery.action,
+                    delivery.webhook_id,
+                    delivery.body.decode("utf-8"),
+                    _ts(now),
+                    nxt,
+                ),
+            )
+            if cur.rowcount == 1:
+                return ClaimResult(True, row_id=cur.lastrowid)
+            rows = conn.execute(
+                f"SELECT delivery_id, fingerprint, event_id FROM {DEFAULT_TABLE} "
+                "WHERE delivery_id = ? OR fingerprint = ? OR event_id = ? LIMIT 3",
+                (delivery.delivery_id, delivery.fingerprint, delivery.event_id),
+            ).fetchall()
+        hit = _matched_key(delivery, rows)
+        if hit is None:  # pragma: no cover - the write lock makes this impossible
+            raise DeliveryStoreError("claim found a conflict but no conflicting row")
+        return ClaimResult(False, duplicate_of=hit[0], existing_delivery_id=hit[1])
+
+    def mark_done(self, delivery_id: str) -> None:
+        """Mark an inline-processed delivery done."""
+        with self._transaction() as conn:
+            conn.execute(
+                f"UPDATE {DEFAULT_TABLE} SET state = 'done', attempts = attempts + 1, "
+                "processed_at = ?, next_attempt_at = NULL, last_error = NULL "
+                "WHERE delivery_id = ? AND state IN ('received', 'failed')",
+                (_ts(_utcnow()), delivery_id),
+            )
+
+    def mark_failed(
+        self,
+        delivery_id: str,
+        error: BaseException,
+        *,
+        max_attempts: int = 5,
+        backoff: Backoff | None = None,
+    ) -> str:
+        """Record a failed inline attempt: the queue will retry it after the backoff."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                f"SELECT id, attempts FROM {DEFAULT_TABLE} WHERE delivery_id = ?", (delivery_id,)
+            ).fetchone()
+            if row is None:
+                raise DeliveryStoreError(f"no delivery row {delivery_id!r}")
+            return self._record_failure(conn, row[0], row[1], error, max_attempts, backoff)
+
+    def process_pending(
+        self,
+        conn: sqlite3.Connection | None,
+        handler: Callable[[Delivery], object],
+        *,
+        limit: int = 50,
+        max_attempts: int = 5,
+        backoff: Backoff | None = None,
+    ) -> ProcessReport:
+        """Run ``handler`` on due pending rows, each in a SAVEPOINT of one write transaction.
+
+        Pass your own ``conn`` (a ``sqlite3.Connection`` on the same file, opened with
+        ``isolation_level=None``) to make the handler's writes on it commit together with the
+        row states; with ``None`` the store uses its own connection.
+        """
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        report = ProcessReport()
+        with self._transaction(conn) as c:
+            rows = c.execute(
+                "SELECT id, delivery_id, event, action, fingerprint, event_id, webhook_id, "
+                f"payload, attempts FROM {DEFAULT_TABLE} WHERE state IN ('received', 'failed') "
+                "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT ?",
+                (_ts(_utcnow()), int(limit)),
+            ).fetchall()
+            for row in rows:
+                c.execute("SAVEPOINT plane_wh_handler")
+                try:
+                    handler(_delivery_from_row(tuple(row)))
+                except Exception as exc:  # noqa: BLE001 - recorded on the row
+                    c.execute("ROLLBACK TO SAVEPOINT plane_wh_handler")
+                    c.execute("RELEASE SAVEPOINT plane_wh_handler")
+                    state = self._record_failure(c, row[0], row[8], exc, max_attempts, backoff)
+                    if state == "dead":
+                        report.dead += 1
+                    else:
+                        report.failed += 1
+                    continue
+                c.execute("RELEASE SAVEPOINT plane_wh_handler")
+                c.execute(
+                    f"UPDATE {DEFAULT_TABLE} SET state = 'done', attempts = attempts + 1, "
+                    "processed_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id = ?",
+                    (_ts(_utcnow()), row[0]),
+                )
+                report.done += 1
+        return report
+
+    def _record_failure(
+        self,
+        conn: sqlite3.Connection,
+        row_id: int,
+        attempts: int,
+        exc: BaseException,
+        max_attempts: int,
+        backoff: Backoff | None,
+    ) -> str:
+        attempts += 1
+        state = "dead" if attempts >= max_attempts else "failed"
+        delay = (backoff or default_backoff)(attempts)
+        nxt = None if state == "dead" else _ts(_utcnow() + dt.timedelta(seconds=delay))
+        error = describe_error(exc)
+        conn.execute(
+            f"UPDATE {DEFAULT_TABLE} SET state = ?, attempts = ?, last_error = ?, "
+            "next_attempt_at = ? WHERE id = ?",
+            (state, attempts, error, nxt, row_id),
+        )
+        _log_failure(row_id, state, attempts, max_attempts, error)
+        return state
+
+    def retry(self, conn: sqlite3.Connection | None, row_id: int) -> bool:
+        """Put a dead or failed row back in the queue (attempts reset); False if none matched."""
+        with self._transaction(conn) as c:
+            cur = c.execute(
+                f"UPDATE {DEFAULT_TABLE} SET state = 'received', attempts = 0, "
+                "next_attempt_at = NULL WHERE id = ? AND state IN ('dead', 'failed')",
+                (row_id,),
+            )
+            return bool(cur.rowcount)
+
+    def fetch(
+        self,
+        conn: sqlite3.Connection | None = None,
+        *,
+        state: str | None = None,
+        delivery_id: str | None = None,
+        limit: int = 100,
+    ) -> list[DeliveryRow]:
+        """Rows, newest first, optionally filtered by state or delivery id."""
+        where, params = _filters(state, delivery_id)
+        with self._transaction(conn) as c:
+            rows = c.execute(
+                f"SELECT {_PG_COLUMNS} FROM {DEFAULT_TABLE}{where.replace('%s', '?')} "
+                "ORDER BY id DESC LIMIT ?",
+                (*params, int(limit)),
+            ).fetchall()
+        return [
+            DeliveryRow(
+                *r[:11],
+                received_at=_parse_ts(r[11]),  # type: ignore[arg-type]
+                processed_at=_parse_ts(r[12]),
+                next_attempt_at=_parse_ts(r[13]),
+            )
+            for r in rows
+        ]
+
+    def counts(self, conn: sqlite3.Connection | None = None) -> dict[str, int]:
+        """Number of rows per state (every state present, zero when none)."""
+        with self._transaction(conn) as c:
+            found = dict(
+                c.execute(f"SELECT state, count(*) FROM {DEFAULT_TABLE} GROUP BY state").fetchall()
+            )
+        return {s: int(found.get(s, 0)) for s in STATES}
+
+
+def open_store(spec: str, *, create: bool = True) -> PostgresDeliveryStore | SQLiteDeliveryStore:
+    """A store from a CLI-style spec: ``sqlite:PATH``, a bare path, or ``postgresql://…``."""
+    if spec.startswith(("postgresql://", "postgres://")) or spec.startswith("dbname="):
+        return PostgresDeliveryStore.from_dsn(spec, create=create)
+    path = spec[len("sqlite:") :] if spec.startswith("sqlite:") else spec
+    if not path:
+        raise DeliveryStoreError("empty SQLite path in store spec")
+    return SQLiteDeliveryStore(path)
