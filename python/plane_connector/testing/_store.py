@@ -1,0 +1,529 @@
+"""In-memory Plane data and its serializers (key order as Plane's serializers emit it).
+
+The key orders below were read off the recordings in tests/fixtures/plane-samples/ (API
+responses and webhook bodies from Plane CE @ 4ca6d6c7); entities that were not recorded
+(labels, cycles, modules) follow the same model-field order Plane's serializers use.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import random
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+PRIORITIES = ("urgent", "high", "medium", "low", "none")
+STATE_GROUPS = ("backlog", "unstarted", "started", "completed", "cancelled")
+
+# The five default states Plane creates with a project (names, colours and sequence from the
+# recorded states list).
+DEFAULT_STATES = (
+    ("Backlog", "#60646C", 15000.0, "backlog", True),
+    ("Todo", "#60646C", 25000.0, "unstarted", False),
+    ("In Progress", "#F59E0B", 35000.0, "started", False),
+    ("Done", "#46A758", 45000.0, "completed", False),
+    ("Cancelled", "#9AA4BC", 55000.0, "cancelled", False),
+)
+
+WORK_ITEM_API_KEYS = (
+    "id", "type_id", "created_at", "updated_at", "deleted_at", "point", "name",
+    "description_html", "description_binary", "priority", "start_date", "target_date",
+    "sequence_id", "sort_order", "completed_at", "archived_at", "is_draft", "external_source",
+    "external_id", "created_by", "updated_by", "project", "workspace", "parent", "state",
+    "estimate_point", "type", "assignees", "labels",
+)  # fmt: skip
+WORK_ITEM_WEBHOOK_KEYS = (
+    "id", "labels", "assignees", "state", "description", "created_at", "updated_at",
+    "deleted_at", "point", "name", "description_json", "description_html",
+    "description_stripped", "description_binary", "priority", "start_date", "target_date",
+    "sequence_id", "sort_order", "completed_at", "archived_at", "is_draft", "external_source",
+    "external_id", "created_by", "updated_by", "project", "workspace", "parent",
+    "estimate_point", "type",
+)  # fmt: skip
+# Fields a client may write on a work item (everything else is read-only and ignored).
+WORK_ITEM_WRITABLE = (
+    "name", "description_html", "priority", "state", "assignees", "labels", "parent",
+    "start_date", "target_date", "estimate_point", "type_id", "external_id", "external_source",
+    "sort_order", "is_draft",
+)  # fmt: skip
+
+
+def now_iso(moment: datetime | None = None) -> str:
+    """Plane's (DRF's) timestamp format: ISO 8601, microseconds, ``Z``."""
+    moment = moment or datetime.now(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def compact(value: Any) -> bytes:
+    """JSON as DRF's renderer writes it: no spaces, non-ASCII left as UTF-8."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def strip_html(text: str | None) -> str:
+    return html.unescape(re.sub(r"<[^>]*>", "", text or "")).strip()
+
+
+@dataclass
+class User:
+    id: str
+    first_name: str
+    last_name: str
+    email: str
+    display_name: str
+    role: int = 20
+
+    def lite(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "email": self.email,
+            "avatar": "",
+            "avatar_url": None,
+            "display_name": self.display_name,
+        }
+
+
+@dataclass
+class Entity:
+    """A stored row: ``data`` holds the API serialization in Plane's key order."""
+
+    data: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.data["id"])
+
+
+@dataclass
+class WorkItem(Entity):
+    cached_json: bytes | None = field(default=None, repr=False)
+
+
+class PlaneStore:
+    """Workspace, projects and everything in them. Callers hold the emulator lock."""
+
+    def __init__(self, rng: random.Random, workspace_slug: str, workspace_name: str) -> None:
+        self.rng = rng
+        self.workspace_id = self.new_id()
+        self.workspace_slug = workspace_slug
+        self.workspace_name = workspace_name
+        self.admin = User(self.new_id(), "Plane", "Admin", "admin@plane-emulator.local", "admin")
+        self.users: dict[str, User] = {self.admin.id: self.admin}
+        self.projects: dict[str, Entity] = {}
+        self.project_members: dict[str, list[str]] = {}
+        self.states: dict[str, dict[str, Entity]] = {}
+        self.labels: dict[str, dict[str, Entity]] = {}
+        self.work_items: dict[str, dict[str, WorkItem]] = {}
+        self.comments: dict[str, dict[str, Entity]] = {}
+        self.cycles: dict[str, dict[str, Entity]] = {}
+        self.modules: dict[str, dict[str, Entity]] = {}
+        self.cycle_items: dict[str, list[str]] = {}
+        self.module_items: dict[str, list[str]] = {}
+        self.next_sequence: dict[str, int] = {}
+        # Per-project cache of work items in default order (-created_at); dropped on writes.
+        self._ordered: dict[str, list[WorkItem]] = {}
+        self._clock_floor = datetime.now(timezone.utc)
+
+    # -- ids and time ------------------------------------------------------------------------
+    def new_id(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def timestamp(self) -> str:
+        # Strictly increasing so that -created_at ordering is total and reproducible.
+        moment = max(datetime.now(timezone.utc), self._clock_floor + timedelta(microseconds=1))
+        self._clock_floor = moment
+        return now_iso(moment)
+
+    # -- projects ----------------------------------------------------------------------------
+    def create_project(self, name: str, identifier: str, description: str = "") -> Entity:
+        ts = self.timestamp()
+        pid = self.new_id()
+        project = Entity(
+            {
+                "id": pid,
+                "cover_image_url": None,
+                "created_at": ts,
+                "updated_at": ts,
+                "deleted_at": None,
+                "name": name,
+                "description": description,
+                "description_text": None,
+                "description_html": None,
+                "network": 2,
+                "identifier": identifier.upper(),
+                "emoji": None,
+                "icon_prop": None,
+                "module_view": False,
+                "cycle_view": False,
+                "issue_views_view": False,
+                "page_view": True,
+                "intake_view": False,
+                "is_time_tracking_enabled": False,
+                "is_issue_type_enabled": False,
+                "guest_view_all_features": False,
+                "cover_image": None,
+                "archive_in": 0,
+                "close_in": 0,
+                "logo_props": {"icon": {"name": "diamond", "color": "#f38e82"}, "in_use": "icon"},
+                "archived_at": None,
+                "timezone": "UTC",
+                "external_source": None,
+                "external_id": None,
+                "created_by": self.admin.id,
+                "updated_by": None,
+                "workspace": self.workspace_id,
+                "default_assignee": None,
+                "project_lead": None,
+                "cover_image_asset": None,
+                "estimate": None,
+                "default_state": None,
+            }
+        )
+        self.projects[pid] = project
+        self.project_members[pid] = [self.admin.id]
+        for bucket in (self.states, self.labels, self.work_items, self.comments, self.cycles):
+            bucket[pid] = {}
+        self.modules[pid] = {}
+        self.next_sequence[pid] = 1
+        for name_, color, sequence, group, default in DEFAULT_STATES:
+            self.create_state(pid, name_, color, group, sequence=sequence, default=default)
+        return project
+
+    def project_by_identifier(self, identifier: str) -> Entity | None:
+        for project in self.projects.values():
+            if project.data["identifier"] == identifier.upper():
+                return project
+        return None
+
+    # -- states and labels -------------------------------------------------------------------
+    def create_state(
+        self,
+        project_id: str,
+        name: str,
+        color: str,
+        group: str,
+        *,
+        sequence: float | None = None,
+        default: bool = False,
+        external_id: str | None = None,
+        external_source: str | None = None,
+    ) -> Entity:
+        ts = self.timestamp()
+        states = self.states[project_id]
+        if sequence is None:
+            sequence = max((s.data["sequence"] for s in states.values()), default=5000.0) + 10000
+        state = Entity(
+            {
+                "id": self.new_id(),
+                "created_at": ts,
+                "updated_at": ts,
+                "deleted_at": None,
+                "name": name,
+                "description": "",
+                "color": color,
+                "slug": "",
+                "sequence": float(sequence),
+                "group": group,
+                "is_triage": False,
+                "default": default,
+                "external_source": external_source,
+                "external_id": external_id,
+                "created_by": self.admin.id,
+                "updated_by": None,
+                "project": project_id,
+                "workspace": self.workspace_id,
+            }
+        )
+        states[state.id] = state
+        return state
+
+    def default_state(self, project_id: str) -> Entity:
+        states = list(self.states[project_id].values())
+        return next((s for s in states if s.data["default"]), states[0])
+
+    def create_label(
+        self, project_id: str, name: str, color: str = "#4F46E5", **extra: Any
+    ) -> Entity:
+        ts = self.timestamp()
+        labels = self.labels[project_id]
+        label = Entity(
+            {
+                "id": self.new_id(),
+                "created_at": ts,
+                "updated_at": ts,
+                "deleted_at": None,
+                "name": name,
+                "description": extra.get("description", ""),
+                "color": color,
+                "sort_order": float(65535 * (len(labels) + 1)),
+                "external_source": extra.get("external_source"),
+                "external_id": extra.get("external_id"),
+                "created_by": self.admin.id,
+                "updated_by": None,
+                "workspace": self.workspace_id,
+                "project": project_id,
+                "parent": extra.get("parent"),
+            }
+        )
+        labels[label.id] = label
+        return label
+
+    # -- work items --------------------------------------------------------------------------
+    def create_work_item(
+        self, project_id: str, values: dict[str, Any], actor_id: str | None
+    ) -> WorkItem:
+        ts = self.timestamp()
+        seq = self.next_sequence[project_id]
+        self.next_sequence[project_id] = seq + 1
+        state_id = values.get("state") or self.default_state(project_id).id
+        item = WorkItem(
+            {
+                "id": self.new_id(),
+                "type_id": values.get("type_id"),
+                "created_at": ts,
+                "updated_at": ts,
+                "deleted_at": None,
+                "point": None,
+                "name": values["name"],
+                "description_html": values.get("description_html", "<p></p>"),
+                "description_binary": None,
+                "priority": values.get("priority", "none"),
+                "start_date": values.get("start_date"),
+                "target_date": values.get("target_date"),
+                "sequence_id": seq,
+                "sort_order": float(values.get("sort_order", 65535.0 + 10000 * (seq - 1))),
+                "completed_at": None,
+                "archived_at": None,
+                "is_draft": bool(values.get("is_draft", False)),
+                "external_source": values.get("external_source"),
+                "external_id": values.get("external_id"),
+                "created_by": actor_id,
+                "updated_by": None,
+                "project": project_id,
+                "workspace": self.workspace_id,
+                "parent": values.get("parent"),
+                "state": state_id,
+                "estimate_point": values.get("estimate_point"),
+                "type": None,
+                "assignees": list(values.get("assignees", [])),
+                "labels": list(values.get("labels", [])),
+            }
+        )
+        self._mark_completed(item)
+        self.work_items[project_id][item.id] = item
+        self._ordered.pop(project_id, None)
+        return item
+
+    def update_work_item(
+        self, item: WorkItem, values: dict[str, Any], actor_id: str | None
+    ) -> None:
+        for key, value in values.items():
+            if key in WORK_ITEM_WRITABLE:
+                item.data[key] = list(value) if key in ("assignees", "labels") else value
+        item.data["updated_at"] = self.timestamp()
+        item.data["updated_by"] = actor_id
+        self._mark_completed(item)
+        item.cached_json = None
+        self._ordered.pop(item.data["project"], None)
+
+    def delete_work_item(self, item: WorkItem) -> None:
+        pid = item.data["project"]
+        self.work_items[pid].pop(item.id, None)
+        self._ordered.pop(pid, None)
+
+    def _mark_completed(self, item: WorkItem) -> None:
+        state = self.states[item.data["project"]].get(item.data["state"])
+        done = state is not None and state.data["group"] == "completed"
+        if done and not item.data["completed_at"]:
+            item.data["completed_at"] = item.data["updated_at"]
+        elif not done:
+            item.data["completed_at"] = None
+
+    def ordered_work_items(self, project_id: str) -> list[WorkItem]:
+        cached = self._ordered.get(project_id)
+        if cached is None:
+            cached = sorted(
+                self.work_items[project_id].values(),
+                key=lambda w: w.data["created_at"],
+                reverse=True,
+            )
+            self._ordered[project_id] = cached
+        return cached
+
+    def work_item_json(self, item: WorkItem) -> bytes:
+        if item.cached_json is None:
+            item.cached_json = compact(item.data)
+        return item.cached_json
+
+    def find_work_item(self, item_id: str) -> WorkItem | None:
+        for items in self.work_items.values():
+            if item_id in items:
+                return items[item_id]
+        return None
+
+    def find_by_external(self, project_id: str, ext_id: str, ext_source: str) -> WorkItem | None:
+        for item in self.work_items[project_id].values():
+            if item.data["external_id"] == ext_id and item.data["external_source"] == ext_source:
+                return item
+        return None
+
+    # -- serializers -------------------------------------------------------------------------
+    def state_lite(self, project_id: str, state_id: str | None) -> dict[str, Any] | None:
+        state = self.states[project_id].get(state_id or "")
+        if state is None:
+            return None
+        d = state.data
+        return {"id": d["id"], "name": d["name"], "color": d["color"], "group": d["group"]}
+
+    def label_lite(self, project_id: str, label_id: str) -> dict[str, Any]:
+        label = self.labels[project_id].get(label_id)
+        if label is None:
+            return {"id": label_id, "name": None, "color": None}
+        return {"id": label.id, "name": label.data["name"], "color": label.data["color"]}
+
+    def user_lite(self, user_id: str) -> dict[str, Any]:
+        user = self.users.get(user_id)
+        return user.lite() if user else {"id": user_id}
+
+    def serialize_work_item(
+        self, item: WorkItem, fields: list[str] | None = None, expand: list[str] | None = None
+    ) -> dict[str, Any]:
+        """The API's IssueSerializer, honouring ``?fields=`` and ``?expand=``."""
+        d = item.data
+        pid = d["project"]
+        out = dict(d)
+        if expand:
+            if "state" in expand:
+                out["state"] = self.state_lite(pid, d["state"])
+            if "labels" in expand:
+                out["labels"] = [self.label_lite(pid, x) for x in d["labels"]]
+            if "assignees" in expand:
+                out["assignees"] = [self.user_lite(x) for x in d["assignees"]]
+            if "project" in expand:
+                p = self.projects[pid].data
+                out["project"] = {"id": pid, "identifier": p["identifier"], "name": p["name"]}
+        if fields:
+            out = {k: v for k, v in out.items() if k in fields}
+        return out
+
+    def webhook_work_item(self, item: WorkItem) -> dict[str, Any]:
+        """The webhook's IssueExpandSerializer: state, labels and assignees as objects."""
+        d = item.data
+        pid = d["project"]
+        expanded = {
+            "labels": [self.label_lite(pid, x) for x in d["labels"]],
+            "assignees": [self.user_lite(x) for x in d["assignees"]],
+            "state": self.state_lite(pid, d["state"]),
+            "description": {},
+            "description_json": {},
+            "description_stripped": strip_html(d["description_html"]) or None,
+        }
+        return {k: expanded[k] if k in expanded else d.get(k) for k in WORK_ITEM_WEBHOOK_KEYS}
+
+    # -- comments, cycles, modules -----------------------------------------------------------
+    def create_comment(
+        self, project_id: str, item_id: str, values: dict[str, Any], actor_id: str | None
+    ) -> Entity:
+        ts = self.timestamp()
+        comment = Entity(
+            {
+                "id": self.new_id(),
+                "created_at": ts,
+                "updated_at": ts,
+                "deleted_at": None,
+                "comment_html": values.get("comment_html", "<p></p>"),
+                "attachments": [],
+                "access": values.get("access", "INTERNAL"),
+                "external_source": values.get("external_source"),
+                "external_id": values.get("external_id"),
+                "edited_at": None,
+                "created_by": actor_id,
+                "updated_by": None,
+                "project": project_id,
+                "workspace": self.workspace_id,
+                "description": self.new_id(),
+                "issue": item_id,
+                "actor": actor_id,
+                "parent": None,
+            }
+        )
+        self.comments[project_id][comment.id] = comment
+        return comment
+
+    def create_cycle(self, project_id: str, values: dict[str, Any]) -> Entity:
+        ts = self.timestamp()
+        cycle = Entity(
+            {
+                "id": self.new_id(),
+                "created_at": ts,
+                "updated_at": ts,
+                "deleted_at": None,
+                "name": values["name"],
+                "description": values.get("description", ""),
+                "start_date": values.get("start_date"),
+                "end_date": values.get("end_date"),
+                "view_props": {},
+                "sort_order": 65535.0,
+                "external_source": values.get("external_source"),
+                "external_id": values.get("external_id"),
+                "progress_snapshot": {},
+                "archived_at": None,
+                "logo_props": {},
+                "timezone": "UTC",
+                "version": 1,
+                "created_by": self.admin.id,
+                "updated_by": None,
+                "project": project_id,
+                "workspace": self.workspace_id,
+                "owned_by": values.get("owned_by", self.admin.id),
+            }
+        )
+        self.cycles[project_id][cycle.id] = cycle
+        self.cycle_items[cycle.id] = []
+        return cycle
+
+    def create_module(self, project_id: str, values: dict[str, Any]) -> Entity:
+        ts = self.timestamp()
+        module = Entity(
+            {
+                "id": self.new_id(),
+                "created_at": ts,
+                "updated_at": ts,
+                "deleted_at": None,
+                "name": values["name"],
+                "description": values.get("description", ""),
+                "description_text": None,
+                "description_html": None,
+                "start_date": values.get("start_date"),
+                "target_date": values.get("target_date"),
+                "status": values.get("status", "planned"),
+                "view_props": {},
+                "sort_order": 65535.0,
+                "external_source": values.get("external_source"),
+                "external_id": values.get("external_id"),
+                "archived_at": None,
+                "logo_props": {},
+                "created_by": self.admin.id,
+                "updated_by": None,
+                "project": project_id,
+                "workspace": self.workspace_id,
+                "lead": values.get("lead"),
+                "members": list(values.get("members", [])),
+            }
+        )
+        self.modules[project_id][module.id] = module
+        self.module_items[module.id] = []
+        return module
+
+    def members(self, user_ids: Iterable[str]) -> list[dict[str, Any]]:
+        out = []
+        for uid in user_ids:
+            user = self.users[uid]
+            out.append({**user.lite(), "role": user.role})
+        return out

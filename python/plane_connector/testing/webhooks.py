@@ -1,0 +1,365 @@
+"""Webhook delivery as Plane does it: signed POSTs, a new delivery id per attempt, Celery's retry.
+
+CE (``bgtasks/webhook_task.py`` @ 4ca6d6c7): retry only on a connection error or timeout, at most
+5 retries, each after a full-jitter wait uniform in [0, min(600, 600 * 2**n)] seconds, then the
+webhook is deactivated; an HTTP error answer (any status) is logged and never retried. Cloud (per
+Plane's docs): also retries 5xx answers. Waits are multiplied by the emulator's time scale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import hmac
+import http.client
+import ipaddress
+import itertools
+import json
+import logging
+import random
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from plane_connector.testing._throttle import ScaledClock
+
+log = logging.getLogger(__name__)
+
+V1_EVENTS = ("project", "issue", "cycle", "module", "issue_comment")
+# Cloud v2 entity names for the v1 event names (v2 events read e.g. ``workitem.created``).
+V2_ENTITY = {
+    "project": "project",
+    "issue": "workitem",
+    "cycle": "cycle",
+    "module": "module",
+    "issue_comment": "workitem_comment",
+}
+
+
+@dataclass
+class Webhook:
+    """A registered webhook (Plane's ``Webhook`` model, the fields that matter)."""
+
+    id: str
+    url: str
+    secret_key: str
+    workspace_id: str
+    events: frozenset[str]
+    version: str = "v1"
+    is_active: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": self.id, "url": self.url, "is_active": self.is_active}
+        d.update({name: name in self.events for name in V1_EVENTS})
+        d.update({"secret_key": self.secret_key, "version": self.version})
+        return d
+
+
+@dataclass
+class WebhookEvent:
+    """One change that Plane turns into one delivery per subscribed webhook."""
+
+    event: str
+    action: str  # created | updated | deleted
+    data: dict[str, Any]
+    activity: dict[str, Any]
+    entity_id: str
+    previous_attributes: dict[str, Any] = field(default_factory=dict)
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass
+class WebhookAttempt:
+    """The log of one POST attempt (``emu.deliveries``)."""
+
+    webhook_id: str
+    url: str
+    event: str
+    action: str
+    delivery_id: str
+    event_id: str
+    headers: dict[str, str]
+    body: bytes
+    retry: int  # 0 for the first attempt, n for the n-th retry
+    outcome: str  # delivered | http_error | connection_error | timeout | blocked
+    status: int | None = None
+    error: str | None = None
+    webhook_disabled: bool = False
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass(order=True)
+class _Job:
+    due: float
+    seq: int
+    webhook: Webhook = field(compare=False)
+    event: WebhookEvent = field(compare=False)
+    retry: int = field(default=0, compare=False)
+
+
+class WebhookSender:
+    """Background sender: a due-time queue served by ``workers`` daemon threads."""
+
+    def __init__(
+        self,
+        clock: ScaledClock,
+        *,
+        retry_on_5xx: bool,
+        max_retries: int = 5,
+        backoff: float = 600.0,
+        backoff_max: float = 600.0,
+        jitter: bool = True,
+        timeout: float = 30.0,
+        block_private: bool = False,
+        workers: int = 1,
+        rng: random.Random | None = None,
+        on_disable: Callable[[Webhook], None] | None = None,
+    ) -> None:
+        self._clock = clock
+        self.retry_on_5xx = retry_on_5xx
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+        self.jitter = jitter
+        self.timeout = timeout
+        self.block_private = block_private
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self._on_disable = on_disable
+        self._cond = threading.Condition()
+        self._heap: list[_Job] = []
+        self._seq = itertools.count()
+        self._in_flight = 0
+        self._attempts: list[WebhookAttempt] = []
+        self._running = False
+        self._threads: list[threading.Thread] = []
+        self._workers = max(1, workers)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        with self._cond:
+            self._running = True
+        for n in range(self._workers):
+            t = threading.Thread(target=self._worker, name=f"plane-emu-webhook-{n}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._running = False
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(timeout=5)
+        self._threads.clear()
+
+    # -- queueing ----------------------------------------------------------------------------
+    def enqueue(self, webhook: Webhook, event: WebhookEvent, delay: float = 0.0) -> None:
+        with self._cond:
+            due = self._clock.monotonic() + delay
+            heapq.heappush(self._heap, _Job(due, next(self._seq), webhook, event))
+            self._cond.notify()
+
+    @property
+    def attempts(self) -> list[WebhookAttempt]:
+        with self._cond:
+            return list(self._attempts)
+
+    def wait_for(self, n: int, timeout: float) -> list[WebhookAttempt]:
+        deadline = self._clock.monotonic() + timeout
+        with self._cond:
+            while len(self._attempts) < n:
+                left = deadline - self._clock.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"expected {n} webhook attempts within {timeout}s, "
+                        f"got {len(self._attempts)}"
+                    )
+                self._cond.wait(left)
+            return list(self._attempts)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until nothing is queued or in flight (scheduled retries count as queued)."""
+        deadline = self._clock.monotonic() + timeout
+        with self._cond:
+            while self._heap or self._in_flight:
+                left = deadline - self._clock.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
+    def clear_log(self) -> None:
+        with self._cond:
+            self._attempts.clear()
+
+    # -- the worker --------------------------------------------------------------------------
+    def _worker(self) -> None:
+        while True:
+            with self._cond:
+                job = None
+                while self._running:
+                    now = self._clock.monotonic()
+                    if self._heap and self._heap[0].due <= now:
+                        job = heapq.heappop(self._heap)
+                        self._in_flight += 1
+                        break
+                    self._cond.wait(self._heap[0].due - now if self._heap else None)
+                if job is None:
+                    return
+            try:
+                self._attempt(job)
+            except Exception:  # a sender thread must survive anything; log it
+                log.exception("webhook attempt crashed")
+            finally:
+                with self._cond:
+                    self._in_flight -= 1
+                    self._cond.notify_all()
+
+    def _attempt(self, job: _Job) -> None:
+        hook, ev = job.webhook, job.event
+        delivery_id = str(uuid.uuid4())  # Plane makes a new one on every attempt
+        body = build_body(hook, ev, delivery_id)
+        event_header = ev.event if hook.version == "v1" else f"{V2_ENTITY[ev.event]}.{ev.action}"
+        headers = {
+            "User-Agent": "Autopilot",
+            "Accept-Encoding": "gzip, deflate",
+            "Accept": "*/*",
+            "Connection": "keep-alive",
+            "Content-Type": "application/json",
+            "X-Plane-Delivery": delivery_id,
+            "X-Plane-Event": event_header,
+        }
+        if hook.secret_key:
+            headers["X-Plane-Signature"] = sign(hook.secret_key, body)
+        headers["Content-Length"] = str(len(body))
+        attempt = WebhookAttempt(
+            hook.id, hook.url, ev.event, ev.action, delivery_id, ev.event_id, headers, body,
+            job.retry, "delivered",
+        )  # fmt: skip
+        retryable = False
+        if self.block_private and _is_private(hook.url):
+            # Plane's send-time SSRF check drops the delivery silently, without a retry.
+            attempt.outcome, attempt.error = "blocked", "private or loopback address"
+        else:
+            try:
+                attempt.status = _post(hook.url, headers, body, self.timeout)
+                if not 200 <= attempt.status < 300:
+                    attempt.outcome = "http_error"
+                    retryable = self.retry_on_5xx and attempt.status >= 500
+            except TimeoutError as exc:
+                attempt.outcome, attempt.error, retryable = "timeout", str(exc) or "timeout", True
+            except OSError as exc:  # refused, reset, DNS: requests.ConnectionError in Plane
+                attempt.outcome, attempt.error, retryable = "connection_error", str(exc), True
+            except http.client.HTTPException as exc:
+                attempt.outcome, attempt.error, retryable = "connection_error", repr(exc), True
+        if retryable:
+            if job.retry < self.max_retries:
+                cap = min(self.backoff_max, self.backoff * (2**job.retry))
+                wait = self._rng.uniform(0, cap) if self.jitter else cap
+                retry_job = _Job(
+                    self._clock.monotonic() + self._clock.scaled(wait),
+                    next(self._seq), hook, ev, job.retry + 1,
+                )  # fmt: skip
+                with self._cond:
+                    heapq.heappush(self._heap, retry_job)
+            else:
+                hook.is_active = False
+                attempt.webhook_disabled = True
+                if self._on_disable:
+                    self._on_disable(hook)
+        with self._cond:
+            self._attempts.append(attempt)
+            self._cond.notify_all()
+
+
+def sign(secret: str, body: bytes) -> str:
+    """Plane's X-Plane-Signature: hex HMAC-SHA256 of the body keyed with the secret's UTF-8."""
+    return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def build_body(hook: Webhook, ev: WebhookEvent, delivery_id: str) -> bytes:
+    """The request body: Python's default ``json.dumps`` (", " / ": ", ASCII escapes)."""
+    payload: dict[str, Any]
+    if hook.version == "v1":
+        payload = {
+            "event": ev.event,
+            "action": ev.action,
+            "webhook_id": hook.id,
+            "workspace_id": hook.workspace_id,
+            "data": ev.data,
+            "activity": ev.activity,
+        }
+    else:
+        entity = V2_ENTITY[ev.event]
+        payload = {
+            "version": "v2",
+            "event": f"{entity}.{ev.action}",
+            "action": ev.action,
+            "delivery_id": delivery_id,
+            "event_id": ev.event_id,
+            "webhook_id": hook.id,
+            "workspace_id": hook.workspace_id,
+            "entity_type": entity,
+            "entity_id": ev.entity_id,
+            "data": ev.data,
+            "previous_attributes": ev.previous_attributes,
+            "actor": ev.activity.get("actor"),
+        }
+    return json.dumps(payload).encode("utf-8")
+
+
+def _is_private(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    for info in infos:
+        addr = ipaddress.ip_address(info[4][0])
+        if addr.is_private or addr.is_loopback or addr.is_reserved or addr.is_link_local:
+            return True
+    return False
+
+
+def _post(url: str, headers: dict[str, str], body: bytes, timeout: float) -> int:
+    """POST with the header order of ``requests``; follow redirects as requests does."""
+    method = "POST"
+    for _ in range(10):
+        parts = urlsplit(url)
+        conn_cls = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
+        conn = conn_cls(parts.hostname or "", parts.port, timeout=timeout)
+        try:
+            target = parts.path or "/"
+            if parts.query:
+                target += "?" + parts.query
+            conn.putrequest(method, target, skip_accept_encoding=True)
+            sent = (
+                headers
+                if method == "POST"
+                else {
+                    k: v for k, v in headers.items() if k not in ("Content-Type", "Content-Length")
+                }
+            )
+            for name, value in sent.items():
+                conn.putheader(name, value)
+            conn.endheaders(body if method == "POST" else None)
+            resp = conn.getresponse()
+            resp.read()
+            status = resp.status
+            location = resp.getheader("Location")
+        finally:
+            conn.close()
+        if status in (301, 302, 303, 307, 308) and location:
+            url = urljoin(url, location)
+            if status in (301, 302, 303):
+                method = "GET"  # requests turns a redirected POST into a GET for these
+            continue
+        return status
+    raise http.client.HTTPException("too many redirects")
