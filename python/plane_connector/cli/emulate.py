@@ -1,0 +1,91 @@
+"""``plane-connector emulate``: run the Plane emulator in the foreground.
+
+Prints one JSON line (``base_url``, ``api_key``, ``workspace_slug``, ``project_id``) on stdout
+before serving, so a script or test can read it and connect. The key belongs to this throwaway
+local emulator only; printing it on the emulator's own stdout is the intended interface.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "emulate",
+        help="serve a local Plane API emulator (for tests and demos)",
+        description="Serve a Plane API emulator on loopback with one workspace and project. "
+        "Prints one JSON line with base_url, api_key, workspace_slug and project_id, "
+        "then serves until SIGINT/SIGTERM.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port (default 0: a free port)")
+    p.add_argument("--work-items", type=int, default=0, metavar="K", help="seed K work items")
+    p.add_argument("--webhook-url", help="register a webhook posting to this URL")
+    p.add_argument("--webhook-secret", help="its secret (default: a generated plane_wh_ secret)")
+    p.add_argument("--edition", choices=("ce", "cloud"), default="ce")
+    p.add_argument(
+        "--time-scale", type=float, default=1.0, help="real seconds per Plane second (default 1)"
+    )
+    p.add_argument("--rate-limit", type=int, default=60, help="requests per minute per API key")
+    p.add_argument("--seed", type=int, help="make ids reproducible")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from plane_connector.testing import PlaneEmulator
+
+    if args.work_items < 0:
+        print("error: --work-items must be >= 0", file=sys.stderr)
+        return 2
+    if args.webhook_secret and not args.webhook_url:
+        print("error: --webhook-secret needs --webhook-url", file=sys.stderr)
+        return 2
+    try:
+        emu = PlaneEmulator(
+            args.edition,
+            host=args.host,
+            port=args.port,
+            rate_limit=args.rate_limit,
+            time_scale=args.time_scale,
+            seed=args.seed,
+        )
+        emu.seed_work_items(args.work_items)
+        if args.webhook_url:
+            emu.register_webhook(args.webhook_url, args.webhook_secret)
+        emu.start()
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    info = {
+        "base_url": emu.base_url,
+        "api_key": emu.api_key,
+        "workspace_slug": emu.workspace_slug,
+        "project_id": emu.project_id,
+    }
+    sys.stdout.write(json.dumps(info) + "\n")
+    sys.stdout.flush()
+    log.info("Plane emulator (%s) serving on %s; Ctrl-C to stop", args.edition, emu.base_url)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emu.stop()
+    return 0
