@@ -632,8 +632,13 @@ class SQLiteDeliveryStore:
         self.path = str(path)
         self.timeout = float(timeout)
         try:
-            with self._transaction() as conn:
+            conn = self._open()
+            try:
+                # journal_mode cannot change inside a transaction; it persists in the file.
                 conn.execute("PRAGMA journal_mode=WAL")
+            finally:
+                conn.close()
+            with self._transaction() as conn:
                 self._create(conn)
         except sqlite3.Error as exc:
             raise DeliveryStoreError(

@@ -1,0 +1,244 @@
+"""Delivery stores: schema, claim keys, and the processing queue, on real PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+
+import psycopg2
+import pytest
+from plane_connector.dedupe import (
+    Delivery,
+    DeliveryStoreError,
+    PostgresDeliveryStore,
+    SQLiteDeliveryStore,
+    default_backoff,
+    describe_error,
+    ensure_schema,
+    open_store,
+)
+
+from .effects import effects_for
+
+
+def make_delivery(n: int = 0, *, event: str = "issue", event_id: str | None = None) -> Delivery:
+    payload = {"event": event, "action": "created", "webhook_id": "w", "data": {"id": f"item-{n}"}}
+    body = json.dumps(payload).encode()
+    return Delivery(
+        delivery_id=str(uuid.uuid4()),
+        event=event,
+        action="created",
+        fingerprint=hashlib.sha256(body).hexdigest(),
+        event_id=event_id,
+        webhook_id="w",
+        body=body,
+        payload=payload,
+    )
+
+
+@pytest.fixture
+def effects(store, pg_dsn):
+    return effects_for(store, pg_dsn)
+
+
+def test_schema_has_the_shared_constraint_names(pg_dsn, pg_schema, pg_store) -> None:
+    with psycopg2.connect(pg_dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+            "WHERE n.nspname = %s AND contype = 'u' ORDER BY conname",
+            (pg_schema,),
+        )
+        names = [r[0] for r in cur.fetchall()]
+        cur.execute(
+            "SELECT column_name, is_nullable, column_default FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = 'plane_webhook_delivery'",
+            (pg_schema,),
+        )
+        columns = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
+    assert names == [
+        "plane_webhook_delivery_delivery_id_uniq",
+        "plane_webhook_delivery_event_id_uniq",
+        "plane_webhook_delivery_fingerprint_uniq",
+    ]
+    assert set(columns) >= {
+        "id",
+        "delivery_id",
+        "fingerprint",
+        "event_id",
+        "event",
+        "action",
+        "webhook_id",
+        "payload",
+        "state",
+        "attempts",
+        "last_error",
+        "received_at",
+        "processed_at",
+        "next_attempt_at",
+    }
+    # Odoo sets no database defaults: the store must not rely on any either.
+    assert [c for c, (_, default) in columns.items() if default and c != "id"] == []
+    assert columns["event_id"][0] == "YES" and columns["state"][0] == "NO"
+    # Idempotent.
+    pg_store.ensure_schema()
+
+
+def test_claim_keys(store) -> None:
+    a = make_delivery(1, event_id="ev-1")
+    assert store.claim(a).claimed
+    same_id = make_delivery(2)
+    same_id = Delivery(**{**same_id.__dict__, "delivery_id": a.delivery_id})
+    same_body = Delivery(**{**a.__dict__, "delivery_id": str(uuid.uuid4()), "event_id": None})
+    same_event = Delivery(**{**make_delivery(3).__dict__, "event_id": "ev-1"})
+    assert store.claim(same_id).duplicate_of == "delivery_id"
+    assert store.claim(same_body).duplicate_of == "fingerprint"
+    result = store.claim(same_event)
+    assert (result.claimed, result.duplicate_of, result.existing_delivery_id) == (
+        False,
+        "event_id",
+        a.delivery_id,
+    )
+    # Rows without event_id (v1) never collide on it: NULLs are distinct.
+    assert store.claim(make_delivery(4)).claimed and store.claim(make_delivery(5)).claimed
+    assert store.counts()["received"] == 3
+
+
+def test_process_pending_commits_effect_and_state_together(store, effects) -> None:
+    ids = [make_delivery(i) for i in range(3)]
+    for d in ids:
+        store.claim(d)
+    report = effects.process(store)
+    assert (report.done, report.failed, report.dead, report.skipped) == (3, 0, 0, 0)
+    assert effects.rows() == [d.delivery_id for d in ids]
+    rows = store.fetch(state="done")
+    assert len(rows) == 3 and all(r.attempts == 1 and r.processed_at for r in rows)
+    assert effects.process(store).processed == 0  # nothing left
+    assert len(effects.rows()) == 3
+
+
+def test_a_rolled_back_caller_transaction_undoes_effect_and_state(store, effects) -> None:
+    store.claim(make_delivery(1))
+
+    def abort():
+        raise RuntimeError("caller crashed before commit")
+
+    with pytest.raises(RuntimeError):
+        effects.process(store, before_commit=abort)
+    assert effects.rows() == [] and store.counts()["received"] == 1
+    assert effects.process(store).done == 1 and len(effects.rows()) == 1
+
+
+def test_failure_rolls_back_only_that_rows_effect(store, effects, caplog) -> None:
+    good, bad = make_delivery(1, event="issue"), make_delivery(2, event="project")
+    store.claim(good)
+    store.claim(bad)
+    with caplog.at_level(logging.WARNING, logger="plane_connector.dedupe"):
+        report = effects.process(store, fail=lambda d: d.event == "project")
+    assert (report.done, report.failed) == (1, 1)
+    assert effects.rows() == [good.delivery_id]  # the failing handler's insert was rolled back
+    (row,) = store.fetch(state="failed")
+    assert row.delivery_id == bad.delivery_id and row.attempts == 1
+    assert row.last_error == "RuntimeError: handler failed on project"
+    assert row.next_attempt_at > row.received_at
+    assert "will retry" in caplog.text
+    # Not due yet (default backoff is a minute): the next run leaves it alone.
+    assert effects.process(store).processed == 0
+
+
+def test_attempts_are_bounded_then_dead_then_retry(store, effects, caplog) -> None:
+    d = make_delivery(1)
+    store.claim(d)
+    states = []
+    for _ in range(4):
+        with caplog.at_level(logging.ERROR, logger="plane_connector.dedupe"):
+            effects.process(store, fail=lambda _: True, max_attempts=3, backoff=lambda n: 0)
+        states.append((store.fetch()[0].state, store.fetch()[0].attempts))
+    assert states == [("failed", 1), ("failed", 2), ("dead", 3), ("dead", 3)]
+    (row,) = store.fetch()
+    assert row.next_attempt_at is None and row.last_error.startswith("RuntimeError")
+    assert "is dead after 3 attempts" in caplog.text
+    assert effects.rows() == []
+    assert store.retry(None, row.id) is True
+    assert store.retry(None, row.id) is False  # already back in the queue
+    assert (store.fetch()[0].state, store.fetch()[0].attempts) == ("received", 0)
+    assert effects.process(store).done == 1 and effects.rows() == [d.delivery_id]
+
+
+def test_unparseable_stored_payload_is_a_failure_not_a_crash(pg_store, pg_dsn) -> None:
+    with psycopg2.connect(pg_dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {pg_store.table} (delivery_id, fingerprint, event, action, payload, "
+            "state, attempts, received_at) VALUES ('x', 'y', 'issue', 'created', 'not json', "
+            "'received', 0, now())"
+        )
+    report = pg_store.process_pending(None, lambda d: None, max_attempts=1)
+    assert report.dead == 1
+    assert pg_store.fetch()[0].last_error.startswith("JSONDecodeError")
+
+
+def test_last_error_is_redacted_and_truncated() -> None:
+    err = RuntimeError(
+        "POST failed for X-API-Key plane_api_0123456789abcdef0123456789abcdef with "
+        "Authorization: Bearer pln_abcdefghijklmnop, dsn postgresql://odoo:hunter2@db/odoo "
+        "password=swordfish " + "x" * 5000
+    )
+    text = describe_error(err)
+    for secret in (
+        "0123456789abcdef0123456789abcdef",
+        "pln_abcdefghijklmnop",
+        "hunter2",
+        "swordfish",
+    ):
+        assert secret not in text
+    assert text.startswith("RuntimeError: POST failed") and len(text) <= 2000
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    assert [default_backoff(n) for n in (1, 2, 3, 4)] == [60, 120, 240, 480]
+    assert default_backoff(50) == 3600
+
+
+def test_fetch_and_counts_validate(store) -> None:
+    d = make_delivery(7)
+    store.claim(d)
+    assert [r.delivery_id for r in store.fetch(delivery_id=d.delivery_id)] == [d.delivery_id]
+    assert store.fetch(state="dead") == []
+    with pytest.raises(ValueError, match="unknown state"):
+        store.fetch(state="weird")
+    assert "payload" not in repr(store.fetch()[0]).split("(", 1)[1].split("state")[0]
+
+
+def test_table_names_cannot_inject_sql(pg_dsn) -> None:
+    for bad in ("x; DROP TABLE y", "Upper", "a.b.c", "", "1abc"):
+        with pytest.raises(DeliveryStoreError, match="invalid table name"):
+            PostgresDeliveryStore.from_dsn(pg_dsn, table=bad, create=False)
+
+
+def test_ensure_schema_on_a_caller_cursor(pg_dsn, pg_schema) -> None:
+    with psycopg2.connect(pg_dsn) as conn, conn.cursor() as cur:
+        ensure_schema(cur, table=f"{pg_schema}.other_deliveries")
+    store = PostgresDeliveryStore.from_dsn(
+        pg_dsn, table=f"{pg_schema}.other_deliveries", create=False
+    )
+    assert store.claim(make_delivery()).claimed
+
+
+def test_open_store_specs(tmp_path, pg_dsn) -> None:
+    assert isinstance(open_store(f"sqlite:{tmp_path}/a.sqlite3"), SQLiteDeliveryStore)
+    assert isinstance(open_store(str(tmp_path / "b.sqlite3")), SQLiteDeliveryStore)
+    with pytest.raises(DeliveryStoreError):
+        open_store("sqlite:")
+    with pytest.raises(DeliveryStoreError, match="cannot open"):
+        SQLiteDeliveryStore(str(tmp_path / "missing-dir" / "c.sqlite3"))
+
+
+def test_sqlite_is_durable_wal(sqlite_store) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(sqlite_store.path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
