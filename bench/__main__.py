@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
+    names = [n for n in BENCHMARKS if n in names]  # always in the order
     if unknown:
         print(
             f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}",

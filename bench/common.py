@@ -99,6 +99,24 @@ class RunConfig:
     pg_dsn: str = field(default_factory=lambda: os.environ.get("PLANE_TEST_PG_DSN", DEFAULT_PG_DSN))
 
 
+def require(dsn: str | None, *modules: str) -> None:
+    """Skip unless every module imports and, when ``dsn`` is given, PostgreSQL answers there."""
+    import importlib
+
+    for name in (*modules, *(("psycopg2",) if dsn else ())):
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise Skip(f"needs {name}: {exc}") from exc
+    if dsn:
+        import psycopg2
+
+        try:
+            psycopg2.connect(dsn, connect_timeout=3).close()
+        except psycopg2.Error as exc:
+            raise Skip(f"PostgreSQL not reachable at PLANE_TEST_PG_DSN: {exc}") from exc
+
+
 def median(values: Iterable[float]) -> float:
     """Median of a non-empty series."""
     return statistics.median(list(values))

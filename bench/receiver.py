@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.common import BenchResult, RunConfig, Skip, ratio
+from bench.common import BenchResult, RunConfig, ratio, require
 
 SAMPLE = (
     Path(__file__).resolve().parent.parent
@@ -227,16 +227,7 @@ def _run_mode(
 def run(cfg: RunConfig) -> BenchResult:
     """Throughput and duplicates, ours against the naive handler, same deliveries, same DB."""
     res = BenchResult("receiver", "5. receiver")
-    try:
-        import psycopg2
-        from plane_connector.dedupe import PostgresDeliveryStore  # noqa: F401
-        from plane_connector.webhooks import WebhookReceiver  # noqa: F401
-    except ImportError as exc:
-        raise Skip(f"needs psycopg2 and plane_connector.webhooks/dedupe: {exc}") from exc
-    try:
-        psycopg2.connect(cfg.pg_dsn, connect_timeout=3).close()
-    except psycopg2.Error as exc:
-        raise Skip(f"PostgreSQL not reachable at PLANE_TEST_PG_DSN: {exc}") from exc
+    require(cfg.pg_dsn, "plane_connector.dedupe", "plane_connector.webhooks")
 
     n = 300 if cfg.quick else 2000
     copies = make_deliveries(n)

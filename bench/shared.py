@@ -1,0 +1,146 @@
+"""2. Shared budget: 4 processes, one API key, one PostgresRateBudget.
+
+Each process (spawn) has its own PlaneClient and exports its own project; they share the key's
+budget through PostgreSQL. The emulator counts the 429s. Throughput as a fraction of the budget
+is ``T_min(N) / elapsed``: 1.0 means the processes together used every slot the budget offered.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from typing import Any
+
+from bench.common import BenchResult, RunConfig, Skip, min_time_for, require
+from bench.emu import add_project, has_plane_client, start_emulator, statuses_for_key
+
+RATE = 60
+PER_PAGE = 100
+PROCESSES = 4
+BUDGET_TABLE = "bench_rate_budget"
+
+
+def _worker(
+    base_url: str,
+    api_key: str,
+    slug: str,
+    project_id: str,
+    window: float,
+    dsn: str,
+    barrier: Any,
+    results: Any,
+) -> None:
+    """One Odoo-worker-like process: its own client, the shared budget, one export."""
+    from plane_connector import PlaneClient
+    from plane_connector.ratebudget import PostgresRateBudget
+
+    budget = PostgresRateBudget.from_dsn(dsn, table=BUDGET_TABLE)
+    client = PlaneClient(
+        base_url,
+        api_key=api_key,
+        requests_per_minute=RATE,
+        rate_window=window,
+        rate_budget=budget,
+    )
+    items, error = 0, ""
+    barrier.wait()
+    start = time.time()
+    try:
+        path = f"workspaces/{slug}/projects/{project_id}/work-items/"
+        for _ in client.paginate(path, per_page=PER_PAGE):
+            items += 1
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        error = f"{type(exc).__name__}: {exc}"[:300]
+    end = time.time()
+    results.put({"items": items, "start": start, "end": end, "error": error,
+                 "stats": dict(client.stats)})  # fmt: skip
+
+
+def _reset_budget(dsn: str) -> None:
+    import psycopg2
+    from plane_connector.ratebudget import PostgresRateBudget
+
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {BUDGET_TABLE}")
+    conn.close()
+    PostgresRateBudget.from_dsn(dsn, table=BUDGET_TABLE).ensure_schema()
+
+
+def run(cfg: RunConfig) -> BenchResult:
+    """Total 429s and the fraction of the budget used by 4 processes sharing one key."""
+    res = BenchResult("shared", "2. shared budget")
+    if not has_plane_client():
+        raise Skip("plane_connector.PlaneClient not available yet")
+    require(cfg.pg_dsn, "plane_connector.ratebudget")
+
+    per_process = 3_000 if cfg.quick else 5_000
+    window = 2.0 if cfg.quick else 14.0
+    pages_each = -(-per_process // PER_PAGE)
+    n_requests = pages_each * PROCESSES
+    t_min = min_time_for(n_requests, RATE, window)
+    _reset_budget(cfg.pg_dsn)
+    emu = start_emulator(rate_limit=RATE, window=window)
+    try:
+        projects = [add_project(emu, per_process, f"bench shared {i}") for i in range(PROCESSES)]
+        key = emu.add_api_key()
+        ctx = multiprocessing.get_context("spawn")
+        barrier = ctx.Barrier(PROCESSES)
+        results = ctx.Queue()
+        procs = [
+            ctx.Process(
+                target=_worker,
+                args=(
+                    emu.base_url,
+                    key,
+                    emu.workspace_slug,
+                    pid,
+                    window,
+                    cfg.pg_dsn,
+                    barrier,
+                    results,
+                ),
+                daemon=True,
+            )  # fmt: skip
+            for pid in projects
+        ]
+        for p in procs:
+            p.start()
+        outcomes = [results.get(timeout=t_min * 3 + 120) for _ in procs]
+        for p in procs:
+            p.join(timeout=30)
+        statuses = statuses_for_key(emu, key)
+    finally:
+        emu.stop()
+
+    elapsed = max(o["end"] for o in outcomes) - min(o["start"] for o in outcomes)
+    items = sum(o["items"] for o in outcomes)
+    errors = [o["error"] for o in outcomes if o["error"]]
+    ok_requests = statuses.get(200, 0)
+    complete = items == per_process * PROCESSES and not errors
+    fraction = t_min / elapsed if complete and elapsed > 0 else None
+    res.add(f"total 429s, {PROCESSES} processes", statuses.get(429, 0), "count", "== 0")
+    res.add(
+        "aggregate throughput / budget",
+        fraction,
+        "ratio",
+        ">= 0.95",
+        note="" if complete else f"incomplete: {items} items, errors: {errors[:1]}",
+    )
+    res.add("failed exports", len(errors), "count", "== 0")
+    res.details = {
+        "processes": PROCESSES,
+        "items_per_process": per_process,
+        "per_page": PER_PAGE,
+        "requests_needed": n_requests,
+        "server_200": ok_requests,
+        "server_statuses": {str(k): v for k, v in statuses.items()},
+        "rate": RATE,
+        "window_seconds": window,
+        "theoretical_min_seconds": t_min,
+        "elapsed_seconds": round(elapsed, 3),
+        "client_stats": [o["stats"] for o in outcomes],
+        "errors": errors,
+    }
+    return res
