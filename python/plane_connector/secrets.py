@@ -31,6 +31,7 @@ __all__ = [
     "redact",
     "resolve",
     "resolve_redacted",
+    "dereference_dsn",
 ]
 
 _log = logging.getLogger(__name__)
@@ -40,17 +41,13 @@ VAULT_DSN_ENV = "PLANE_VAULT_DSN"
 
 
 def _config_error_base() -> type[Exception]:
-    # The Rust helper defines ConfigError in the extension; until it exists (or if an older
-    # extension is installed) secrets still work with a local base class.
-    for module_name in ("plane_connector._core", "plane_connector"):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        base = getattr(module, "ConfigError", None)
-        if isinstance(base, type) and issubclass(base, Exception):
-            return base
-    return ValueError
+    # ConfigError lives in plane_connector._errors (pure Python, importable without the
+    # extension); fall back to ValueError on an older tree so secrets never fail to import.
+    try:
+        from plane_connector._errors import ConfigError
+    except ImportError:
+        return ValueError
+    return ConfigError
 
 
 class SecretError(_config_error_base()):  # type: ignore[misc]
@@ -298,7 +295,7 @@ def _resolve_vault(ref: SecretRef, dsn: str | None) -> str:
             f"secret reference {ref}: no vault database configured (set {VAULT_DSN_ENV} "
             "to the PostgreSQL DSN of the Supabase project)"
         )
-    dsn = _dereference_dsn(dsn)
+    dsn = dereference_dsn(dsn)
     try:
         psycopg2 = importlib.import_module("psycopg2")
     except ImportError:
@@ -340,7 +337,8 @@ def _resolve_vault(ref: SecretRef, dsn: str | None) -> str:
     return str(value)
 
 
-def _dereference_dsn(dsn: str) -> str:
+def dereference_dsn(dsn: str) -> str:
+    """``dsn`` itself, or the value it points to when it is an env:/file:/keyring: reference."""
     scheme = dsn.partition(":")[0]
     if scheme in ("env", "file", "keyring"):
         return resolve(dsn)
