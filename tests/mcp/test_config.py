@@ -166,7 +166,9 @@ def test_unresolved_secret_uses_each_clients_placeholder(
 
 def test_vscode_format_uses_servers_section(key_env: str) -> None:
     config = mcp.build_config("oauth", client="vscode")
-    assert config == {"servers": {"plane": {"type": "http", "url": "https://mcp.plane.so/http/mcp"}}}
+    assert config == {
+        "servers": {"plane": {"type": "http", "url": "https://mcp.plane.so/http/mcp"}}
+    }
 
 
 def test_write_merges_keeps_other_servers_and_is_private(tmp_path: Path, key_env: str) -> None:
