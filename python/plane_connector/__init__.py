@@ -5,6 +5,46 @@ verifier) live in the Rust extension ``plane_connector._core``; this package re-
 adds the pure-Python parts (webhook receiver, delivery stores, secrets, MCP config, emulator, CLI).
 """
 
-from plane_connector._core import __version__, sign_body, verify_signature
+from plane_connector._core import (
+    AsyncPlaneClient,
+    CursorPager,
+    PlaneClient,
+    RateLimitInfo,
+    __version__,
+    build_url,
+    sign_body,
+    verify_signature,
+)
+from plane_connector._errors import (
+    AuthError,
+    ConfigError,
+    ConflictError,
+    HTTPError,
+    NotFoundError,
+    PaginationError,
+    PlaneError,
+    RateLimitError,
+    TimeoutError,
+    TransportError,
+)
 
-__all__ = ["__version__", "sign_body", "verify_signature"]
+__all__ = [
+    "AsyncPlaneClient",
+    "AuthError",
+    "ConfigError",
+    "ConflictError",
+    "CursorPager",
+    "HTTPError",
+    "NotFoundError",
+    "PaginationError",
+    "PlaneClient",
+    "PlaneError",
+    "RateLimitError",
+    "RateLimitInfo",
+    "TimeoutError",
+    "TransportError",
+    "__version__",
+    "build_url",
+    "sign_body",
+    "verify_signature",
+]

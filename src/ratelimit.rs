@@ -1,0 +1,245 @@
+//! Client-side sliding-window limiter for one Plane API key.
+//!
+//! Plane (DRF `SimpleRateThrottle`) keeps the timestamps of the allowed requests of the last
+//! window per key and refuses a request when `limit` of them are younger than the window. We keep
+//! the same log on our side and reserve each request a send time at which the server will have a
+//! free slot, so we wait before sending instead of collecting 429s:
+//!
+//! `t = max(now, blocked_until, time of the limit-th most recent request + window)`.
+//!
+//! The server corrects us: `X-RateLimit-Remaining: 0` means another process shares the key (our
+//! own log would have blocked otherwise), and a 429's `Retry-After` says when the oldest request
+//! leaves the server's window. Times are plain seconds from an injectable clock, so the arithmetic
+//! is tested without sleeping.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+/// Process-local reservation log of one key.
+#[derive(Debug, Clone)]
+pub struct SlidingWindow {
+    /// Times (seconds) of the reserved requests, oldest first; only the last `limit` matter.
+    log: Vec<f64>,
+    /// Nothing is sent before this time (server said the budget is gone, or a 429).
+    blocked_until: f64,
+}
+
+impl Default for SlidingWindow {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SlidingWindow {
+    pub fn new() -> Self {
+        SlidingWindow {
+            log: Vec::new(),
+            blocked_until: f64::NEG_INFINITY,
+        }
+    }
+
+    /// Reserves the next slot and returns the time at which the request may be sent.
+    pub fn reserve(&mut self, now: f64, limit: u32, window: f64) -> f64 {
+        let limit = limit.max(1) as usize;
+        self.forget_before(now - window);
+        let mut at = now.max(self.blocked_until);
+        if self.log.len() >= limit {
+            at = at.max(self.log[self.log.len() - limit] + window);
+        }
+        self.log.push(at);
+        self.log
+            .sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        if self.log.len() > limit {
+            let excess = self.log.len() - limit;
+            self.log.drain(..excess);
+        }
+        at
+    }
+
+    /// The request reserved at `reserved_at` got its answer at `now`: the server counted it at
+    /// some moment in between, so the later bound is the safe one to age it from.
+    pub fn completed(&mut self, reserved_at: f64, now: f64) {
+        if let Some(slot) = self.log.iter_mut().find(|t| **t == reserved_at) {
+            *slot = now.max(reserved_at);
+        }
+        self.log
+            .sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    }
+
+    /// `X-RateLimit-Remaining` from an allowed answer received at `now`.
+    ///
+    /// At 0 the server's window is full. If our own log is full too, `reserve` already knows when
+    /// the next slot frees. Otherwise another process uses the key: the server's oldest request is
+    /// no younger than our oldest one in the window, so a slot is free by our oldest + window
+    /// (at most `max_wait` from now).
+    pub fn observe_remaining(
+        &mut self,
+        remaining: i64,
+        now: f64,
+        limit: u32,
+        window: f64,
+        max_wait: f64,
+    ) {
+        if remaining > 0 {
+            return;
+        }
+        self.forget_before(now - window);
+        let in_window: Vec<f64> = self.log.iter().copied().filter(|t| *t <= now).collect();
+        if in_window.len() >= limit.max(1) as usize {
+            return;
+        }
+        let oldest = in_window.first().copied().unwrap_or(now);
+        let until = (oldest + window).min(now + max_wait).max(now);
+        self.block_until(until);
+    }
+
+    /// A 429 asked us to wait `retry_after` seconds (already bounded by the caller).
+    pub fn observe_retry_after(&mut self, now: f64, retry_after: f64) {
+        self.block_until(now + retry_after.max(0.0));
+    }
+
+    /// Seconds until a server-imposed block ends (0 if none).
+    pub fn blocked_wait(&self, now: f64) -> f64 {
+        (self.blocked_until - now).max(0.0)
+    }
+
+    pub fn block_until(&mut self, until: f64) {
+        if until > self.blocked_until {
+            self.blocked_until = until;
+        }
+    }
+
+    fn forget_before(&mut self, cutoff: f64) {
+        // Strictly older than the window: DRF drops entries at or before `now - window`.
+        self.log.retain(|t| *t > cutoff);
+    }
+
+    pub fn reserved(&self) -> usize {
+        self.log.len()
+    }
+}
+
+/// Seconds on a process-wide monotonic clock (the limiter's time axis).
+pub fn monotonic_now() -> f64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs_f64()
+}
+
+/// The limiters of one process, one per key id, so every client holding the same key shares it.
+#[derive(Default)]
+pub struct LimiterRegistry {
+    limiters: Mutex<HashMap<String, Arc<Mutex<SlidingWindow>>>>,
+}
+
+impl LimiterRegistry {
+    pub fn get(&self, key_id: &str) -> Arc<Mutex<SlidingWindow>> {
+        let mut map = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(key_id.to_string())
+            .or_insert_with(|| Arc::new(Mutex::new(SlidingWindow::new())))
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake clock: reserve `n` requests each sent as soon as allowed, return their send times.
+    fn burst(w: &mut SlidingWindow, now: f64, n: usize, limit: u32, window: f64) -> Vec<f64> {
+        (0..n).map(|_| w.reserve(now, limit, window)).collect()
+    }
+
+    #[test]
+    fn first_limit_requests_go_now_then_one_window_later() {
+        let mut w = SlidingWindow::new();
+        let times = burst(&mut w, 100.0, 130, 60, 60.0);
+        assert!(times[..60].iter().all(|t| *t == 100.0));
+        assert!(times[60..120].iter().all(|t| *t == 160.0));
+        assert!(times[120..].iter().all(|t| *t == 220.0));
+    }
+
+    #[test]
+    fn no_window_ever_holds_more_than_limit() {
+        let mut w = SlidingWindow::new();
+        let mut sent = Vec::new();
+        let mut now = 0.0;
+        for i in 0..500 {
+            // Irregular arrivals on a fake clock.
+            now += (i % 7) as f64 * 0.37;
+            sent.push(w.reserve(now, 10, 5.0));
+        }
+        sent.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        for (i, t) in sent.iter().enumerate() {
+            let in_window = sent[i..].iter().take_while(|u| **u < t + 5.0).count();
+            assert!(
+                in_window <= 10,
+                "{in_window} requests in the window starting at {t}"
+            );
+        }
+    }
+
+    #[test]
+    fn old_requests_age_out() {
+        let mut w = SlidingWindow::new();
+        burst(&mut w, 0.0, 60, 60, 60.0);
+        // 61 s later the whole window is free again.
+        assert_eq!(w.reserve(61.0, 60, 60.0), 61.0);
+        assert!(w.reserved() <= 60);
+    }
+
+    #[test]
+    fn completion_time_ages_the_slot() {
+        let mut w = SlidingWindow::new();
+        let t = w.reserve(0.0, 1, 10.0);
+        w.completed(t, 2.5);
+        // The server may have counted it as late as 2.5 s: the next slot is 12.5, not 10.
+        assert_eq!(w.reserve(3.0, 1, 10.0), 12.5);
+    }
+
+    #[test]
+    fn remaining_zero_with_foreign_traffic_waits_for_our_oldest() {
+        let mut w = SlidingWindow::new();
+        let t = w.reserve(10.0, 60, 60.0);
+        w.completed(t, 10.0);
+        w.observe_remaining(0, 12.0, 60, 60.0, 120.0);
+        assert_eq!(w.reserve(12.0, 60, 60.0), 70.0);
+    }
+
+    #[test]
+    fn remaining_zero_is_bounded_by_max_wait() {
+        let mut w = SlidingWindow::new();
+        w.reserve(10.0, 60, 60.0);
+        w.observe_remaining(0, 10.0, 60, 60.0, 5.0);
+        assert_eq!(w.reserve(10.0, 60, 60.0), 15.0);
+    }
+
+    #[test]
+    fn remaining_positive_changes_nothing() {
+        let mut w = SlidingWindow::new();
+        w.reserve(0.0, 60, 60.0);
+        w.observe_remaining(5, 0.0, 60, 60.0, 120.0);
+        assert_eq!(w.reserve(0.0, 60, 60.0), 0.0);
+    }
+
+    #[test]
+    fn retry_after_blocks_everyone() {
+        let mut w = SlidingWindow::new();
+        w.observe_retry_after(5.0, 57.0);
+        assert_eq!(w.reserve(6.0, 60, 60.0), 62.0);
+        // A shorter, later hint never shortens the block.
+        w.observe_retry_after(7.0, 1.0);
+        assert_eq!(w.reserve(7.0, 60, 60.0), 62.0);
+    }
+
+    #[test]
+    fn registry_shares_by_key() {
+        let reg = LimiterRegistry::default();
+        let a = reg.get("k1");
+        let b = reg.get("k1");
+        let c = reg.get("k2");
+        a.lock().unwrap().reserve(0.0, 1, 60.0);
+        assert_eq!(b.lock().unwrap().reserve(0.0, 1, 60.0), 60.0);
+        assert_eq!(c.lock().unwrap().reserve(0.0, 1, 60.0), 0.0);
+    }
+}

@@ -1,0 +1,123 @@
+//! Per-process runtime, HTTP connection pool and rate limiters.
+//!
+//! Odoo imports the wheel in its master process and forks workers afterwards. A tokio runtime's
+//! threads and a connection pool's sockets do not survive a fork (the child would share the
+//! parent's TCP connections, and its runtime threads do not exist), and a mutex held by a parent
+//! thread at fork time stays locked forever in the child. So everything lives in one
+//! `ProcessState` built lazily on first use and rebuilt when the process id changes; the parent's
+//! copy is leaked in the child, never dropped (dropping would join threads that do not exist).
+//! Nothing is built at import time.
+
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::OnceLock;
+
+use crate::ratelimit::LimiterRegistry;
+
+/// Everything that must not cross a fork.
+pub struct ProcessState {
+    pid: u32,
+    runtime: OnceLock<tokio::runtime::Runtime>,
+    http: OnceLock<reqwest::Client>,
+    limiters: LimiterRegistry,
+}
+
+static CURRENT: AtomicPtr<ProcessState> = AtomicPtr::new(ptr::null_mut());
+
+/// The state of the calling process, created on first use after start or fork.
+pub fn current() -> &'static ProcessState {
+    let pid = std::process::id();
+    loop {
+        let seen = CURRENT.load(Ordering::Acquire);
+        // SAFETY: every pointer stored in CURRENT comes from Box::into_raw and is never freed.
+        if let Some(state) = unsafe { seen.as_ref() } {
+            if state.pid == pid {
+                return state;
+            }
+        }
+        let fresh = Box::into_raw(Box::new(ProcessState::new(pid)));
+        match CURRENT.compare_exchange(seen, fresh, Ordering::AcqRel, Ordering::Acquire) {
+            // SAFETY: just stored; never freed (see above).
+            Ok(_) => return unsafe { &*fresh },
+            Err(_) => {
+                // Another thread won the race; ours was never shared or initialised.
+                // SAFETY: `fresh` came from Box::into_raw above and nobody else saw it.
+                drop(unsafe { Box::from_raw(fresh) });
+            }
+        }
+    }
+}
+
+impl ProcessState {
+    fn new(pid: u32) -> Self {
+        ProcessState {
+            pid,
+            runtime: OnceLock::new(),
+            http: OnceLock::new(),
+            limiters: LimiterRegistry::default(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The tokio runtime of this process (two worker threads: the work is I/O, not CPU).
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime.get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("plane-connector")
+                .enable_all()
+                .build()
+                .expect("cannot start the tokio runtime (out of threads or file descriptors?)")
+        })
+    }
+
+    /// The shared connection pool of this process.
+    pub fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            let _guard = self.runtime().enter();
+            reqwest::Client::builder()
+                .user_agent(concat!("plane-connector/", env!("CARGO_PKG_VERSION")))
+                .pool_idle_timeout(std::time::Duration::from_secs(60))
+                .redirect(same_origin_redirects())
+                .build()
+                .expect("cannot build the HTTP client (TLS roots unavailable?)")
+        })
+    }
+
+    pub fn limiters(&self) -> &LimiterRegistry {
+        &self.limiters
+    }
+}
+
+/// Follows at most 5 redirects and only within the same origin: reqwest strips `Authorization` on a
+/// cross-host redirect but not `X-API-Key`, which must never reach another host.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt.previous().first().is_some_and(|first| {
+            first.scheme() == attempt.url().scheme()
+                && first.host_str() == attempt.url().host_str()
+                && first.port_or_known_default() == attempt.url().port_or_known_default()
+        });
+        if attempt.previous().len() > 5 || !same_origin {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_process_same_state() {
+        let a = current() as *const ProcessState;
+        let b = current() as *const ProcessState;
+        assert_eq!(a, b);
+        assert_eq!(current().pid(), std::process::id());
+    }
+}
