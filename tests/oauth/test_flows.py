@@ -1,0 +1,308 @@
+"""OAuth Plane Apps against the emulator's cloud edition, through the Rust client."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from plane_connector import AuthError, PlaneClient
+from plane_connector.oauth import (
+    OAuthApp,
+    OAuthError,
+    PostgresTokenStore,
+    ReauthorizeError,
+    TokenSet,
+    check_state,
+    complete_authorization,
+    new_state,
+    token_provider,
+)
+from plane_connector.testing import PlaneEmulator
+
+REDIRECT = "http://127.0.0.1:8069/plane/oauth/callback"
+SECRET_ENV = "PLANE_TEST_CLIENT_SECRET"
+WORKER = Path(__file__).with_name("_worker.py")
+
+
+@pytest.fixture
+def emu() -> Iterator[PlaneEmulator]:
+    with PlaneEmulator("cloud", seed=11, token_expires_in=3600) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def app(emu: PlaneEmulator, monkeypatch: pytest.MonkeyPatch) -> OAuthApp:
+    client_id, secret = emu.register_oauth_app(redirect_uri=REDIRECT)
+    monkeypatch.setenv(SECRET_ENV, secret)
+    return OAuthApp(emu.base_url, client_id, f"env:{SECRET_ENV}", REDIRECT, ("read", "write"))
+
+
+@pytest.fixture
+def store(
+    connect: Callable[[], Any], token_table: str, key_ref: str
+) -> Iterator[PostgresTokenStore]:
+    s = PostgresTokenStore(connect, key_ref=key_ref, table=token_table)
+    yield s
+    s.close()
+
+
+def browser_consent(url: str) -> dict[str, str]:
+    """What the user's browser does: open the consent URL, read the redirect's query."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn.request("GET", f"{parts.path}?{parts.query}")
+    resp = conn.getresponse()
+    location = resp.getheader("Location") or ""
+    conn.close()
+    assert resp.status == 302, resp.status
+    assert location.startswith(REDIRECT)
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def authorize(app: OAuthApp, store: PostgresTokenStore, name: str = "odoo") -> TokenSet:
+    state = new_state()
+    callback = browser_consent(app.authorize_url(state))
+    assert check_state(state, callback["state"])
+    return complete_authorization(
+        app,
+        store,
+        name,
+        code=callback["code"],
+        app_installation_id=callback.get("app_installation_id"),
+    )
+
+
+def token_posts(emu: PlaneEmulator) -> list[Any]:
+    return [r for r in emu.requests if r.path == "/auth/o/token/"]
+
+
+def expiring_copy(store: PostgresTokenStore, name: str = "odoo", seconds: float = 10) -> None:
+    """Make the stored token look close to expiry (the emulator still honours it)."""
+    tokens = store.load(name)
+    assert tokens is not None
+    store.save(name, TokenSet(**{**tokens.__dict__, "expires_at": time.time() + seconds}))
+
+
+def test_authorization_code_flow(emu: PlaneEmulator, app: OAuthApp, store: Any) -> None:
+    url = app.authorize_url("s1")
+    assert url.startswith(f"{emu.base_url}/auth/o/authorize-app/?client_id=")
+    assert "response_type=code" in url and "scope=read+write" in url
+    tokens = authorize(app, store)
+    assert tokens.access_token.startswith("pln_") and tokens.refresh_token
+    assert tokens.workspace_slug == emu.workspace_slug
+    assert tokens.expires_at is not None and tokens.expires_at > time.time() + 3000
+    assert emu.token_requests == {"authorization_code": 1}
+    # The docs' style first: form body with HTTP Basic client credentials.
+    (post,) = token_posts(emu)
+    assert post.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+    assert "authorization" in post.headers  # recorded redacted; the emulator checked Basic
+
+    client = PlaneClient(emu.base_url, token_provider=token_provider(app, store, "odoo"))
+    assert client.me()["id"] == emu.user["id"]
+    assert emu.requests[-1].auth == "bearer"
+    stored = store.load("odoo")
+    assert stored is not None and stored.access_token == tokens.access_token
+
+
+def test_json_body_fallback_when_form_is_refused(
+    emu: PlaneEmulator, app: OAuthApp, store: Any
+) -> None:
+    # A server that does not read HTTP Basic answers invalid_client; the SDK's JSON style works.
+    emu.faults.add(r"^/auth/o/token/$", "POST", status=401, body={"error": "invalid_client"})
+    tokens = authorize(app, store)
+    assert tokens.refresh_token
+    first, second = token_posts(emu)
+    assert "form-urlencoded" in first.headers.get("content-type", "")
+    assert "json" in second.headers.get("content-type", "")
+    assert "authorization" not in {k.lower() for k in second.headers}
+    # The accepted style is remembered: the refresh goes straight to JSON.
+    app.refresh(tokens)
+    assert len(token_posts(emu)) == 3
+    assert "json" in token_posts(emu)[-1].headers.get("content-type", "")
+
+
+def test_wrong_client_secret_is_a_clear_error(
+    emu: PlaneEmulator, app: OAuthApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install = emu.install_oauth_app(app.client_id)
+    monkeypatch.setenv(SECRET_ENV, "not-the-secret-" + "9" * 20)
+    with pytest.raises(OAuthError) as err:
+        app.bot_token(install)
+    message = str(err.value)
+    assert "client_id" in message and f"env:{SECRET_ENV}" in message
+    assert "not-the-secret" not in message
+    assert len(token_posts(emu)) == 2  # both styles tried, then a clear stop
+
+
+def test_bot_token_is_reissued_when_it_nears_expiry(
+    emu: PlaneEmulator, app: OAuthApp, store: Any
+) -> None:
+    installation = emu.install_oauth_app(app.client_id)
+    tokens = complete_authorization(app, store, "bot", app_installation_id=installation)
+    assert tokens.access_token.startswith("pln_bot_") and tokens.refresh_token is None
+    assert tokens.kind == "bot" and tokens.workspace_slug == emu.workspace_slug
+    provider = token_provider(app, store, "bot", margin=60)
+    assert provider() == tokens.access_token
+    assert emu.token_requests == {"client_credentials": 1}
+    expiring_copy(store, "bot")
+    fresh = provider()
+    assert fresh != tokens.access_token and fresh.startswith("pln_bot_")
+    assert emu.token_requests == {"client_credentials": 2}
+    client = PlaneClient(emu.base_url, token_provider=provider)
+    assert client.get(f"workspaces/{emu.workspace_slug}/projects/")["results"]
+
+
+def test_refresh_before_expiry_rotates_tokens(
+    emu: PlaneEmulator, app: OAuthApp, store: Any
+) -> None:
+    old = authorize(app, store)
+    expiring_copy(store)
+    provider = token_provider(app, store, "odoo", margin=60)
+    client = PlaneClient(emu.base_url, token_provider=provider)
+    assert client.me()["id"] == emu.user["id"]
+    assert emu.token_requests.get("refresh_token") == 1
+    new = store.load("odoo")
+    assert new is not None
+    assert new.access_token != old.access_token and new.refresh_token != old.refresh_token
+    # Plane rotates: the old access token no longer works.
+    with pytest.raises(AuthError):
+        PlaneClient(emu.base_url, access_token=old.access_token).me()
+
+
+def test_threads_refresh_once_against_plane(emu: PlaneEmulator, app: OAuthApp, store: Any) -> None:
+    authorize(app, store)
+    expiring_copy(store)
+    provider = token_provider(app, store, "odoo", margin=60)
+    barrier = threading.Barrier(16)
+    seen: list[str] = []
+
+    def worker() -> None:
+        barrier.wait()
+        seen.append(provider(False))
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(seen) == 16 and len(set(seen)) == 1
+    assert emu.token_requests.get("refresh_token") == 1
+
+
+def test_processes_refresh_once_against_plane(
+    emu: PlaneEmulator,
+    app: OAuthApp,
+    store: PostgresTokenStore,
+    pg_dsn: str,
+    token_table: str,
+) -> None:
+    authorize(app, store)
+    expiring_copy(store)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    argv = [sys.executable, str(WORKER), emu.base_url, app.client_id, pg_dsn, token_table, "odoo"]
+    procs = [
+        subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        for _ in range(4)
+    ]
+    try:
+        for p in procs:
+            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        for p in procs:  # all four ask at once
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        hashes = []
+        for p in procs:
+            out, _ = p.communicate(timeout=60)
+            assert p.returncode == 0
+            hashes.append(out.strip())
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert len(set(hashes)) == 1
+    assert emu.token_requests.get("refresh_token") == 1
+    stored = store.load("odoo")
+    assert stored is not None
+    assert hashes[0] == hashlib.sha256(stored.access_token.encode()).hexdigest()
+
+
+def test_401_forces_one_refresh_and_retries(emu: PlaneEmulator, app: OAuthApp, store: Any) -> None:
+    tokens = authorize(app, store)
+    provider = token_provider(app, store, "odoo", margin=60)
+    client = PlaneClient(emu.base_url, token_provider=provider)
+    assert client.me()
+    # Plane drops the access token early (as after a password change); our clock says it is fine.
+    emu.oauth.tokens[tokens.access_token].revoked = True
+    assert client.me()["id"] == emu.user["id"]
+    assert emu.token_requests.get("refresh_token") == 1
+    statuses = [r.status for r in emu.requests if r.path == "/api/v1/users/me/"]
+    assert statuses == [200, 401, 200]
+
+
+def test_revoked_grant_asks_for_reauthorization(
+    emu: PlaneEmulator, app: OAuthApp, store: PostgresTokenStore
+) -> None:
+    authorize(app, store)
+    provider = token_provider(app, store, "odoo", margin=60)
+    client = PlaneClient(emu.base_url, token_provider=provider)
+    assert client.me()
+    emu.revoke_all_tokens()  # the user uninstalled the app / revoked access in Plane
+    with pytest.raises(AuthError) as err:
+        client.me()
+    assert "re-authorize" in str(err.value)
+    assert emu.token_requests.get("refresh_token") == 1
+    # Other workers fail fast: the dead grant is not replayed against Plane.
+    with pytest.raises(ReauthorizeError, match="re-authoriz"):
+        token_provider(app, store, "odoo")(False)
+    assert emu.token_requests.get("refresh_token") == 1
+    assert store.needs_reauthorization("odoo")
+    # Authorizing again heals it.
+    authorize(app, store)
+    assert client.me()["id"] == emu.user["id"]
+
+
+def test_revoke_token(emu: PlaneEmulator, app: OAuthApp, store: Any) -> None:
+    tokens = authorize(app, store)
+    app.revoke(tokens.access_token)
+    with pytest.raises(AuthError):
+        PlaneClient(emu.base_url, access_token=tokens.access_token).me()
+
+
+def test_no_secret_in_logs_reprs_or_errors(
+    emu: PlaneEmulator,
+    app: OAuthApp,
+    store: PostgresTokenStore,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    tokens = authorize(app, store)
+    expiring_copy(store)
+    provider = token_provider(app, store, "odoo", margin=60)
+    client = PlaneClient(emu.base_url, token_provider=provider)
+    client.me()
+    fresh = store.load("odoo")
+    emu.revoke_all_tokens()
+    expiring_copy(store)
+    with pytest.raises(ReauthorizeError) as err:
+        provider(False)
+    secret = os.environ[SECRET_ENV]
+    values = [secret, tokens.access_token, tokens.refresh_token]
+    values += [fresh.access_token, fresh.refresh_token] if fresh else []
+    text = "\n".join(
+        [caplog.text, repr(app), repr(provider), repr(store), repr(client), repr(tokens)]
+        + [repr(fresh), str(err.value), repr(err.value), str(getattr(err.value, "body", ""))]
+    )
+    for value in values:
+        assert value and value not in text
