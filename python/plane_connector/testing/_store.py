@@ -259,7 +259,7 @@ class PlaneStore:
                 "updated_at": ts,
                 "deleted_at": None,
                 "name": name,
-                "description": extra.get("description", ""),
+                "description": extra.get("description") or "",
                 "color": color,
                 "sort_order": float(65535 * (len(labels) + 1)),
                 "external_source": extra.get("external_source"),

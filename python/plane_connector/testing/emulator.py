@@ -242,15 +242,10 @@ class PlaneEmulator:
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
         self.api_key = self.add_api_key()
-        member = _store.User(
-            self.store.new_id(), "Jane", "Doe", "jane@plane-emulator.local", "jane"
-        )
-        self.store.users[member.id] = member
         project = self.store.create_project(
             "ERP Sync Lab", project_identifier, "Project for Odoo connector tests"
         )
         self.project_id = project.id
-        self.store.project_members[project.id].append(member.id)
         for name, color in (("bug", "#EF4444"), ("feature", "#22C55E"), ("invoice", "#3B82F6")):
             self.store.create_label(project.id, name, color)
 
@@ -352,6 +347,21 @@ class PlaneEmulator:
                 "is_service": is_service, "is_active": is_active, "expires_at": expires_at,
             }  # fmt: skip
         return key
+
+    def add_member(
+        self, first_name: str, last_name: str = "", email: str | None = None, role: int = 15
+    ) -> dict[str, Any]:
+        """Add a workspace and project member (e.g. to assign work items); returns UserLite."""
+        with self._lock:
+            display = first_name.lower()
+            user = _store.User(
+                self.store.new_id(), first_name, last_name,
+                email or f"{display}@plane-emulator.local", display, role,
+            )  # fmt: skip
+            self.store.users[user.id] = user
+            for members in self.store.project_members.values():
+                members.append(user.id)
+            return user.lite()
 
     def revoke_api_key(self, key: str) -> None:
         with self._lock:
@@ -822,7 +832,10 @@ class PlaneEmulator:
                 )
         self._external_conflict("Label", labels.values(), data)
         label = self.store.create_label(
-            pid, str(data["name"]), str(data.get("color") or "#4F46E5"), **data
+            pid,
+            str(data["name"]),
+            str(data.get("color") or "#4F46E5"),
+            **{k: data.get(k) for k in ("description", "parent", "external_id", "external_source")},
         )
         return 201, label.data
 
