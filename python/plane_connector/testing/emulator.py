@@ -1499,7 +1499,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _read_chunked(self) -> bytes:
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
             if size == 0:
