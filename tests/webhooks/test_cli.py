@@ -1,0 +1,155 @@
+"""``plane-connector webhook``: the HTTP server over real sockets, fed by recorded deliveries and by
+the Plane emulator (which signs and sends webhooks the way Plane does)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from plane_connector.cli.webhook import make_server
+from plane_connector.dedupe import SQLiteDeliveryStore
+from plane_connector.webhooks import WebhookReceiver
+
+
+@pytest.fixture
+def served(sqlite_store, samples) -> Iterator[tuple[Any, SQLiteDeliveryStore]]:
+    """A server on a free loopback port around a receiver with the lab secret."""
+    receiver = WebhookReceiver(sqlite_store, samples["issue-created"].secret, max_body=4096)
+    server = make_server(receiver, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server, sqlite_store
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _post(port: int, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def test_server_accepts_then_dedupes(served, samples) -> None:
+    server, store = served
+    port = server.server_address[1]
+    sample = samples["issue-created"]
+    assert _post(port, "/plane/webhook", sample.headers, sample.body) == (
+        200,
+        {"status": "accepted", "delivery_id": sample.headers["X-Plane-Delivery"]},
+    )
+    status, answer = _post(port, "/plane/webhook", sample.headers, sample.body)
+    assert (status, answer["status"]) == (200, "duplicate")
+    bad = sample.with_headers(X_Plane_Signature="0" * 64)
+    assert _post(port, "/plane/webhook", bad, sample.body)[0] == 401
+    assert _post(port, "/elsewhere", sample.headers, sample.body)[0] == 404
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/healthz")
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert json.loads(resp.read())["deliveries"]["received"] == 1
+    conn.close()
+
+
+def test_server_refuses_a_huge_body_without_reading_it(served, samples) -> None:
+    server, store = served
+    sample = samples["issue-created"]
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=30)
+    try:
+        conn.putrequest("POST", "/plane/webhook")
+        for k, v in sample.with_headers(Content_Length=str(10 * 1024 * 1024)).items():
+            conn.putheader(k, v)
+        conn.endheaders()  # headers only: the server must answer without waiting for 10 MiB
+        resp = conn.getresponse()
+        assert resp.status == 413
+        assert json.loads(resp.read())["status"] == "rejected"
+    finally:
+        conn.close()
+    assert store.counts()["received"] == 0
+
+
+@pytest.mark.parametrize("edition", ["ce", "cloud"])
+def test_emulator_deliveries_end_to_end(served, samples, plane_emulator_factory, edition) -> None:
+    """Plane (emulated) signs and sends; duplicated sends are caught; every answer is a 2xx."""
+    server, store = served
+    emu = plane_emulator_factory(edition=edition)
+    url = f"http://127.0.0.1:{server.server_address[1]}/plane/webhook"
+    emu.register_webhook(url, secret=samples["issue-created"].secret)
+    emu.faults.add(kind="webhook_duplicate", count=3)
+    item = emu.create_work_item("Sync invoice INV/1")
+    emu.update_work_item(item["id"], name="Sync invoice INV/1 (paid)", priority="high")
+    emu.wait_webhooks_idle(timeout=30)
+    attempts = emu.deliveries
+    assert attempts and all(a.outcome == "delivered" and a.status == 200 for a in attempts)
+    events = {(a.event_id or a.body) for a in attempts}
+    assert len(attempts) > len(events)  # the fault really sent duplicates
+    rows = store.fetch()
+    assert len(rows) == len(events)
+    assert {r.action for r in rows} == {"created", "updated"}
+
+
+def test_cli_subprocess_serves_and_never_prints_the_secret(tmp_path, samples) -> None:
+    sample = samples["issue-created"]
+    env = {**os.environ, "PLANE_TEST_WEBHOOK_SECRET": sample.secret}
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "plane_connector", "webhook", "--port", "0",
+            "--secret-ref", "env:PLANE_TEST_WEBHOOK_SECRET",
+            "--store", f"sqlite:{tmp_path / 'cli.sqlite3'}",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )  # fmt: skip
+    try:
+        line = proc.stderr.readline()
+        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)/plane/webhook", line)
+        assert match, line
+        port = int(match.group(1))
+        assert _post(port, "/plane/webhook", sample.headers, sample.body)[0] == 200
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        output = line + proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    assert sample.secret not in output
+    rows = SQLiteDeliveryStore(str(tmp_path / "cli.sqlite3")).fetch()
+    assert [r.delivery_id for r in rows] == [sample.headers["X-Plane-Delivery"]]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "--secret-ref"),
+        (["--secret-ref", "env:PLANE_TEST_SURELY_UNSET"], "PLANE_TEST_SURELY_UNSET"),
+        (["--secret-ref", "plane_wh_0123456789abcdef0123456789abcdef"], "secret"),
+        (["--allow-unsigned", "--store", "sqlite:/nonexistent-dir/x.sqlite3"], "store"),
+    ],
+)
+def test_cli_refuses_bad_configuration(args, message) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "plane_connector", "webhook", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "0123456789abcdef0123456789abcdef" not in proc.stderr + proc.stdout
