@@ -1,0 +1,259 @@
+"""``plane.connector``: the base every Plane domain module ``_inherit``s.
+
+It builds the one Plane client from ``ir.config_parameter``, offers ``_plane_request`` /
+``_plane_paginate`` / ``_plane_create_idempotent``, and dispatches webhook events to
+``_plane_handle_event``, which domain modules extend with ``super()``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+
+from .. import plane_runtime as rt
+
+_log = logging.getLogger(__name__)
+
+try:
+    import plane_connector
+    from plane_connector import secrets as plane_secrets
+    from plane_connector.dedupe import PostgresDeliveryStore
+except ImportError:  # pragma: no cover - external_dependencies stops the install first
+    plane_connector = None
+
+# Plane Cloud v2 events use dot names; the handlers see the CE v1 entity names.
+_V2_EVENTS = {
+    "workitem": "issue",
+    "work_item": "issue",
+    "issue": "issue",
+    "workitem.comment": "issue_comment",
+    "work_item.comment": "issue_comment",
+    "project": "project",
+    "cycle": "cycle",
+    "module": "module",
+}
+#: A change seen by the sweep this long after the last webhook means the webhook went silent.
+SILENCE_GRACE = dt.timedelta(minutes=10)
+
+
+def parse_plane_time(value: Any) -> dt.datetime | None:
+    """Plane's ISO timestamps (``…Z`` or ``…+00:00``) as naive UTC; None when absent or bad."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+def normalize_event(event: str, action: str) -> tuple[str, str]:
+    """(entity, action) in CE v1 terms for both v1 (``issue``) and v2 (``workitem.updated``)."""
+    if "." not in event:
+        return event, action
+    entity, _, last = event.rpartition(".")
+    if last.lower() in ("created", "updated", "deleted"):
+        action = last.lower()
+    else:
+        entity = event
+    return _V2_EVENTS.get(entity.lower(), entity.lower()), action
+
+
+class PlaneConnector(models.AbstractModel):
+    _name = "plane.connector"
+    _description = "Plane connector (client, pagination, event dispatch)"
+
+    # -- configuration and client
+
+    @api.model
+    def _plane_config(self) -> dict[str, str]:
+        """The four settings (references, never secret values)."""
+        params = self.env["ir.config_parameter"].sudo()
+        return {
+            "base_url": (params.get_param(rt.PARAM_BASE_URL) or rt.DEFAULT_BASE_URL).strip(),
+            "workspace_slug": (params.get_param(rt.PARAM_WORKSPACE) or "").strip(),
+            "api_key_ref": (params.get_param(rt.PARAM_API_KEY_REF) or "").strip(),
+            "webhook_secret_ref": (params.get_param(rt.PARAM_WEBHOOK_SECRET_REF) or "").strip(),
+        }
+
+    @api.model
+    def _plane_client(self):
+        """The process-wide client for the current configuration (built once, then cached)."""
+        self._plane_require_wheel()
+        config = self._plane_config()
+        ref = config["api_key_ref"]
+        if not ref:
+            raise UserError(
+                "Plane is not configured: set the API key reference (plane.api_key_ref, "
+                "e.g. env:PLANE_API_KEY) in Settings > Plane."
+            )
+        registry = self.env.registry
+
+        def build():
+            try:
+                api_key = plane_secrets.resolve(ref)
+            except plane_secrets.SecretError as exc:
+                raise UserError(f"Plane API key reference cannot be resolved: {exc}") from None
+            return plane_connector.PlaneClient(
+                config["base_url"], api_key=api_key, rate_budget=self._plane_rate_budget(registry)
+            )
+
+        return rt.get_client(self.env.cr.dbname, config["base_url"], ref, build)
+
+    @api.model
+    def _plane_rate_budget(self, registry):
+        """The budget shared by every worker and host on this database (PostgreSQL)."""
+        try:
+            from plane_connector.ratebudget import PostgresRateBudget
+        except ImportError:
+            _log.warning(
+                "plane_connector.ratebudget is missing: each process keeps its own 60/min "
+                "budget, so several workers can exceed Plane's limit together"
+            )
+            return None
+        return PostgresRateBudget(rt.store_connect(registry))
+
+    @api.model
+    def _plane_require_wheel(self) -> None:
+        if plane_connector is None:
+            raise UserError("The plane_connector Python package is not installed on this server.")
+
+    @api.model
+    def _plane_workspace_path(self, *parts: str) -> str:
+        """``workspaces/<slug>/<parts…>/`` for the configured workspace."""
+        slug = self._plane_config()["workspace_slug"]
+        if not slug:
+            raise UserError("Plane is not configured: set the workspace slug in Settings > Plane.")
+        return "/".join(["workspaces", slug, *(str(p).strip("/") for p in parts)]) + "/"
+
+    # -- calls (every Plane call goes through the wheel's client)
+
+    @api.model
+    def _plane_request(self, method: str, path: str, *, params=None, json=None) -> Any:
+        """One API call; ``path`` is relative to ``/api/v1/``. Raises plane_connector errors."""
+        return self._plane_client().request(method, path, params=params, json=json)
+
+    @api.model
+    def _plane_paginate(self, path: str, *, params=None, per_page: int = 100, cursor=None):
+        """Lazy iterator over the items of a cursor-paginated list."""
+        return self._plane_client().paginate(path, params=params, per_page=per_page, cursor=cursor)
+
+    @api.model
+    def _plane_external_id(self, record) -> str:
+        """A stable, database-unique external id for an Odoo record (Plane ``external_id``)."""
+        dbuuid = self.env["ir.config_parameter"].sudo().get_param("database.uuid") or ""
+        return f"{dbuuid}:{record._name}:{record.id}"
+
+    @api.model
+    def _plane_create_idempotent(self, path: str, values: dict, *, external_id: str,
+                                 external_source: str = "odoo") -> dict:
+        """POST with external_id/external_source: a repeat returns the existing object."""
+        body = dict(values, external_id=external_id, external_source=external_source)
+        return self._plane_client().create_idempotent(path, body)
+
+    # -- event dispatch
+
+    @api.model
+    def _plane_handle_event(self, event: str, action: str, payload: dict) -> bool:
+        """Handle one Plane event; extend with ``super()``. Return True when handled.
+
+        ``event`` is the CE v1 entity name (``issue``, ``issue_comment``, ``project``, ``cycle``,
+        ``module``) also for Cloud v2 deliveries; ``payload["data"]`` is the entity. Raise to have
+        the delivery retried (its writes are rolled back). Must be idempotent: the reconciliation
+        sweep feeds the same changes again.
+        """
+        return False
+
+    @api.model
+    def _plane_dispatch(self, delivery) -> bool:
+        """Run the event hook for one stored delivery (called by the processing cron)."""
+        payload = dict(delivery.payload)
+        event, action = normalize_event(delivery.event, delivery.action)
+        data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+        project_id = data.get("project") if event == "issue" else None
+        if isinstance(project_id, dict):
+            project_id = project_id.get("id")
+        if project_id:
+            self.env["plane.project.link"].sudo()._plane_webhook_seen(project_id)
+        handled = self._plane_handle_event(event, action, payload)
+        if not handled:
+            _log.debug("Plane %s.%s (delivery %s) had no handler", event, action,
+                       delivery.delivery_id)
+        return handled
+
+    # -- crons
+
+    @api.model
+    def _plane_delivery_store(self):
+        self._plane_require_wheel()
+        return PostgresDeliveryStore(rt.store_connect(self.env.registry))
+
+    @api.model
+    def _cron_process_deliveries(self, limit: int = 50) -> dict:
+        """Process due received/failed deliveries in this transaction (exactly once per row)."""
+        params = self.env["ir.config_parameter"].sudo()
+        max_attempts = int(params.get_param("plane.webhook_max_attempts", 5))
+        env = self.env
+
+        def handler(delivery) -> None:
+            # The store wraps this in a SAVEPOINT: flush so the ORM's writes land inside it,
+            # and forget the cache on failure since the savepoint rolls them back.
+            env.flush_all()
+            try:
+                env["plane.connector"].sudo()._plane_dispatch(delivery)
+                env.flush_all()
+            except Exception:
+                env.clear()
+                raise
+
+        env["plane.webhook.delivery"].flush_model()
+        report = self._plane_delivery_store().process_pending(
+            env.cr, handler, limit=limit, max_attempts=max_attempts
+        )
+        env["plane.webhook.delivery"].invalidate_model()
+        result = {"done": report.done, "failed": report.failed, "dead": report.dead,
+                  "skipped": report.skipped}
+        if report.processed:
+            _log.info("Plane deliveries processed: %s", result)
+        return result
+
+    @api.model
+    def _cron_health_check(self):
+        """Call ``users/me/`` and record the outcome (kept for the settings page)."""
+        return self.env["plane.health.check"].sudo()._plane_run_check()
+
+    @api.model
+    def _cron_reconcile(self) -> dict:
+        """Catch up what webhooks missed (Plane never replays a disabled webhook's events)."""
+        results = {}
+        for link in self.env["plane.project.link"].sudo().search([("active", "=", True)]):
+            results[link.plane_project_id] = link._plane_sweep()
+        return results
+
+    # -- helpers for domain modules
+
+    @api.model
+    def _plane_state_group(self, project_id: str, state: Any) -> str | None:
+        """The group (backlog/unstarted/started/completed/cancelled) of a work item's state.
+
+        Webhooks carry the expanded state object; plain API reads carry only its id, which is
+        looked up (one GET per call).
+        """
+        if isinstance(state, dict):
+            return state.get("group")
+        if not state or not project_id:
+            return None
+        found = self._plane_request(
+            "GET", self._plane_workspace_path("projects", project_id, "states", state)
+        )
+        return found.get("group") if isinstance(found, dict) else None
+
+    @api.model
+    def _plane_now(self) -> dt.datetime:
+        return fields.Datetime.now()

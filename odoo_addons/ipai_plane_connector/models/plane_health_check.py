@@ -1,0 +1,73 @@
+"""``plane.health.check``: the recorded outcome of each ``users/me/`` check."""
+
+import logging
+
+from odoo import api, fields, models
+
+_log = logging.getLogger(__name__)
+
+KEEP_CHECKS = 200
+
+
+class PlaneHealthCheck(models.Model):
+    _name = "plane.health.check"
+    _description = "Plane connection check"
+    _order = "id desc"
+
+    checked_at = fields.Datetime(required=True, default=fields.Datetime.now, readonly=True)
+    ok = fields.Boolean(readonly=True)
+    message = fields.Char(readonly=True)
+    plane_user = fields.Char(readonly=True, help="Display name of the API key's user")
+    base_url = fields.Char(readonly=True)
+
+    @api.model
+    def _plane_run_check(self):
+        """Check the connection now and store the result (never raises for Plane errors)."""
+        connector = self.env["plane.connector"]
+        base_url = connector._plane_config()["base_url"]
+        ok, message, user = False, "", ""
+        try:
+            client = connector._plane_client()
+            result = _health(client)
+            ok, message, user = result["ok"], result["message"], result["user"]
+        except Exception as exc:  # noqa: BLE001 - the outcome is recorded, not raised
+            message = _describe(exc)
+        check = self.create({"ok": ok, "message": message[:500], "plane_user": user,
+                             "base_url": base_url})
+        old = self.search([], offset=KEEP_CHECKS)
+        if old:
+            old.unlink()
+        if not ok:
+            _log.warning("Plane health check failed: %s", message)
+        return check
+
+    @api.model
+    def _plane_last(self):
+        return self.search([], limit=1)
+
+
+def _describe(exc: BaseException) -> str:
+    try:
+        from plane_connector.dedupe import describe_error
+    except ImportError:  # pragma: no cover
+        return type(exc).__name__
+    return describe_error(exc)
+
+
+def _health(client) -> dict:
+    """Use ``plane_connector.health.check`` when the wheel has it, else ``users/me/``."""
+    try:
+        from plane_connector import health
+    except ImportError:
+        health = None
+    if health is not None and hasattr(health, "check"):
+        result = health.check(client)
+        get = result.get if isinstance(result, dict) else lambda k, d=None: getattr(result, k, d)
+        me = get("user") or get("me") or {}
+        name = me.get("display_name") or me.get("email") or "" if isinstance(me, dict) else str(me)
+        ok = bool(get("ok"))
+        return {"ok": ok, "message": str(get("message") or get("detail") or
+                                          ("connected" if ok else "failed")), "user": name}
+    me = client.me()
+    name = me.get("display_name") or me.get("email") or me.get("id") or ""
+    return {"ok": True, "message": f"connected as {name}", "user": name}

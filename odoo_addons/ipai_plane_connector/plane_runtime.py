@@ -1,0 +1,89 @@
+"""Process-level plumbing shared by the models and the controller (no Odoo models here).
+
+Everything cross-process (dedupe rows, the rate budget, sync marks) lives in PostgreSQL; what is
+kept here is only a cache: the Plane client per (database, base URL, key reference, process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.plane.so"
+PARAM_BASE_URL = "plane.base_url"
+PARAM_WORKSPACE = "plane.workspace_slug"
+PARAM_API_KEY_REF = "plane.api_key_ref"
+PARAM_WEBHOOK_SECRET_REF = "plane.webhook_secret_ref"  # noqa: S105 - a parameter name
+
+_clients: dict[tuple[str, str, str, int], Any] = {}
+_clients_lock = threading.Lock()
+
+
+class _NoIsolationSwitch:
+    """Cursor proxy for Odoo's test cursors, which are savepoints inside the test transaction.
+
+    The delivery store opens each claim with ``SET TRANSACTION ISOLATION LEVEL READ COMMITTED``
+    (right for a fresh transaction); inside a test transaction that already ran queries
+    PostgreSQL refuses it. Tests have no concurrent writer, so skipping it changes nothing.
+    """
+
+    def __init__(self, cr: Any) -> None:
+        self._cr = cr
+
+    def execute(self, query: Any, params: Any = None, log_exceptions: bool = True) -> Any:
+        if isinstance(query, str) and query.lstrip().upper().startswith("SET TRANSACTION"):
+            return None
+        return self._cr.execute(query, params, log_exceptions=log_exceptions)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cr, name)
+
+
+def store_connect(registry: Any):
+    """``connect()`` for the wheel's PostgreSQL stores: a fresh Odoo cursor per use.
+
+    ``registry.cursor`` is looked up at each call (never bound once) because Odoo's test mode
+    patches it per test class, and the client cache outlives a test class.
+    """
+
+    @contextlib.contextmanager
+    def connect() -> Iterator[Any]:
+        with registry.cursor() as cr:
+            yield _NoIsolationSwitch(cr) if type(cr).__name__ == "TestCursor" else cr
+
+    return connect
+
+
+def get_client(dbname: str, base_url: str, key_ref: str, factory: Any) -> Any:
+    """The cached client for this process and configuration; ``factory()`` builds a new one.
+
+    The process id is in the key because Odoo forks its workers after import: a client (and
+    its runtime) made in the parent must not be reused in a child.
+    """
+    key = (dbname, base_url, key_ref, os.getpid())
+    client = _clients.get(key)
+    if client is not None:
+        return client
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = factory()
+            # Stale entries (old config, parent pid) would only waste memory: drop them.
+            for stale in [k for k in _clients if k[0] == dbname or k[3] != key[3]]:
+                del _clients[stale]
+            _clients[key] = client
+            _log.debug("built Plane client for database %s, %s", dbname, base_url)
+        return client
+
+
+def forget_clients(dbname: str | None = None) -> None:
+    """Drop cached clients (all, or one database's), e.g. after the settings changed."""
+    with _clients_lock:
+        for k in [k for k in _clients if dbname is None or k[0] == dbname]:
+            del _clients[k]

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Run the Odoo addons' tests (odoo_addons/*/tests) on every real Odoo found: 18.0 and 19.0.
+#
+#   scripts/odoo-tests.sh            # both series, when present
+#   ODOO_SERIES=19 scripts/odoo-tests.sh
+#
+# Odoo servers: ODOO18_PATH / ODOO19_PATH (default /work/odoo18, /work/odoo19), each with a
+# Python from ODOO18_PYTHON / ODOO19_PYTHON (default /work/odooNN-venv/bin/python). A missing
+# server is reported and skipped. PostgreSQL: ODOO_DB_HOST (127.0.0.1), ODOO_DB_USER (odoo:
+# Odoo 19 refuses the "postgres" role), ODOO_DB_PORT (5432).
+#
+# odoo-bin exits 0 even when an addon silently failed to install (then zero tests ran), so
+# the log is checked too: any ERROR/CRITICAL line, a failed/errored test summary, or no test
+# of one of our modules having run, fails the run.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+DB_HOST=${ODOO_DB_HOST:-127.0.0.1}
+DB_PORT=${ODOO_DB_PORT:-5432}
+DB_USER=${ODOO_DB_USER:-odoo}
+SERIES=${ODOO_SERIES:-"18 19"}
+LOG_DIR=${ODOO_TEST_LOG_DIR:-$ROOT/.odoo}
+mkdir -p "$LOG_DIR"
+
+# Our addons with tests, in install order (a module absent from the tree is skipped).
+MODULES=()
+for m in ipai_plane_connector ipai_bir_plane_sync ipai_plane_project_sync; do
+  [ -f "odoo_addons/$m/__manifest__.py" ] && MODULES+=("$m")
+done
+MODULE_LIST=$(IFS=,; echo "${MODULES[*]}")
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Bring the venv's plane_connector up to date with this tree. Fast path: the tree holds a
+# built extension (dev.sh's `maturin develop`), so the package directory is copied over the
+# installed one (~0.1 s). Otherwise the wheel is built and installed by pip (minutes: Rust).
+sync_wheel() {
+  local py=$1 site
+  site=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') || return 1
+  if [ ! -d "$site/plane_connector" ] || ! ls python/plane_connector/_core*.so >/dev/null 2>&1; then
+    echo "installing the plane_connector wheel into $(dirname "$(dirname "$py")") (builds the Rust core)"
+    "$py" -m pip install -q --no-deps --force-reinstall "$ROOT" || return 1
+    return 0
+  fi
+  if ! diff -rq -x __pycache__ python/plane_connector "$site/plane_connector" >/dev/null 2>&1; then
+    echo "syncing plane_connector from the tree into $site"
+    rsync -a --delete --exclude __pycache__ python/plane_connector/ "$site/plane_connector/" || return 1
+  fi
+}
+
+run_series() {
+  local series=$1 path_var="ODOO${1}_PATH" py_var="ODOO${1}_PYTHON"
+  local odoo=${!path_var:-/work/odoo$series}
+  local py=${!py_var:-/work/odoo$series-venv/bin/python}
+  if [ ! -f "$odoo/odoo-bin" ]; then
+    echo "no Odoo $series.0 found at $odoo, skipped"
+    return 0
+  fi
+  if [ ! -x "$py" ]; then
+    echo "no Python for Odoo $series.0 at $py, skipped"
+    return 0
+  fi
+  local version
+  version=$(cd "$odoo" && "$py" -c 'from odoo import release; print(release.version_info[0])' 2>/dev/null)
+  if [ "$version" != "$series" ]; then
+    echo "FAIL: $odoo is Odoo '$version', expected $series"
+    return 1
+  fi
+  sync_wheel "$py" || { echo "FAIL: could not install plane_connector into $py"; return 1; }
+
+  local addons="$ROOT/odoo_addons"
+  [ -d "$odoo/addons" ] && addons="$odoo/addons,$addons"
+  [ -d "$odoo/odoo/addons" ] && addons="$odoo/odoo/addons,$addons"
+  local db="plane_odoo${series}_test_$$" port log extra=()
+  port=$(free_port)
+  log="$LOG_DIR/odoo$series-tests.log"
+  # 18 loads demo data unless told not to; 19 loads none by default. Tests never need it.
+  [ "$series" -lt 19 ] && extra+=(--without-demo=all)
+  dropdb -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" --if-exists "$db" 2>/dev/null
+  echo "== Odoo $series.0 ($odoo): installing $MODULE_LIST with tests into database $db (log: $log)"
+  local start=$SECONDS
+  "$py" "$odoo/odoo-bin" --addons-path="$addons" -d "$db" -i "$MODULE_LIST" \
+    --db_host "$DB_HOST" --db_port "$DB_PORT" --db_user "$DB_USER" \
+    --test-enable --stop-after-init --log-level=test --http-port "$port" \
+    --http-interface 127.0.0.1 --max-cron-threads 0 "${extra[@]}" >"$log" 2>&1
+  local rc=$?
+  dropdb -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" --if-exists "$db" 2>/dev/null
+  "$py" "$ROOT/scripts/odoo_log_check.py" --series "$series" --rc "$rc" \
+    --seconds $((SECONDS - start)) "$log" "${MODULES[@]}"
+}
+
+status=0
+for s in $SERIES; do
+  run_series "$s" || status=1
+done
+exit $status
