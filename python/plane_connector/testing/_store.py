@@ -134,6 +134,11 @@ class PlaneStore:
     def new_id(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
+    def _stamp(self) -> dict[str, Any]:
+        """The leading keys most of Plane's model serializers share, in their order."""
+        ts = self.timestamp()
+        return {"id": self.new_id(), "created_at": ts, "updated_at": ts, "deleted_at": None}
+
     def timestamp(self) -> str:
         # Strictly increasing so that -created_at ordering is total and reproducible.
         moment = max(datetime.now(timezone.utc), self._clock_floor + timedelta(microseconds=1))
@@ -214,16 +219,12 @@ class PlaneStore:
         external_id: str | None = None,
         external_source: str | None = None,
     ) -> Entity:
-        ts = self.timestamp()
         states = self.states[project_id]
         if sequence is None:
             sequence = max((s.data["sequence"] for s in states.values()), default=5000.0) + 10000
         state = Entity(
             {
-                "id": self.new_id(),
-                "created_at": ts,
-                "updated_at": ts,
-                "deleted_at": None,
+                **self._stamp(),
                 "name": name,
                 "description": "",
                 "color": color,
@@ -250,14 +251,10 @@ class PlaneStore:
     def create_label(
         self, project_id: str, name: str, color: str = "#4F46E5", **extra: Any
     ) -> Entity:
-        ts = self.timestamp()
         labels = self.labels[project_id]
         label = Entity(
             {
-                "id": self.new_id(),
-                "created_at": ts,
-                "updated_at": ts,
-                "deleted_at": None,
+                **self._stamp(),
                 "name": name,
                 "description": extra.get("description") or "",
                 "color": color,
@@ -430,13 +427,9 @@ class PlaneStore:
     def create_comment(
         self, project_id: str, item_id: str, values: dict[str, Any], actor_id: str | None
     ) -> Entity:
-        ts = self.timestamp()
         comment = Entity(
             {
-                "id": self.new_id(),
-                "created_at": ts,
-                "updated_at": ts,
-                "deleted_at": None,
+                **self._stamp(),
                 "comment_html": values.get("comment_html", "<p></p>"),
                 "attachments": [],
                 "access": values.get("access", "INTERNAL"),
@@ -457,13 +450,9 @@ class PlaneStore:
         return comment
 
     def create_cycle(self, project_id: str, values: dict[str, Any]) -> Entity:
-        ts = self.timestamp()
         cycle = Entity(
             {
-                "id": self.new_id(),
-                "created_at": ts,
-                "updated_at": ts,
-                "deleted_at": None,
+                **self._stamp(),
                 "name": values["name"],
                 "description": values.get("description", ""),
                 "start_date": values.get("start_date"),
@@ -489,13 +478,9 @@ class PlaneStore:
         return cycle
 
     def create_module(self, project_id: str, values: dict[str, Any]) -> Entity:
-        ts = self.timestamp()
         module = Entity(
             {
-                "id": self.new_id(),
-                "created_at": ts,
-                "updated_at": ts,
-                "deleted_at": None,
+                **self._stamp(),
                 "name": values["name"],
                 "description": values.get("description", ""),
                 "description_text": None,

@@ -1,0 +1,162 @@
+"""The emulator's HTTP layer: response assembly in Plane's header order, and the server."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import socket
+import struct
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+log = logging.getLogger("plane_connector.testing.emulator")
+
+
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+    action: str | None = None  # None | "reset" | "truncate"
+
+
+# -- response assembly --------------------------------------------------------------------------
+_TAIL = [
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+]
+
+
+def finish(
+    status: int,
+    body: bytes,
+    kind: str,
+    allow: str | None,
+    rate: tuple[int, int] | None,
+    *,
+    retry_after: int | None = None,
+) -> Response:
+    """Headers in the order Django/DRF/uvicorn emit them (see the recorded *.txt samples)."""
+    headers: list[tuple[str, str]] = []
+    if body:
+        headers.append(("Content-Type", "application/json"))
+    if retry_after is not None:
+        headers.append(("Retry-After", str(retry_after)))
+    if allow:
+        headers.append(("Allow", allow))
+    if rate is not None:
+        headers.append(("X-RateLimit-Remaining", str(rate[0])))
+        headers.append(("X-RateLimit-Reset", str(rate[1])))
+    big = len(body) >= 200  # Django's GZipMiddleware adds Vary only from 200 bytes on
+    if big and kind != "auth":
+        headers.append(("Vary", "Accept-Encoding, Cookie, origin"))
+    headers.append(("X-Frame-Options", "DENY"))
+    headers.append(("Content-Length", str(len(body))))
+    if not big and kind != "auth":
+        headers.append(("Vary", "Cookie, origin"))
+    headers.extend(_TAIL)
+    if kind == "auth":
+        headers.append(("Vary", "origin"))
+    return Response(status, headers, body)
+
+
+def oauth_response(status: int, body: bytes) -> Response:
+    headers = [("Content-Type", "application/json")] if body else []
+    headers += [
+        ("Cache-Control", "no-store"),
+        ("Pragma", "no-cache"),
+        ("Content-Length", str(len(body))),
+    ]
+    return Response(status, headers, body)
+
+
+def gzip_response(resp: Response) -> Response:
+    body = gzip.compress(resp.body, compresslevel=6)
+    headers = [(k, str(len(body)) if k == "Content-Length" else v) for k, v in resp.headers]
+    headers.append(("Content-Encoding", "gzip"))
+    return Response(resp.status, headers, body, resp.action)
+
+
+def mangle(resp: Response, kind: str) -> Response:
+    if kind == "truncate":
+        return Response(resp.status, resp.headers, resp.body, action="truncate")
+    if kind == "malformed":
+        body = resp.body[: max(1, len(resp.body) // 2)] + b"<!-- upstream error -->"
+        headers = [(k, str(len(body)) if k == "Content-Length" else v) for k, v in resp.headers]
+        return Response(resp.status, headers, body)
+    return resp
+
+
+# -- HTTP server --------------------------------------------------------------------------------
+class EmulatorServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+    emulator: Any
+
+
+class EmulatorHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: EmulatorServer
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.emulator._lock:
+            self.server.emulator._connections.add(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            with self.server.emulator._lock:
+                self.server.emulator._connections.discard(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("emulator %s - " + format, self.address_string(), *args)
+
+    def _serve(self) -> None:
+        length = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = self._read_chunked()
+        else:
+            body = self.rfile.read(int(length)) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        resp = self.server.emulator.handle(self.command, self.path, headers, body)
+        if resp.action == "reset":
+            # SO_LINGER 0 makes close() send a TCP RST: the client sees "connection reset".
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            return
+        reason = (
+            HTTPStatus(resp.status).phrase if resp.status in HTTPStatus._value2member_map_ else ""
+        )
+        out = [f"HTTP/1.1 {resp.status} {reason}\r\n".encode("latin-1")]
+        out.append(f"date: {self.date_time_string()}\r\nserver: uvicorn\r\n".encode("latin-1"))
+        for name, value in resp.headers:
+            out.append(f"{name}: {value}\r\n".encode("latin-1"))
+        out.append(b"\r\n")
+        body_out = resp.body
+        if resp.action == "truncate":
+            body_out = resp.body[: len(resp.body) // 2]
+            self.close_connection = True
+        if self.command != "HEAD":
+            out.append(body_out)
+        self.wfile.write(b"".join(out))
+        self.wfile.flush()
+        if self.headers.get("Connection", "").lower() == "close":
+            self.close_connection = True
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                self.rfile.readline()
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = _serve
