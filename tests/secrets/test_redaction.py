@@ -276,63 +276,61 @@ def test_unresolvable_references(
 # --- OAuth: failed refresh -----------------------------------------------------------------
 
 
+@dataclass
+class OAuthSetup:
+    oauth: Any  # the plane_connector.oauth module
+    app: Any  # OAuthApp registered on the cloud emulator
+    stale: Any  # an expired TokenSet with made-up tokens the emulator never issued
+
+
 @pytest.fixture()
-def cloud(plane_emulator_factory: Callable[..., Any]) -> Any:
-    return plane_emulator_factory(edition="cloud")
-
-
-def test_failed_refresh(cloud: Any, leaks: Leaks, monkeypatch: pytest.MonkeyPatch) -> None:
+def oauth_setup(
+    request: pytest.FixtureRequest,
+    plane_emulator_factory: Callable[..., Any],
+    leaks: Leaks,
+    monkeypatch: pytest.MonkeyPatch,
+) -> OAuthSetup:
+    """A Plane App on a cloud emulator; ``indirect`` param "wrong secret" configures a bad one."""
     oauth = pytest.importorskip("plane_connector.oauth", reason="OAuth (helper E)")
+    cloud = plane_emulator_factory(edition="cloud")
     s = leaks.values
     client_id, client_secret = cloud.register_oauth_app()
     s.extra.append(client_secret)
-    monkeypatch.setenv("PLANE_TEST_CLIENT_SECRET", client_secret)
+    wrong = getattr(request, "param", None) == "wrong secret"
+    monkeypatch.setenv("PLANE_TEST_CLIENT_SECRET", s.client_secret if wrong else client_secret)
     app = oauth.OAuthApp(cloud.base_url, client_id, "env:PLANE_TEST_CLIENT_SECRET")
-    leaks.add("repr(app)", repr(app))
     stale = oauth.TokenSet(
         access_token=s.access_token, refresh_token=s.refresh_token, expires_at=time.time() - 10
     )
+    leaks.add("repr(app)", repr(app))
     leaks.add("repr(tokens)", repr(stale))
-    with pytest.raises(oauth.ReauthorizeError, match="re-authorize") as info:
-        app.refresh(stale)
+    return OAuthSetup(oauth, app, stale)
+
+
+def test_failed_refresh(oauth_setup: OAuthSetup, leaks: Leaks) -> None:
+    with pytest.raises(oauth_setup.oauth.ReauthorizeError, match="re-authorize") as info:
+        oauth_setup.app.refresh(oauth_setup.stale)
     leaks.exception(info.value)
 
 
-def test_failed_refresh_with_a_wrong_client_secret(
-    cloud: Any, leaks: Leaks, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    oauth = pytest.importorskip("plane_connector.oauth", reason="OAuth (helper E)")
-    s = leaks.values
-    client_id, _ = cloud.register_oauth_app()
-    monkeypatch.setenv("PLANE_TEST_CLIENT_SECRET", s.client_secret)
-    app = oauth.OAuthApp(cloud.base_url, client_id, "env:PLANE_TEST_CLIENT_SECRET")
-    stale = oauth.TokenSet(access_token=s.access_token, refresh_token=s.refresh_token)
-    with pytest.raises(oauth.OAuthError, match="invalid_client") as info:
-        app.refresh(stale)
+@pytest.mark.parametrize("oauth_setup", ["wrong secret"], indirect=True)
+def test_failed_refresh_with_a_wrong_client_secret(oauth_setup: OAuthSetup, leaks: Leaks) -> None:
+    with pytest.raises(oauth_setup.oauth.OAuthError, match="invalid_client") as info:
+        oauth_setup.app.refresh(oauth_setup.stale)
     leaks.exception(info.value)
 
 
-def test_failed_refresh_through_the_client(
-    cloud: Any, leaks: Leaks, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_failed_refresh_through_the_client(oauth_setup: OAuthSetup, leaks: Leaks) -> None:
     # The whole chain: an expired stored token, the provider's refresh refused, the request
     # fails with "re-authorize" and nothing secret on the way.
-    oauth = pytest.importorskip("plane_connector.oauth", reason="OAuth (helper E)")
-    s = leaks.values
-    client_id, client_secret = cloud.register_oauth_app()
-    s.extra.append(client_secret)
-    monkeypatch.setenv("PLANE_TEST_CLIENT_SECRET", client_secret)
-    app = oauth.OAuthApp(cloud.base_url, client_id, "env:PLANE_TEST_CLIENT_SECRET")
+    oauth = oauth_setup.oauth
     store = oauth.MemoryTokenStore()
-    store.save(
-        "main",
-        oauth.TokenSet(
-            access_token=s.access_token, refresh_token=s.refresh_token, expires_at=time.time() - 5
-        ),
-    )
+    store.save("main", oauth_setup.stale)
     leaks.add("repr(store)", repr(store))
-    provider = oauth.token_provider(app, store, "main")
-    client = plane_connector.PlaneClient(cloud.base_url, token_provider=provider, max_retries=0)
+    provider = oauth.token_provider(oauth_setup.app, store, "main")
+    client = plane_connector.PlaneClient(
+        oauth_setup.app.base_url, token_provider=provider, max_retries=0
+    )
     leaks.add("repr(client)", repr(client))
     with pytest.raises(plane_connector.PlaneError, match="re-authorize") as info:
         client.me()
