@@ -45,6 +45,19 @@ def form(api: Api, path: str, fields: dict[str, str], basic: tuple[str, str] | N
     return api.call("POST", path, raw=urlencode(fields).encode(), key=None, headers=headers)
 
 
+def bot_token(emu: PlaneEmulator) -> tuple[dict, str]:
+    """Register and install an app, then get a bot token the SDK way (JSON body)."""
+    client_id, secret = emu.register_oauth_app(redirect_uri=REDIRECT)
+    installation = emu.install_oauth_app(client_id)
+    body = {
+        "grant_type": "client_credentials",
+        "app_installation_id": installation,
+        "client_id": client_id,
+        "client_secret": secret,
+    }
+    return Api(emu).post("/auth/o/token/", body, key=None).json(), secret
+
+
 def bearer(api: Api, token: str, path: str = "/api/v1/users/me/"):
     return api.get(path, key=None, headers={"Authorization": f"Bearer {token}"})
 
@@ -86,30 +99,17 @@ def test_authorization_code_flow_and_refresh_rotation(cloud: PlaneEmulator) -> N
     )
     assert (again.status, again.json()) == (400, {"error": "invalid_grant"})
     # Refresh (SDK style: JSON body with the client credentials) rotates both tokens.
-    new = api.post(
-        "/auth/o/token/",
-        {
-            "grant_type": "refresh_token",
-            "refresh_token": body["refresh_token"],
-            "client_id": client_id,
-            "client_secret": secret,
-        },
-        key=None,
-    )
+    refresh = {
+        "grant_type": "refresh_token",
+        "refresh_token": body["refresh_token"],
+        "client_id": client_id,
+        "client_secret": secret,
+    }
+    new = api.post("/auth/o/token/", refresh, key=None)
     assert new.status == 200
     assert bearer(api, body["access_token"]).status == 401
     assert bearer(api, new.json()["access_token"]).status == 200
-    reuse = api.post(
-        "/auth/o/token/",
-        {
-            "grant_type": "refresh_token",
-            "refresh_token": body["refresh_token"],
-            "client_id": client_id,
-            "client_secret": secret,
-        },
-        key=None,
-    )
-    assert reuse.status == 400
+    assert api.post("/auth/o/token/", refresh, key=None).status == 400
     assert cloud.token_requests == {"authorization_code": 2, "refresh_token": 2}
 
 
@@ -161,18 +161,7 @@ def test_bad_client_credentials(cloud: PlaneEmulator) -> None:
 def test_tokens_expire_in_scaled_time() -> None:
     with PlaneEmulator("cloud", time_scale=0.001, token_expires_in=100) as emu:  # 0.1 s
         api = Api(emu)
-        client_id, secret = emu.register_oauth_app(redirect_uri=REDIRECT)
-        installation = emu.install_oauth_app(client_id)
-        tok = api.post(
-            "/auth/o/token/",
-            {
-                "grant_type": "client_credentials",
-                "app_installation_id": installation,
-                "client_id": client_id,
-                "client_secret": secret,
-            },
-            key=None,
-        ).json()
+        tok, _ = bot_token(emu)
         assert tok["expires_in"] == 100
         assert bearer(api, tok["access_token"]).status == 200
         time.sleep(0.15)
@@ -231,18 +220,7 @@ def test_ce_has_no_oauth() -> None:
 
 def test_tokens_never_logged(cloud: PlaneEmulator) -> None:
     api = Api(cloud)
-    client_id, secret = cloud.register_oauth_app(redirect_uri=REDIRECT)
-    installation = cloud.install_oauth_app(client_id)
-    tok = api.post(
-        "/auth/o/token/",
-        {
-            "grant_type": "client_credentials",
-            "app_installation_id": installation,
-            "client_id": client_id,
-            "client_secret": secret,
-        },
-        key=None,
-    ).json()
+    tok, secret = bot_token(cloud)
     bearer(api, tok["access_token"])
     logged = json.dumps([r.__dict__ for r in cloud.requests], default=str)
     assert tok["access_token"] not in logged and secret not in logged
