@@ -695,6 +695,17 @@ def _constraint_problem(forms: _ModelForms, version: int | None) -> str | None:
                 f"Odoo {version} has no models.Constraint: declare "
                 "_sql_constraints = [(..., 'unique(delivery_id)', ...)]"
             )
+    elif forms.constraints and forms.sql_constraints:
+        # Declared both ways (one addon for 18 and 19): each Odoo reads only its own form, so a
+        # drop from either branch silently loses the constraint on that series.
+        if sql_ok and new_ok:
+            return None
+        if sql_ok or new_ok:
+            missing = "models.Constraint (Odoo 19+)" if sql_ok else "_sql_constraints (Odoo <= 18)"
+            return (
+                f"{DELIVERY_MODEL} declares unique(delivery_id) in one form only: the "
+                f"{missing} declaration lacks it"
+            )
     elif sql_ok or new_ok:
         return None
     seen = [d for d in forms.sql_constraints] + [c.partition(":")[2] for c in forms.constraints]

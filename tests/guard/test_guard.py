@@ -428,6 +428,44 @@ def test_other_accepted_forms(repo: GitRepo, run_guard: Run, declaration: str) -
     assert code == 0, out
 
 
+DUAL = (
+    'if hasattr(models, "Constraint"):\n'
+    '        _delivery_id_uniq = models.Constraint("UNIQUE (delivery_id)", "once")\n'
+    '        _fingerprint_uniq = models.Constraint("UNIQUE (fingerprint)", "once")\n'
+    "    else:\n"
+    "        _sql_constraints = [\n"
+    '            ("delivery_id_uniq", "UNIQUE (delivery_id)", "once"),\n'
+    '            ("fingerprint_uniq", "UNIQUE (fingerprint)", "once"),\n'
+    "        ]"
+)
+
+
+@pytest.mark.parametrize(
+    ("drop", "needle"),
+    [
+        (None, None),
+        ('("delivery_id_uniq", "UNIQUE (delivery_id)", "once"),', "_sql_constraints (Odoo <= 18)"),
+        ('_delivery_id_uniq = models.Constraint("UNIQUE (delivery_id)", "once")', "Odoo 19+"),
+    ],
+)
+def test_one_addon_for_18_and_19_needs_both_forms(
+    repo: GitRepo, run_guard: Run, drop: str | None, needle: str | None
+) -> None:
+    # A version without an Odoo series installs on both: a drop from either branch counts.
+    repo.write(MANIFEST, '{"name": "Plane connector", "version": "1.0.0"}\n')
+    declaration = (
+        DUAL if drop is None else DUAL.replace(drop, "pass" if "Constraint" in drop else "")
+    )
+    assert drop is None or declaration != DUAL
+    _declare(repo, declaration)
+    code, out = run_guard(repo)
+    if needle is None:
+        assert code == 0, out
+    else:
+        assert code == 1
+        assert f"{MODEL_PATH}:5: schema:" in out and needle in out
+
+
 def test_deleted_model_in_the_connector_addon_fails(repo: GitRepo, run_guard: Run) -> None:
     (repo.root / MODEL_PATH).unlink()
     code, out = run_guard(repo)
