@@ -114,7 +114,15 @@ def run(
     report = GuardReport()
     added = list(repo.added_lines(base, include_untracked, report))
     allowed = _load_allowlist(repo, allowlist, report)
-    _scan_secrets(added, allowed, report)
+    used = _scan_secrets(added, allowed, report)
+    if repo.full_scan:
+        # Only a whole-tree scan can tell that an entry no longer matches anything.
+        for entry in allowed:
+            if entry not in used:
+                report.notes.append(
+                    f"allowlist entry for {entry.path} (sha256 {entry.sha256[:12]}…) matched "
+                    "nothing: remove it if the value is gone"
+                )
     _check_registry(repo, added, registry, report)
     _check_model_source(repo, require_model, report)
     if dsn:
@@ -140,6 +148,7 @@ class _Repo:
             raise GuardUsageError(f"{root} is not inside a git repository") from None
         self.root = Path(top)
         self.skipped_venvs: list[str] = []
+        self.full_scan = False
 
     @staticmethod
     def git(cwd: Path, *args: str) -> str:
@@ -204,6 +213,10 @@ class _Repo:
         self, base: str, include_untracked: bool, report: GuardReport
     ) -> Iterator[_Added]:
         start = self.resolve_base(base)
+        empty = self.git(self.root, "hash-object", "-t", "tree", os.devnull).strip()
+        self.full_scan = (
+            start == empty or self.git(self.root, "rev-parse", f"{start}^{{tree}}").strip() == empty
+        )
         diff = self.git(
             self.root, "diff", "--unified=0", "--no-color", "--no-ext-diff", "--no-renames", start
         )
@@ -351,7 +364,9 @@ def _load_allowlist(repo: _Repo, path: str | None, report: GuardReport) -> list[
     return out
 
 
-def _scan_secrets(added: list[_Added], allowed: list[_Allow], report: GuardReport) -> None:
+def _scan_secrets(added: list[_Added], allowed: list[_Allow], report: GuardReport) -> set[_Allow]:
+    """Record findings; return the allowlist entries that admitted something."""
+    used: set[_Allow] = set()
     by_file: dict[str, list[_Added]] = {}
     for item in added:
         by_file.setdefault(item.path, []).append(item)
@@ -373,12 +388,17 @@ def _scan_secrets(added: list[_Added], allowed: list[_Allow], report: GuardRepor
                     continue
                 seen.add(hit.value)
                 digest = hashlib.sha256(hit.value.encode("utf-8")).hexdigest()
-                if any(a.sha256 == digest and fnmatch.fnmatchcase(path, a.path) for a in allowed):
+                admitted = [
+                    a for a in allowed if a.sha256 == digest and fnmatch.fnmatchcase(path, a.path)
+                ]
+                if admitted:
+                    used.update(admitted)
                     report.allowlisted += 1
                     continue
                 report.findings.append(
                     Finding(path, item.line, "secret", f"{hit.kind} {hit.shown} (sha256 {digest})")
                 )
+    return used
 
 
 def _private_key_block(items: list[_Added], index: int) -> tuple[str, int]:

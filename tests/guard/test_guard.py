@@ -209,6 +209,15 @@ def test_allowlist_admits_one_value_in_one_path(repo: GitRepo, run_guard: Run) -
     assert "tests/fixtures/delivery.json" not in out
 
 
+def test_unused_allowlist_entry_is_noted_on_a_full_scan(repo: GitRepo, run_guard: Run) -> None:
+    _allow(repo, "tests/fixtures/*.json", webhook_secret())
+    code, out = run_guard(repo)
+    assert code == 0, out
+    assert "allowlist entry for tests/fixtures/*.json" in out and "matched nothing" in out
+    base = repo.commit("allowlist")
+    assert "matched nothing" not in run_guard(repo, base=base)[1]  # a PR diff cannot tell
+
+
 @pytest.mark.parametrize(
     ("entry", "needle"),
     [
