@@ -113,9 +113,12 @@ def _run_emulated(args: argparse.Namespace) -> Report:
     from plane_connector.webhooks import WebhookReceiver  # noqa: PLC0415
 
     window = 60.0 * args.time_scale
-    with tempfile.TemporaryDirectory(prefix="plane-demo-") as tmp, PlaneEmulator(
-        rate_limit=60, time_scale=args.time_scale, webhook_backoff=5.0, webhook_backoff_max=5.0
-    ) as emu:
+    with (
+        tempfile.TemporaryDirectory(prefix="plane-demo-") as tmp,
+        PlaneEmulator(
+            rate_limit=60, time_scale=args.time_scale, webhook_backoff=5.0, webhook_backoff_max=5.0
+        ) as emu,
+    ):
         _step(f"Plane emulator (CE) on {emu.base_url}; seeding {args.work_items} work items")
         emu.seed_work_items(args.work_items)
 
