@@ -57,4 +57,36 @@ mod tests {
         assert!(!verify(b"other", b"body", &good));
         assert!(!verify(b"k", b"Body", &good));
     }
+
+    /// The real deliveries recorded from Plane CE verify under their webhook secret, and a
+    /// one-byte change to the body makes them fail.
+    #[test]
+    fn recorded_plane_deliveries() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/plane-samples/webhooks");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).expect("samples directory") {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            let Some(stem) = name.strip_suffix(".headers.json") else {
+                continue;
+            };
+            let meta: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let secret = meta["webhook_secret"].as_str().unwrap();
+            let signature = meta["headers"]["X-Plane-Signature"].as_str().unwrap();
+            let body = std::fs::read(dir.join(format!("{stem}.body.json"))).unwrap();
+            assert!(verify(secret.as_bytes(), &body, signature), "{stem}");
+            for idx in [0, body.len() / 2, body.len() - 1] {
+                let mut tampered = body.clone();
+                tampered[idx] ^= 0x01;
+                assert!(
+                    !verify(secret.as_bytes(), &tampered, signature),
+                    "{stem} @ {idx}"
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked >= 7, "only {checked} recorded deliveries found");
+    }
 }
