@@ -232,6 +232,32 @@ def _is_serialization_failure(exc: BaseException) -> bool:
     return code in ("40001", "40P01")
 
 
+def _handle_row(
+    execute: Callable[[str], Any],
+    row: tuple[Any, ...],
+    handler: Callable[[Delivery], object],
+    report: ProcessReport,
+    *,
+    failed: Callable[[Exception], str],
+    done: Callable[[], Any],
+) -> None:
+    """Run the handler on one locked row inside a SAVEPOINT; record done or the failure."""
+    execute("SAVEPOINT plane_wh_handler")
+    try:
+        handler(_delivery_from_row(row))
+    except Exception as exc:  # noqa: BLE001 - any handler failure is recorded on the row
+        execute("ROLLBACK TO SAVEPOINT plane_wh_handler")
+        execute("RELEASE SAVEPOINT plane_wh_handler")
+        if failed(exc) == "dead":
+            report.dead += 1
+        else:
+            report.failed += 1
+        return
+    execute("RELEASE SAVEPOINT plane_wh_handler")
+    done()
+    report.done += 1
+
+
 _QUIET_KW: dict[type, bool] = {}
 
 
@@ -436,27 +462,21 @@ class PostgresDeliveryStore:
             if row is None:
                 report.skipped += 1
                 continue
-            cur.execute("SAVEPOINT plane_wh_handler")
-            try:
-                delivery = _delivery_from_row(row)
-                handler(delivery)
-            except Exception as exc:  # noqa: BLE001 - any handler failure is recorded on the row
-                cur.execute("ROLLBACK TO SAVEPOINT plane_wh_handler")
-                cur.execute("RELEASE SAVEPOINT plane_wh_handler")
-                state = self._record_failure(cur, row_id, row[8], exc, max_attempts, backoff)
-                if state == "dead":
-                    report.dead += 1
-                else:
-                    report.failed += 1
-                continue
-            cur.execute("RELEASE SAVEPOINT plane_wh_handler")
-            cur.execute(
-                f"UPDATE {t} SET state = 'done', attempts = attempts + 1, "
-                f"processed_at = {_PG_NOW}, next_attempt_at = NULL, last_error = NULL "
-                "WHERE id = %s",
-                (row_id,),
+            _handle_row(
+                cur.execute,
+                row,
+                handler,
+                report,
+                failed=lambda exc, r=row: self._record_failure(
+                    cur, r[0], r[8], exc, max_attempts, backoff
+                ),
+                done=lambda r=row: cur.execute(
+                    f"UPDATE {t} SET state = 'done', attempts = attempts + 1, "
+                    f"processed_at = {_PG_NOW}, next_attempt_at = NULL, last_error = NULL "
+                    "WHERE id = %s",
+                    (r[0],),
+                ),
             )
-            report.done += 1
         return report
 
     def _lock(self, cur: Any, row_id: int) -> tuple[Any, ...] | None:
@@ -774,25 +794,20 @@ class SQLiteDeliveryStore:
                 (_ts(_utcnow()), int(limit)),
             ).fetchall()
             for row in rows:
-                c.execute("SAVEPOINT plane_wh_handler")
-                try:
-                    handler(_delivery_from_row(tuple(row)))
-                except Exception as exc:  # noqa: BLE001 - recorded on the row
-                    c.execute("ROLLBACK TO SAVEPOINT plane_wh_handler")
-                    c.execute("RELEASE SAVEPOINT plane_wh_handler")
-                    state = self._record_failure(c, row[0], row[8], exc, max_attempts, backoff)
-                    if state == "dead":
-                        report.dead += 1
-                    else:
-                        report.failed += 1
-                    continue
-                c.execute("RELEASE SAVEPOINT plane_wh_handler")
-                c.execute(
-                    f"UPDATE {DEFAULT_TABLE} SET state = 'done', attempts = attempts + 1, "
-                    "processed_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id = ?",
-                    (_ts(_utcnow()), row[0]),
+                _handle_row(
+                    c.execute,
+                    tuple(row),
+                    handler,
+                    report,
+                    failed=lambda exc, r=row: self._record_failure(
+                        c, r[0], r[8], exc, max_attempts, backoff
+                    ),
+                    done=lambda r=row: c.execute(
+                        f"UPDATE {DEFAULT_TABLE} SET state = 'done', attempts = attempts + 1, "
+                        "processed_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id = ?",
+                        (_ts(_utcnow()), r[0]),
+                    ),
                 )
-                report.done += 1
         return report
 
     def _record_failure(
