@@ -182,8 +182,15 @@ def _effect_counts(dsn: str, mode: str) -> dict[str, int]:
             (mode,),
         )
         total, ids, bodies = cur.fetchone()
+        cur.execute(f"SELECT count(*) FROM {STORE_TABLE if mode == 'ours' else NAIVE_TABLE}")
+        (stored,) = cur.fetchone()
     conn.close()
-    return {"effects": total, "distinct_delivery_ids": ids, "distinct_bodies": bodies}
+    return {
+        "effects": total,
+        "distinct_delivery_ids": ids,
+        "distinct_bodies": bodies,
+        "delivery_rows_stored": stored,
+    }
 
 
 def _run_mode(
