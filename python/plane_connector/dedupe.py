@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import inspect
 import json
 import logging
@@ -291,7 +292,7 @@ def psycopg2_connect(dsn: str, *, connect_timeout: float = 5.0) -> Connect:
     immune to forks (Odoo's prefork workers) and to stale pooled connections.
     """
     try:
-        import psycopg2  # noqa: PLC0415 - optional dependency
+        import psycopg2  # type: ignore[import-untyped]  # noqa: PLC0415 - optional
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise DeliveryStoreError(
             "PostgreSQL stores need psycopg2: pip install 'plane_connector[postgres]'"
@@ -467,17 +468,20 @@ class PostgresDeliveryStore:
                 row,
                 handler,
                 report,
-                failed=lambda exc, r=row: self._record_failure(
-                    cur, r[0], r[8], exc, max_attempts, backoff
+                failed=functools.partial(
+                    self._record_failure, cur, row[0], row[8],
+                    max_attempts=max_attempts, backoff=backoff,
                 ),
-                done=lambda r=row: cur.execute(
-                    f"UPDATE {t} SET state = 'done', attempts = attempts + 1, "
-                    f"processed_at = {_PG_NOW}, next_attempt_at = NULL, last_error = NULL "
-                    "WHERE id = %s",
-                    (r[0],),
-                ),
-            )
+                done=functools.partial(self._mark_row_done, cur, row[0]),
+            )  # fmt: skip
         return report
+
+    def _mark_row_done(self, cur: Any, row_id: int) -> None:
+        cur.execute(
+            f"UPDATE {self.table} SET state = 'done', attempts = attempts + 1, "
+            f"processed_at = {_PG_NOW}, next_attempt_at = NULL, last_error = NULL WHERE id = %s",
+            (row_id,),
+        )
 
     def _lock(self, cur: Any, row_id: int) -> tuple[Any, ...] | None:
         # One row at a time, inside a savepoint: in a REPEATABLE READ caller (Odoo cron) a row
@@ -556,6 +560,23 @@ class PostgresDeliveryStore:
         )
         return [DeliveryRow(*r) for r in cur.fetchall()]
 
+    def purge(self, cur: Any = None, *, older_than_days: float = 30.0) -> int:
+        """Delete ``done`` rows received more than ``older_than_days`` ago; returns the count.
+
+        A purged row no longer catches a late duplicate, hence the one-day minimum (Plane's
+        retries span about an hour). Failed and dead rows are kept for inspection.
+        """
+        days = _retention_days(older_than_days)
+        if cur is None:
+            with self._connect() as own:
+                return self.purge(own, older_than_days=days)
+        cur.execute(
+            f"DELETE FROM {self.table} WHERE state = 'done' "
+            f"AND received_at < {_PG_NOW} - %s * interval '1 day'",
+            (days,),
+        )
+        return int(cur.rowcount)
+
     def counts(self, cur: Any = None) -> dict[str, int]:
         """Number of rows per state (every state present, zero when none)."""
         if cur is None:
@@ -611,6 +632,12 @@ def _filters(state: str | None, delivery_id: str | None) -> tuple[str, tuple[Any
         clauses.append("delivery_id = %s")
         params.append(delivery_id)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+
+def _retention_days(days: float) -> float:
+    if not float(days) >= 1.0:
+        raise ValueError("older_than_days must be >= 1: purged rows no longer catch duplicates")
+    return float(days)
 
 
 def _log_failure(row_id: int, state: str, attempts: int, max_attempts: int, error: str) -> None:
@@ -799,16 +826,21 @@ class SQLiteDeliveryStore:
                     tuple(row),
                     handler,
                     report,
-                    failed=lambda exc, r=row: self._record_failure(
-                        c, r[0], r[8], exc, max_attempts, backoff
+                    failed=functools.partial(
+                        self._record_failure, c, row[0], row[8],
+                        max_attempts=max_attempts, backoff=backoff,
                     ),
-                    done=lambda r=row: c.execute(
-                        f"UPDATE {DEFAULT_TABLE} SET state = 'done', attempts = attempts + 1, "
-                        "processed_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id = ?",
-                        (_ts(_utcnow()), r[0]),
-                    ),
-                )
+                    done=functools.partial(self._mark_row_done, c, row[0]),
+                )  # fmt: skip
         return report
+
+    @staticmethod
+    def _mark_row_done(conn: sqlite3.Connection, row_id: int) -> None:
+        conn.execute(
+            f"UPDATE {DEFAULT_TABLE} SET state = 'done', attempts = attempts + 1, "
+            "processed_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id = ?",
+            (_ts(_utcnow()), row_id),
+        )
 
     def _record_failure(
         self,
@@ -859,14 +891,21 @@ class SQLiteDeliveryStore:
                 (*params, int(limit)),
             ).fetchall()
         return [
-            DeliveryRow(
-                *r[:11],
-                received_at=_parse_ts(r[11]),  # type: ignore[arg-type]
-                processed_at=_parse_ts(r[12]),
-                next_attempt_at=_parse_ts(r[13]),
-            )
+            DeliveryRow(*r[:11], *(_parse_ts(v) for v in r[11:14]))  # type: ignore[arg-type]
             for r in rows
         ]
+
+    def purge(
+        self, conn: sqlite3.Connection | None = None, *, older_than_days: float = 30.0
+    ) -> int:
+        """Delete ``done`` rows received more than ``older_than_days`` ago (at least one day)."""
+        cutoff = _utcnow() - dt.timedelta(days=_retention_days(older_than_days))
+        with self._transaction(conn) as c:
+            cur = c.execute(
+                f"DELETE FROM {DEFAULT_TABLE} WHERE state = 'done' AND received_at < ?",
+                (_ts(cutoff),),
+            )
+            return int(cur.rowcount)
 
     def counts(self, conn: sqlite3.Connection | None = None) -> dict[str, int]:
         """Number of rows per state (every state present, zero when none)."""

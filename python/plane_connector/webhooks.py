@@ -138,7 +138,9 @@ class WebhookReceiver:
             try:
                 n = int(length)
             except ValueError:
-                return _reject(400, "Content-Length is not an integer")
+                n = -1
+            if n < 0:
+                return _reject(400, "Content-Length is not a non-negative integer")
             if n > self.max_body:
                 return _reject(413, f"body larger than {self.max_body} bytes")
         return None
@@ -153,10 +155,9 @@ class WebhookReceiver:
         early = self.precheck(headers)
         if early is not None:
             return early
-        try:
-            body = bytes(body)
-        except TypeError:
+        if not isinstance(body, (bytes, bytearray, memoryview)):
             return _reject(400, "body must be the raw request bytes")
+        body = bytes(body)
         if len(body) > self.max_body:
             return _reject(413, f"body larger than {self.max_body} bytes")
         signature = _header(headers, "X-Plane-Signature")

@@ -377,3 +377,13 @@ def test_parse_delivery_normalises_the_delivery_id(samples) -> None:
     assert d.delivery_id == sample.headers["X-Plane-Delivery"]
     assert d.event_id is None and d.data["name"] == "Invoice INV/2026/0001 sync"
     assert "body" not in repr(d) and "Invoice" not in repr(d)
+
+
+def test_odd_content_length_and_body_types(store, samples) -> None:
+    sample = samples["issue-created"]
+    receiver = WebhookReceiver(store, sample.secret)
+    assert receiver.handle(sample.with_headers(Content_Length="-1"), sample.body)[0] == 400
+    assert receiver.handle(sample.headers, sample.body.decode())[0] == 400  # type: ignore[arg-type]
+    assert receiver.handle(sample.headers, 5)[0] == 400  # type: ignore[arg-type]
+    assert _total(store) == 0
+    assert receiver.handle(sample.headers, bytearray(sample.body))[0] == 200

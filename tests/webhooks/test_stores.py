@@ -242,3 +242,40 @@ def test_sqlite_is_durable_wal(sqlite_store) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         conn.close()
+
+
+def test_purge_removes_only_old_done_rows(store) -> None:
+    old_done, old_dead, new_done = make_delivery(1), make_delivery(2), make_delivery(3)
+    for d in (old_done, old_dead, new_done):
+        store.claim(d)
+    store.process_pending(None, lambda d: None)
+    store.mark_failed(old_dead.delivery_id, RuntimeError("x"), max_attempts=1)
+    _age(store, [old_done.delivery_id, old_dead.delivery_id], days=40)
+    with pytest.raises(ValueError, match=">= 1"):
+        store.purge(None, older_than_days=0.5)
+    assert store.purge(None, older_than_days=30) == 1
+    assert {r.delivery_id for r in store.fetch()} == {old_dead.delivery_id, new_done.delivery_id}
+    # A purged delivery is forgotten: that is why the retention has a floor.
+    assert store.claim(old_done).claimed
+
+
+def _age(store, delivery_ids: list[str], *, days: int) -> None:
+    if isinstance(store, PostgresDeliveryStore):
+        with store._connect() as cur:
+            cur.execute(
+                f"UPDATE {store.table} SET received_at = received_at - %s * interval '1 day' "
+                "WHERE delivery_id = ANY(%s)",
+                (days, delivery_ids),
+            )
+        return
+    import sqlite3
+
+    conn = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        conn.executemany(
+            "UPDATE plane_webhook_delivery SET received_at = "
+            "strftime('%Y-%m-%d %H:%M:%f', received_at, ?) WHERE delivery_id = ?",
+            [(f"-{days} days", d) for d in delivery_ids],
+        )
+    finally:
+        conn.close()

@@ -81,6 +81,7 @@ def make_server(
     class Handler(BaseHTTPRequestHandler):
         server_version = "plane-connector-webhook"
         protocol_version = "HTTP/1.1"
+        timeout = 30  # a sender that stalls mid-body must not hold a thread forever
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
             _log.debug("%s " + format, self.address_string(), *args)
