@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from plane_connector.testing import PlaneEmulator
 
 from .conftest import Api
@@ -152,3 +153,13 @@ def test_keep_alive_and_gzip(emu: PlaneEmulator) -> None:
         assert int(resp.getheader("Content-Length")) == len(raw)
         assert json.loads(gzip.decompress(raw))["count"] == 50
     conn.close()
+
+
+def test_add_project_helper(api: Api, emu: PlaneEmulator) -> None:
+    project = emu.add_project("Bench", "BEN")
+    emu.seed_work_items(4, project["id"])
+    page = api.get(f"{api.ws}/projects/{project['id']}/work-items/").json()
+    assert page["total_count"] == 4
+    assert api.get(f"{api.ws}/work-items/BEN-4/").json()["project"] == project["id"]
+    with pytest.raises(ValueError, match="taken"):
+        emu.add_project("Again", "ben")

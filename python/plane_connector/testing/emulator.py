@@ -228,6 +228,13 @@ class PlaneEmulator(PlaneApi):
             if key in self._api_keys:
                 self._api_keys[key]["is_active"] = False
 
+    def add_project(self, name: str, identifier: str, description: str = "") -> dict[str, Any]:
+        """Add a project (with Plane's default states) without sending a webhook."""
+        with self._lock:
+            if self.store.project_by_identifier(identifier):
+                raise ValueError(f"project identifier {identifier!r} is taken")
+            return dict(self.store.create_project(name, identifier, description).data)
+
     def seed_work_items(self, k: int, project_id: str | None = None) -> list[str]:
         """Add ``k`` work items (no webhooks), oldest first; returns their ids."""
         pid = project_id or self.project_id
