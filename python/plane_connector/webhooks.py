@@ -16,6 +16,7 @@ Odoo's controller and any Flask/FastAPI/Django view are thin adapters over
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -210,6 +211,12 @@ class WebhookReceiver:
         if self.on_accepted is not None:
             answer["processed"] = self._run_inline(delivery)
         return 200, answer
+
+    async def handle_async(
+        self, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        """:meth:`handle` for asyncio frameworks: the blocking store work runs in a thread."""
+        return await asyncio.to_thread(self.handle, headers, body)
 
     def _run_inline(self, delivery: Delivery) -> bool:
         try:

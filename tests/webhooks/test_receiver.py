@@ -387,3 +387,16 @@ def test_odd_content_length_and_body_types(store, samples) -> None:
     assert receiver.handle(sample.headers, 5)[0] == 400  # type: ignore[arg-type]
     assert _total(store) == 0
     assert receiver.handle(sample.headers, bytearray(sample.body))[0] == 200
+
+
+def test_handle_async_gives_the_same_answers(sqlite_store, samples) -> None:
+    import asyncio
+
+    sample = samples["issue-created"]
+    receiver = WebhookReceiver(sqlite_store, sample.secret)
+
+    async def twice():
+        return [await receiver.handle_async(sample.headers, sample.body) for _ in range(2)]
+
+    first, second = asyncio.run(twice())
+    assert (first[1]["status"], second[1]["status"]) == ("accepted", "duplicate")
