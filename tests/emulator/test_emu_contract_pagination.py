@@ -149,3 +149,12 @@ def test_fields_and_expand(seeded: PlaneEmulator) -> None:
     item = expanded["results"][0]
     assert set(item["state"]) == {"id", "name", "color", "group"}
     assert all(isinstance(a, dict) and "display_name" in a for a in item["assignees"])
+
+
+def test_per_page_zero_on_an_empty_list_is_a_page() -> None:
+    # Plane only divides by per_page when there are rows; with none, per_page=0 answers 200.
+    with PlaneEmulator() as emu:
+        api = Api(emu)
+        body = api.get(f"{api.proj}/work-items/?per_page=0").json()
+        assert (body["count"], body["total_pages"], body["next_cursor"]) == (0, 0, "0:1:0")
+        assert api.get(f"{api.proj}/work-items/?per_page=-5").status == 500

@@ -242,3 +242,14 @@ def test_register_webhook_rejects_bad_input(emu: PlaneEmulator) -> None:
         emu.register_webhook("ftp://127.0.0.1/x")
     with pytest.raises(ValueError, match="version"):
         emu.register_webhook("http://127.0.0.1:1/x", version="v2")  # CE has no v2
+
+
+def test_non_ascii_api_utf8_webhook_escaped(
+    emu: PlaneEmulator, api: Api, receiver: Receiver
+) -> None:
+    emu.register_webhook(receiver.url)
+    reply = api.post(f"{api.proj}/work-items/", {"name": "Factura ñ\u2028x"})
+    # DRF: UTF-8 as is, but U+2028 escaped; Plane's webhook: json.dumps ASCII escapes.
+    assert "Factura ñ\\u2028x".encode() in reply.body
+    (got,) = receiver.wait(1)
+    assert b'"name": "Factura \\u00f1\\u2028x"' in got.body

@@ -886,13 +886,13 @@ class PlaneApi:
             int(bits[2])
         except ValueError:
             raise _Reply(400, {"detail": "Invalid cursor parameter."}) from None
-        if per_page <= 0:
-            # Plane divides by per_page (0) or slices with a negative stop: both end in a 500.
-            raise _Reply(500, SERVER_ERROR)
         offset = page * per_page
         if offset < 0:
             raise _Reply(400, {"detail": "Error in parsing"})
         total = len(rows)
+        if per_page < 0 or (per_page == 0 and total):
+            # Plane slices the queryset with a negative stop, or divides the total by 0: a 500.
+            raise _Reply(500, SERVER_ERROR)
         chunk = rows[offset : offset + per_page]
         has_next = total > offset + per_page
         meta = (

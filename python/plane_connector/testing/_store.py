@@ -60,8 +60,12 @@ def now_iso(moment: datetime | None = None) -> str:
 
 
 def compact(value: Any) -> bytes:
-    """JSON as DRF's renderer writes it: no spaces, non-ASCII left as UTF-8."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """JSON as DRF's renderer writes it: no spaces, non-ASCII left as UTF-8.
+
+    DRF still escapes U+2028/U+2029, which are line breaks to JavaScript.
+    """
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode("utf-8")
 
 
 def strip_html(text: str | None) -> str:
