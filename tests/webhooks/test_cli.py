@@ -153,3 +153,46 @@ def test_cli_refuses_bad_configuration(args, message) -> None:
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "0123456789abcdef0123456789abcdef" not in proc.stderr + proc.stdout
+
+
+class FlakyStore:
+    """Wraps a store; the first ``failures`` claims fail as if the database were down."""
+
+    def __init__(self, inner: Any, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+
+    def claim(self, delivery: Any, *, defer: float = 0.0) -> Any:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("database is down")
+        return self.inner.claim(delivery, defer=defer)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("drop", [True, False], ids=["drop-connection", "answer-503"])
+def test_store_outage_and_plane_ce_retries(sqlite_store, samples, plane_emulator_factory, drop):
+    """Plane CE retries a dropped connection but never a 503: with --drop-on-store-error the
+    delivery arrives once the store is back; answering 503 loses it (CE logs and moves on)."""
+    secret = samples["issue-created"].secret
+    receiver = WebhookReceiver(FlakyStore(sqlite_store, failures=2), secret)
+    server = make_server(receiver, "127.0.0.1", 0, drop_on_store_error=drop)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        emu = plane_emulator_factory(edition="ce", time_scale=0.01, webhook_backoff=1.0)
+        emu.register_webhook(f"http://127.0.0.1:{server.server_address[1]}/plane/webhook", secret)
+        emu.create_work_item("Outage test")
+        emu.wait_webhooks_idle(timeout=30)
+        outcomes = [a.outcome for a in emu.deliveries]
+    finally:
+        server.shutdown()
+        server.server_close()
+    if drop:
+        assert outcomes == ["connection_error", "connection_error", "delivered"]
+        assert [r.action for r in sqlite_store.fetch()] == ["created"]
+    else:
+        assert outcomes == ["http_error"]
+        assert sqlite_store.fetch() == []

@@ -51,6 +51,12 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--max-body", type=int, default=1_048_576, help="body size limit in bytes")
     p.add_argument(
+        "--drop-on-store-error",
+        action="store_true",
+        help="when the store is down, close the connection instead of answering 503 "
+        "(Plane CE retries connection failures but never a 5xx)",
+    )
+    p.add_argument(
         "--log-events",
         action="store_true",
         help="log each accepted delivery and mark it done (inline processing)",
@@ -74,9 +80,19 @@ def resolve_secret(ref: str) -> str:
 
 
 def make_server(
-    receiver: WebhookReceiver, host: str = "127.0.0.1", port: int = 0, path: str = DEFAULT_PATH
+    receiver: WebhookReceiver,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    path: str = DEFAULT_PATH,
+    *,
+    drop_on_store_error: bool = False,
 ) -> ThreadingHTTPServer:
-    """An HTTP server (not yet serving) routing ``POST path`` to ``receiver.handle``."""
+    """An HTTP server (not yet serving) routing ``POST path`` to ``receiver.handle``.
+
+    ``drop_on_store_error``: when the store is down, close the connection without an answer
+    instead of a 503. Plane CE retries only connection failures, never a 5xx, so this is what
+    makes it deliver again once the database is back.
+    """
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "plane-connector-webhook"
@@ -125,6 +141,10 @@ def make_server(
                 return
             body = self.rfile.read(int(self.headers["Content-Length"]))
             status, answer = receiver.handle(headers, body)
+            if status == 503 and drop_on_store_error:
+                _log.warning("store unavailable: dropping the connection so Plane retries")
+                self.close_connection = True
+                return
             self._answer(status, answer)
 
     server = ThreadingHTTPServer((host, port), Handler)
@@ -166,7 +186,9 @@ def run(args: argparse.Namespace) -> int:
         max_body=args.max_body,
         on_accepted=_log_event if args.log_events else None,
     )
-    server = make_server(receiver, args.host, args.port, args.path)
+    server = make_server(
+        receiver, args.host, args.port, args.path, drop_on_store_error=args.drop_on_store_error
+    )
     host, port = server.server_address[:2]
     _log.info("listening on http://%s:%s%s (store %s)", host, port, args.path, type(store).__name__)
     try:
