@@ -178,7 +178,11 @@ fn excerpt_n(body: &str, n: usize) -> String {
     }
 }
 
-/// Replaces every occurrence of each secret in `text` with `***`.
+/// Prefixes of Plane's credentials: API keys, OAuth access/refresh/bot tokens, webhook secrets.
+const CREDENTIAL_PREFIXES: [&str; 3] = ["plane_api_", "pln_", "plane_wh_"];
+
+/// Replaces every occurrence of each secret in `text`, and anything shaped like a Plane
+/// credential (a server may echo someone else's token), with `***`.
 pub fn redact(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_string();
     for s in secrets {
@@ -187,6 +191,30 @@ pub fn redact(text: &str, secrets: &[&str]) -> String {
             out = out.replace(s, "***");
         }
     }
+    for prefix in CREDENTIAL_PREFIXES {
+        out = redact_prefixed(&out, prefix);
+    }
+    out
+}
+
+fn redact_prefixed(text: &str, prefix: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(prefix) {
+        let after = &rest[at + prefix.len()..];
+        let tail = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .unwrap_or(after.len());
+        out.push_str(&rest[..at]);
+        if tail >= 8 {
+            out.push_str("***");
+        } else {
+            // Too short to be a credential (e.g. the word itself in a message).
+            out.push_str(&rest[at..at + prefix.len() + tail]);
+        }
+        rest = &after[tail..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -268,5 +296,13 @@ mod tests {
             "key *** leaked"
         );
         assert_eq!(redact("abc", &["a"]), "abc");
+        assert_eq!(
+            redact(
+                "{\"detail\": \"pln_refresh_abcdef123456 and plane_wh_0011223344\"}",
+                &[]
+            ),
+            "{\"detail\": \"*** and ***\"}"
+        );
+        assert_eq!(redact("use a pln_ token", &[]), "use a pln_ token");
     }
 }

@@ -1,0 +1,219 @@
+"""Runtime behaviour: GIL released, fork-safe, interruptible, asyncio twin, no secret leaks."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import signal
+import threading
+import time
+
+import pytest
+from core_loopback import API_KEY, LoopbackServer, Reply, plane_pages
+from plane_connector import (
+    AsyncPlaneClient,
+    AuthError,
+    HTTPError,
+    NotFoundError,
+    PlaneClient,
+    PlaneError,
+    RateLimitError,
+    TransportError,
+)
+
+_keys = itertools.count()
+
+
+def key() -> str:
+    return f"{API_KEY}rt{next(_keys):04d}"
+
+
+def test_gil_is_released_while_waiting_on_the_network(server: LoopbackServer) -> None:
+    release = threading.Event()
+    server.handler = lambda s: Reply(json={"ok": True}, wait_for=release)
+    c = PlaneClient(server.url, api_key=key())
+    result: list[object] = []
+    worker = threading.Thread(target=lambda: result.append(c.get("x")))
+    worker.start()
+    # The server thread must run Python to receive the request, and this thread must run
+    # Python to release it: both need the GIL the worker would hold if it blocked with it.
+    assert server.arrived.wait(10)
+    ticks = 0
+    deadline = time.monotonic() + 0.2
+    while time.monotonic() < deadline:
+        ticks += 1
+    release.set()
+    worker.join(10)
+    assert result == [{"ok": True}]
+    assert ticks > 1000
+
+
+def test_gil_is_released_during_throttle_waits(server: LoopbackServer) -> None:
+    server.handler = lambda s: Reply(json={})
+    c = PlaneClient(server.url, api_key=key(), requests_per_minute=1, rate_window=0.5)
+    c.get("x")
+    worker = threading.Thread(target=lambda: c.get("x"))
+    worker.start()
+    ticks = 0
+    while worker.is_alive() and ticks < 10**9:
+        ticks += 1  # runs only if the waiting thread let go of the GIL
+    worker.join()
+    assert c.stats["throttle_waits"] == 1
+    assert ticks > 1000
+
+
+def _child_request(c: PlaneClient, write_fd: int) -> None:
+    try:
+        ok = c.get("x") == {"pid": "ok"} and len(list(c.paginate("p/", per_page=10))) == 25
+        os.write(write_fd, b"ok" if ok else b"bad")
+    except BaseException as exc:  # noqa: BLE001 - report anything to the parent
+        os.write(write_fd, repr(exc).encode()[:200])
+    finally:
+        os._exit(0)
+
+
+def test_client_works_after_fork(server: LoopbackServer) -> None:
+    pages = plane_pages([{"id": i} for i in range(25)])
+    server.handler = lambda s: pages(s) if s.path.endswith("/p/") else Reply(json={"pid": "ok"})
+    c = PlaneClient(server.url, api_key=key())
+    assert c.get("x") == {"pid": "ok"}  # runtime and pool now exist in the parent
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        _child_request(c, write_fd)
+    os.close(write_fd)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung using the client")
+    answer = os.read(read_fd, 300)
+    os.close(read_fd)
+    assert answer == b"ok"
+    assert c.get("x") == {"pid": "ok"}  # and the parent still works
+
+
+def test_waits_are_interruptible(server: LoopbackServer) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are delivered to the main thread only")
+    server.handler = lambda s: Reply(429, {"error_code": 5900}, headers={"Retry-After": "30"})
+    c = PlaneClient(server.url, api_key=key(), max_wait=60)
+
+    class Interrupted(Exception):
+        pass
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Interrupted):
+            c.get("x")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert time.monotonic() - started < 10  # not the 30 s Retry-After
+
+
+def test_async_client(server: LoopbackServer) -> None:
+    pages = plane_pages([{"id": i} for i in range(250)])
+
+    def handle(s):  # type: ignore[no-untyped-def]
+        if s.path.endswith("/missing/"):
+            return Reply(404, {"error": "The requested resource does not exist."})
+        if s.path.endswith("/items/"):
+            return pages(s)
+        return Reply(json={"id": "me"})
+
+    server.handler = handle
+
+    async def main() -> None:
+        c = AsyncPlaneClient(server.url, api_key=key())
+        me, other = await asyncio.gather(c.me(), c.get("users/me"))
+        assert me == other == {"id": "me"}
+        ids = [item["id"] async for item in c.paginate("items/", per_page=100)]
+        assert ids == list(range(250))
+        with pytest.raises(NotFoundError):
+            await c.get("missing")
+        assert await c.post("x", json={"a": 1}) == {"id": "me"}
+
+    asyncio.run(main())
+    assert {r.query.get("per_page") for r in server.requests if r.path.endswith("/items/")} == {
+        "100"
+    }
+
+
+def test_async_client_is_concurrent(server: LoopbackServer) -> None:
+    server.handler = lambda s: Reply(json={}, delay=0.3)
+
+    async def main() -> float:
+        c = AsyncPlaneClient(server.url, api_key=key())
+        started = time.monotonic()
+        await asyncio.gather(*(c.get(f"x{i}") for i in range(5)))
+        return time.monotonic() - started
+
+    # Five 0.3 s requests one after the other would take 1.5 s.
+    assert asyncio.run(main()) < 1.4
+
+
+SECRET_KEY = "plane_api_" + "c0ffee42" * 4
+SECRET_TOKEN = "pln_access_" + "beefcafe" * 4
+
+
+def test_no_secret_in_repr_errors_or_logs(
+    server: LoopbackServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    # A hostile or buggy server echoing the credential back in its bodies.
+    echo = {"detail": f"bad token {SECRET_KEY} {SECRET_TOKEN}"}
+    answers = {
+        "/api/v1/auth/": Reply(403, echo),
+        "/api/v1/boom/": Reply(500, body=f"<pre>{SECRET_KEY}</pre> {SECRET_TOKEN}".encode()),
+        "/api/v1/json/": Reply(200, body=f"not json {SECRET_KEY} {SECRET_TOKEN}".encode()),
+        "/api/v1/slow/": Reply(429, echo, headers={"Retry-After": "0"}),
+    }
+    server.handler = lambda s: answers[s.path]
+    texts: list[str] = []
+    for kwargs in ({"api_key": SECRET_KEY}, {"access_token": SECRET_TOKEN}):
+        c = PlaneClient(server.url, max_retries=1, backoff_base=0.01, **kwargs)
+        texts += [repr(c), str(c.stats), repr(c.rate_limit)]
+        for path, exc in [
+            ("auth", AuthError),
+            ("boom", HTTPError),
+            ("json", HTTPError),
+            ("slow", RateLimitError),
+        ]:
+            with pytest.raises(exc) as info:
+                c.get(path, params={"q": "v"})
+            e = info.value
+            texts += [str(e), repr(e), e.message, e.body, repr(e.args)]
+    dead = PlaneClient("http://127.0.0.1:9", api_key=SECRET_KEY, max_retries=0)
+    with pytest.raises(TransportError) as info:
+        dead.get("x")
+    texts += [str(info.value), repr(info.value)]
+    texts += [r.getMessage() for r in caplog.records]
+    assert any("***" in t for t in texts)  # the echoed values were there, redacted
+    for text in texts:
+        assert SECRET_KEY not in text
+        assert SECRET_TOKEN not in text
+        assert "c0ffee42" not in text and "beefcafe" not in text
+
+
+def test_exceptions_pickle_with_their_facts(server: LoopbackServer) -> None:
+    import pickle
+
+    server.handler = lambda s: Reply(409, {"error": "already exists", "id": "abc"})
+    with pytest.raises(PlaneError) as info:
+        PlaneClient(server.url, api_key=key()).post("x", json={})
+    again = pickle.loads(pickle.dumps(info.value))  # noqa: S301 - our own bytes
+    assert type(again) is type(info.value)
+    assert (again.status, again.existing_id, str(again)) == (409, "abc", str(info.value))
