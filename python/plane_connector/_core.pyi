@@ -4,6 +4,16 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, final
 
 __version__: str
+__all__ = [
+    "AsyncPlaneClient",
+    "CursorPager",
+    "PlaneClient",
+    "RateLimitInfo",
+    "build_url",
+    "sign_body",
+    "verify_signature",
+    "__version__",
+]
 
 _Params = Mapping[str, str | int | float | bool | Sequence[str | int | float | bool] | None]
 
@@ -24,6 +34,7 @@ class RateLimitInfo:
     @property
     def limit(self) -> int: ...
 
+@final
 class CursorPager:
     def __iter__(self) -> CursorPager: ...
     def __next__(self) -> Any: ...

@@ -7,6 +7,7 @@ redacts them before it builds the error.
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 
@@ -22,7 +23,7 @@ class TransportError(PlaneError):
     """No HTTP answer was received: connect failure, reset, DNS, TLS, or timeout."""
 
 
-class TimeoutError(TransportError, TimeoutError):  # noqa: A001 - also a builtins.TimeoutError
+class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001 - shadows on purpose
     """The request timed out (connect or read)."""
 
 
