@@ -1,0 +1,73 @@
+"""The client against helper B's Plane emulator: pages, rate headers, 409s, Plane's error codes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from plane_connector import AuthError, ConflictError, PlaneClient
+
+testing = pytest.importorskip("plane_connector.testing")
+
+
+@pytest.fixture
+def emu() -> Iterator[testing.PlaneEmulator]:
+    # rate_limit 20 per Plane minute, a Plane minute lasting 0.6 s.
+    emulator = testing.PlaneEmulator(rate_limit=20, time_scale=0.01, seed=7).start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def items_path(emu: testing.PlaneEmulator) -> str:
+    return f"workspaces/{emu.workspace_slug}/projects/{emu.project_id}/work-items/"
+
+
+def test_pages_through_1050_items_without_a_429(emu: testing.PlaneEmulator) -> None:
+    ids = emu.seed_work_items(1050)
+    c = PlaneClient(emu.base_url, api_key=emu.api_key, requests_per_minute=20, rate_window=0.6)
+    pager = c.paginate(items_path(emu), per_page=50)
+    got = [item["id"] for item in pager]
+    assert len(got) == 1050 == len(set(got))
+    assert set(got) == set(ids)
+    assert pager.pages == 21  # 21 requests against a budget of 20 per window
+    assert c.stats["rate_limited"] == 0
+    assert c.stats["throttle_waits"] >= 1
+    assert c.rate_limit.remaining is not None and c.rate_limit.reset_at is not None
+
+
+def test_resume_against_the_emulator(emu: testing.PlaneEmulator) -> None:
+    emu.seed_work_items(250)
+    c = PlaneClient(emu.base_url, api_key=emu.api_key, requests_per_minute=20, rate_window=0.6)
+    pager = c.paginate(items_path(emu), per_page=100)
+    first = [next(pager)["id"] for _ in range(150)]
+    saved = pager.cursor
+    rest = [i["id"] for i in c.paginate(items_path(emu), per_page=100, cursor=saved)]
+    assert len(set(first) | set(rest)) == 250
+
+
+def test_idempotent_create_and_conflict(emu: testing.PlaneEmulator) -> None:
+    c = PlaneClient(emu.base_url, api_key=emu.api_key, requests_per_minute=20, rate_window=0.6)
+    payload = {"name": "Invoice INV/42", "external_id": "account.move:42",
+               "external_source": "odoo"}  # fmt: skip
+    created = c.create_idempotent(items_path(emu), payload)
+    again = c.create_idempotent(items_path(emu), payload)
+    assert again["id"] == created["id"]
+    with pytest.raises(ConflictError) as info:
+        c.post(items_path(emu), json=payload)
+    assert info.value.existing_id == created["id"]
+
+
+def test_invalid_key_is_auth_error(emu: testing.PlaneEmulator) -> None:
+    c = PlaneClient(emu.base_url, api_key="plane_api_" + "0" * 32)
+    with pytest.raises(AuthError) as info:
+        c.me()
+    assert info.value.status == 403
+    assert "0" * 32 not in str(info.value)
+    assert "0" * 32 not in repr(c)
+
+
+def test_me(emu: testing.PlaneEmulator) -> None:
+    c = PlaneClient(emu.base_url + "/api/v1/", api_key=emu.api_key)
+    assert c.me()["id"] == emu.user["id"]
