@@ -12,6 +12,18 @@ from plane_connector.testing import PlaneEmulator
 from .conftest import Api, Receiver, free_port, same_shape
 
 FAST = {"webhook_backoff": 0.01, "webhook_backoff_max": 0.01}
+V2_KEYS = [
+    "version",
+    "delivery_id",
+    "event_id",
+    "entity_id",
+    "entity_type",
+    "event",
+    "webhook_id",
+    "workspace_id",
+    "data",
+    "previous_attributes",
+]
 
 
 def recorded(samples_dir: Path, name: str) -> tuple[bytes, dict]:
@@ -198,14 +210,25 @@ def test_cloud_v2_retries_5xx_with_a_stable_event_id() -> None:
     assert [b["delivery_id"] for b in bodies] == [a.delivery_id for a in created]
     assert [a.headers["X-Plane-Delivery"] for a in created] == [a.delivery_id for a in created]
     first = bodies[0]
+    # Top-level keys in the order of the payload structure in Plane's webhook docs.
+    assert list(first) == V2_KEYS
     assert (first["version"], first["event"], first["entity_type"], first["entity_id"]) == (
         "v2",
         "workitem.created",
-        "workitem",
+        "issue",
         item["id"],
     )
     assert created[0].headers["X-Plane-Event"] == "workitem.created"
-    assert updated[0].json()["previous_attributes"] == {"priority": "none", "name": "v2"}
+    data = first["data"]
+    assert list(data) == sorted(data, key=lambda k: (len(k), k))  # jsonb key order
+    assert list(data)[:4] == ["id", "name", "point", "type_id"]
+    assert data["state_id"] == item["state"] and data["external_id"] == "None"
+    assert isinstance(data["sort_order"], int) and data["created_at"].endswith("+00:00")
+    assert first["previous_attributes"] == {}
+    update = updated[0].json()
+    assert update["event"] == "workitem.updated" and update["event_id"] != first["event_id"]
+    assert update["previous_attributes"] == {"priority": "none", "name": "v2"}
+    assert update["data"]["priority"] == "urgent"
     for a in attempts:
         assert plane_connector.verify_signature(
             hook["secret_key"], a.body, a.headers["X-Plane-Signature"]
@@ -253,3 +276,32 @@ def test_non_ascii_api_utf8_webhook_escaped(
     assert "Factura ñ\\u2028x".encode() in reply.body
     (got,) = receiver.wait(1)
     assert b'"name": "Factura \\u00f1\\u2028x"' in got.body
+
+
+def test_cloud_v2_comment_and_delete_shapes(receiver: Receiver) -> None:
+    with PlaneEmulator("cloud", seed=5) as emu:
+        emu.register_webhook(receiver.url)
+        item = emu.create_work_item("With comment", external_id="so,1", external_source="odoo")
+        emu.add_comment(item["id"], "<p>Paid <b>today</b></p>")
+        emu.delete_work_item(item["id"])
+        created, comment, deleted = (json.loads(r.body) for r in receiver.wait(3))
+    assert created["data"]["external_id"] == "so,1"
+    assert (comment["event"], comment["entity_type"], comment["entity_id"]) == (
+        "workitem.comment.created",
+        "issue",
+        item["id"],
+    )
+    assert list(comment["data"]) == ["id", "name", "comment"]
+    assert list(comment["data"]["comment"]) == [
+        "id",
+        "access",
+        "actor_id",
+        "issue_id",
+        "edited_at",
+        "comment_stripped",
+    ]
+    assert comment["data"]["comment"]["comment_stripped"] == "Paid today"
+    assert comment["data"]["comment"]["edited_at"] is None
+    assert (deleted["event"], deleted["data"]) == ("workitem.deleted", {})
+    assert deleted["previous_attributes"]["id"] == item["id"]
+    assert deleted["previous_attributes"]["name"] == "With comment"

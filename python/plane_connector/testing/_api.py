@@ -205,13 +205,14 @@ class PlaneApi:
     def _emit_created(self, event: str, entity: Entity, actor_id: str) -> None:
         self._dispatch_event(WebhookEvent(
             event, "created", self._webhook_data(event, entity), self._activity(actor_id),
-            entity.id,
+            entity.id, self._v2(event, "created", entity),
         ))  # fmt: skip
 
-    def _emit_deleted(self, event: str, entity_id: str, actor_id: str) -> None:
-        self._dispatch_event(
-            WebhookEvent(event, "deleted", {"id": entity_id}, self._activity(actor_id), entity_id)
-        )
+    def _emit_deleted(self, event: str, entity: Entity, actor_id: str) -> None:
+        self._dispatch_event(WebhookEvent(
+            event, "deleted", {"id": entity.id}, self._activity(actor_id), entity.id,
+            self._v2(event, "deleted", entity),
+        ))  # fmt: skip
 
     def _emit_updated(
         self,
@@ -236,10 +237,46 @@ class PlaneApi:
                 entity.id,
             )
             self._dispatch_event(v1, versions=("v1",))
-        # v2 (cloud): one event per update, the old values of every changed field together.
-        previous = {k: before[k] for k in changed}
-        v2 = WebhookEvent(event, "updated", data, self._activity(actor_id), entity.id, previous)
+        # v2 (cloud): one event per update carrying the old values of the changed fields.
+        previous = {_store.V2_NAMES.get(k, k): _store.pg_text(before[k]) for k in changed}
+        v2 = WebhookEvent(event, "updated", data, self._activity(actor_id), entity.id,
+                          self._v2(event, "updated", entity, previous))  # fmt: skip
         self._dispatch_event(v2, versions=("v2",))
+
+    def _v2(
+        self, event: str, action: str, entity: Entity, previous: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """The Cloud v2 view of a change (None in CE, which has no v2 webhooks)."""
+        if self.edition != "cloud":
+            return None
+        if event == "issue_comment":
+            item = self.store.find_work_item(entity.data["issue"])
+            comment = entity.data
+            row = {
+                "id": comment["issue"],
+                "name": item.data["name"] if item else None,
+                "comment": _store.jsonb_order({
+                    "id": comment["id"], "access": comment["access"],
+                    "actor_id": comment["actor"], "issue_id": comment["issue"],
+                    "edited_at": comment["edited_at"],
+                    "comment_stripped": _store.strip_html(comment["comment_html"]),
+                }),
+            }  # fmt: skip
+            entity_id = comment["issue"]
+        else:
+            row = _store.v2_row(entity.data, work_item=event == "issue")
+            entity_id = entity.id
+        if action == "deleted":
+            data, previous = {}, row  # the docs: the full record before deletion
+        else:
+            data = row
+        return {
+            "event": f"{_store.V2_EVENT_PREFIX[event]}.{action}",
+            "entity_type": _store.V2_ENTITY_TYPES[event],
+            "entity_id": entity_id,
+            "data": data,
+            "previous_attributes": previous or {},
+        }
 
     def _dispatch_event(self, ev: WebhookEvent, versions: tuple[str, ...] = ("v1", "v2")) -> None:
         hooks = [
@@ -638,7 +675,7 @@ class PlaneApi:
             return 200, self.store.serialize_work_item(item, ctx.csv("fields"), ctx.csv("expand"))
         if ctx.method == "DELETE":
             self.store.delete_work_item(item)
-            self._emit_deleted("issue", item.id, ctx.actor_id)
+            self._emit_deleted("issue", item, ctx.actor_id)
             return 204, None
         data = ctx.data()
         self._validate_work_item(pid, data, partial=True)
@@ -831,7 +868,7 @@ class PlaneApi:
         if ctx.method == "DELETE":
             delete(entity)
             if event:
-                self._emit_deleted(event, entity.id, ctx.actor_id)
+                self._emit_deleted(event, entity, ctx.actor_id)
             return 204, None
         data = ctx.data()
         before = dict(entity.data)

@@ -516,3 +516,64 @@ class PlaneStore:
             user = self.users[uid]
             out.append({**user.lite(), "role": user.role})
         return out
+
+
+# -- Cloud v2 webhook rows ----------------------------------------------------------------------
+# Plane's docs show v2 ``data`` as a database row: foreign keys as ``*_id``, keys in PostgreSQL
+# jsonb order (shorter first, then bytewise), integral floats as integers, ``+00:00`` timestamps
+# and, in work-item rows, NULL rendered as the string "None" (a quirk a receiver must survive).
+V2_NAMES = {
+    "workspace": "workspace_id", "project": "project_id", "created_by": "created_by_id",
+    "updated_by": "updated_by_id", "parent": "parent_id", "state": "state_id",
+    "estimate_point": "estimate_point_id", "owned_by": "owned_by_id", "lead": "lead_id",
+    "default_assignee": "default_assignee_id", "project_lead": "project_lead_id",
+    "estimate": "estimate_id", "default_state": "default_state_id", "issue": "issue_id",
+    "actor": "actor_id", "cover_image_asset": "cover_image_asset_id", "labels": "label_ids",
+    "assignees": "assignee_ids", "members": "member_ids",
+}  # fmt: skip
+V2_WORK_ITEM_KEYS = (
+    "id", "name", "point", "type_id", "is_draft", "priority", "state_id", "label_ids",
+    "parent_id", "created_at", "deleted_at", "project_id", "sort_order", "start_date",
+    "updated_at", "archived_at", "external_id", "sequence_id", "target_date", "assignee_ids",
+    "completed_at", "workspace_id", "created_by_id", "updated_by_id", "external_source",
+    "description_json", "last_activity_at", "estimate_point_id",
+)  # fmt: skip
+V2_ENTITY_TYPES = {
+    "project": "project", "issue": "issue", "cycle": "cycle", "module": "module",
+    "issue_comment": "issue",
+}  # fmt: skip
+V2_EVENT_PREFIX = {
+    "project": "project", "issue": "workitem", "cycle": "cycle", "module": "module",
+    "issue_comment": "workitem.comment",
+}  # fmt: skip
+
+
+def jsonb_order(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in sorted(row, key=lambda k: (len(k), k))}
+
+
+def _v2_value(key: str, value: Any, none: Any) -> Any:
+    if value is None:
+        return none
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if key.endswith("_at") and isinstance(value, str) and value.endswith("Z"):
+        return value[:-1] + "+00:00"
+    return value
+
+
+def v2_row(data: dict[str, Any], *, work_item: bool = False) -> dict[str, Any]:
+    """An API serialization turned into the row shape of a v2 webhook's ``data``."""
+    row = {V2_NAMES.get(k, k): v for k, v in data.items()}
+    if work_item:
+        row.update(description_json={}, last_activity_at=data["updated_at"])
+        row = {k: row.get(k) for k in V2_WORK_ITEM_KEYS}
+    none = "None" if work_item else None
+    return jsonb_order({k: _v2_value(k, v, none) for k, v in row.items()})
+
+
+def pg_text(value: Any) -> Any:
+    """How the docs' ``previous_attributes`` show a timestamp: PostgreSQL's text output."""
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z", value):
+        return value[:-1].replace("T", " ") + "+00"
+    return value

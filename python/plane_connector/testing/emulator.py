@@ -353,7 +353,7 @@ class PlaneEmulator(PlaneApi):
             if item is None:
                 raise KeyError(item_id)
             self.store.delete_work_item(item)
-            self._emit_deleted("issue", item.id, self.store.admin.id)
+            self._emit_deleted("issue", item, self.store.admin.id)
 
     def add_comment(self, item_id: str, comment_html: str) -> dict[str, Any]:
         with self._lock:

@@ -3,7 +3,7 @@
 CE (``bgtasks/webhook_task.py`` @ 4ca6d6c7): retry only on a connection error or timeout, at most
 5 retries, each after a full-jitter wait uniform in [0, min(600, 600 * 2**n)] seconds, then the
 webhook is deactivated; an HTTP error answer (any status) is logged and never retried. Cloud (per
-Plane's docs): also retries 5xx answers. Waits are multiplied by the emulator's time scale.
+Plane's docs): also retries 5xx answers and sends the v2 payload. Waits follow the time scale.
 """
 
 from __future__ import annotations
@@ -30,14 +30,6 @@ from plane_connector.testing._throttle import ScaledClock
 log = logging.getLogger(__name__)
 
 V1_EVENTS = ("project", "issue", "cycle", "module", "issue_comment")
-# Cloud v2 entity names for the v1 event names (v2 events read e.g. ``workitem.created``).
-V2_ENTITY = {
-    "project": "project",
-    "issue": "workitem",
-    "cycle": "cycle",
-    "module": "module",
-    "issue_comment": "workitem_comment",
-}
 
 
 @dataclass
@@ -68,7 +60,8 @@ class WebhookEvent:
     data: dict[str, Any]
     activity: dict[str, Any]
     entity_id: str
-    previous_attributes: dict[str, Any] = field(default_factory=dict)
+    # Cloud v2 view of the same change: event, entity_type, entity_id, data, previous_attributes.
+    v2: dict[str, Any] | None = None
     event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
@@ -224,7 +217,7 @@ class WebhookSender:
         hook, ev = job.webhook, job.event
         delivery_id = str(uuid.uuid4())  # Plane makes a new one on every attempt
         body = build_body(hook, ev, delivery_id)
-        event_header = ev.event if hook.version == "v1" else f"{V2_ENTITY[ev.event]}.{ev.action}"
+        event_header = ev.v2["event"] if hook.version == "v2" and ev.v2 else ev.event
         headers = {
             "User-Agent": "Autopilot",
             "Accept-Encoding": "gzip, deflate",
@@ -295,20 +288,19 @@ def build_body(hook: Webhook, ev: WebhookEvent, delivery_id: str) -> bytes:
             "activity": ev.activity,
         }
     else:
-        entity = V2_ENTITY[ev.event]
+        # Key order of the payload structure in Plane's webhook docs.
+        v2 = ev.v2 or {}
         payload = {
             "version": "v2",
-            "event": f"{entity}.{ev.action}",
-            "action": ev.action,
             "delivery_id": delivery_id,
             "event_id": ev.event_id,
+            "entity_id": v2.get("entity_id", ev.entity_id),
+            "entity_type": v2.get("entity_type"),
+            "event": v2.get("event"),
             "webhook_id": hook.id,
             "workspace_id": hook.workspace_id,
-            "entity_type": entity,
-            "entity_id": ev.entity_id,
-            "data": ev.data,
-            "previous_attributes": ev.previous_attributes,
-            "actor": ev.activity.get("actor"),
+            "data": v2.get("data", {}),
+            "previous_attributes": v2.get("previous_attributes", {}),
         }
     return json.dumps(payload).encode("utf-8")
 
