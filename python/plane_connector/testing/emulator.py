@@ -58,7 +58,7 @@ class PlaneEmulator(PlaneApi):
         project_identifier: str = "ERP",
         webhook_backoff: float = 600.0,
         webhook_backoff_max: float = 600.0,
-        webhook_max_retries: int = 5,
+        webhook_max_retries: int | None = None,
         webhook_jitter: bool = True,
         webhook_timeout: float = 30.0,
         webhook_block_private: bool = False,
@@ -85,7 +85,11 @@ class PlaneEmulator(PlaneApi):
         self._sender = WebhookSender(
             self.clock,
             retry_on_5xx=edition == "cloud",
-            max_retries=webhook_max_retries,
+            # CE: Celery's max_retries=5 (6 attempts). Cloud docs: disabled "after 5 failed
+            # attempts", i.e. 4 retries.
+            max_retries=(5 if edition == "ce" else 4)
+            if webhook_max_retries is None
+            else webhook_max_retries,
             backoff=webhook_backoff,
             backoff_max=webhook_backoff_max,
             jitter=webhook_jitter,
