@@ -73,8 +73,9 @@ class WebhookReceiver:
     """Verifies, validates and durably claims Plane webhook deliveries.
 
     ``store`` is a :class:`~plane_connector.dedupe.DeliveryStore` (PostgreSQL or SQLite).
-    ``secret`` is the webhook's signing secret (``plane_wh_…``), or a list of them while a
-    regenerated secret rolls out. ``secret=None`` is refused unless ``allow_unsigned=True``,
+    ``secret`` is the webhook's signing secret (``plane_wh_…``; a str, bytes, or a
+    ``plane_connector.secrets.Redacted`` holder), or a list of them while a regenerated secret
+    rolls out. ``secret=None`` is refused unless ``allow_unsigned=True``,
     an explicit choice that is logged as a WARNING.
 
     ``on_accepted(delivery)`` (optional) runs inline after the claim is committed; on success
@@ -86,7 +87,7 @@ class WebhookReceiver:
     def __init__(
         self,
         store: DeliveryStore,
-        secret: str | bytes | Iterable[str | bytes] | None,
+        secret: str | bytes | Any | Iterable[str | bytes | Any] | None,
         *,
         allow_unsigned: bool = False,
         max_body: int = DEFAULT_MAX_BODY,
@@ -95,13 +96,13 @@ class WebhookReceiver:
         max_attempts: int = 5,
         backoff: Backoff | None = None,
     ) -> None:
-        if isinstance(secret, (str, bytes)):
-            secrets: tuple[str | bytes, ...] = (secret,)
+        if isinstance(secret, (str, bytes)) or _is_redacted(secret):
+            secrets: tuple[Any, ...] = (secret,)
         elif secret is None:
             secrets = ()
         else:
             secrets = tuple(secret)
-        if any(not s for s in secrets):
+        if any(not _reveal(s) for s in secrets):
             raise _ConfigError("webhook secret is empty: pass the webhook's signing secret")
         if not secrets and not allow_unsigned:
             raise _ConfigError(
@@ -165,7 +166,7 @@ class WebhookReceiver:
         if self._secrets:
             if not signature:
                 return _reject(401, "missing X-Plane-Signature")
-            if not any(_pc.verify_signature(s, body, signature) for s in self._secrets):
+            if not any(_pc.verify_signature(_reveal(s), body, signature) for s in self._secrets):
                 return _reject(401, "X-Plane-Signature does not match the body")
         try:
             delivery = parse_delivery(headers, body)
@@ -298,6 +299,15 @@ def parse_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
         body=body,
         payload=payload,
     )
+
+
+def _is_redacted(value: object) -> bool:
+    # plane_connector.secrets.Redacted (or any holder with get()), kept wrapped until use.
+    return callable(getattr(value, "get", None)) and not isinstance(value, Mapping)
+
+
+def _reveal(secret: Any) -> str | bytes:
+    return secret.get() if _is_redacted(secret) else secret  # type: ignore[no-any-return]
 
 
 def _action_of(event: str) -> str:

@@ -400,3 +400,14 @@ def test_handle_async_gives_the_same_answers(sqlite_store, samples) -> None:
 
     first, second = asyncio.run(twice())
     assert (first[1]["status"], second[1]["status"]) == ("accepted", "duplicate")
+
+
+def test_a_redacted_secret_holder_is_accepted_and_never_shown(store, samples) -> None:
+    from plane_connector.secrets import Redacted
+
+    sample = samples["issue-created"]
+    receiver = WebhookReceiver(store, Redacted(sample.secret))
+    assert receiver.handle(sample.headers, sample.body)[0] == 200
+    assert sample.secret not in repr(receiver) + repr(vars(receiver))
+    with pytest.raises(ValueError, match="empty"):
+        WebhookReceiver(store, Redacted(""))

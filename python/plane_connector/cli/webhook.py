@@ -64,10 +64,11 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def resolve_secret(ref: str) -> str:
-    """Resolve a secret reference through plane_connector.secrets, else ``env:NAME`` inline."""
+def resolve_secret(ref: str) -> Any:
+    """Resolve a secret reference through plane_connector.secrets (a ``Redacted`` holder), else
+    ``env:NAME`` inline."""
     try:
-        from plane_connector.secrets import resolve  # noqa: PLC0415 - optional module
+        from plane_connector.secrets import resolve_redacted  # noqa: PLC0415 - optional module
     except ImportError:
         scheme, _, name = ref.partition(":")
         if scheme != "env" or not name:
@@ -76,7 +77,7 @@ def resolve_secret(ref: str) -> str:
         if not value:
             raise ValueError(f"environment variable {name} is not set") from None
         return value
-    return resolve(ref)
+    return resolve_redacted(ref)
 
 
 def make_server(
