@@ -190,7 +190,8 @@ class WebhookReceiver:
                 "delivery_id": delivery.delivery_id,
             }
         if not claim.claimed:
-            _log.info(
+            # Quiet on purpose: a retry storm is normal Plane behaviour, not news.
+            _log.debug(
                 "webhook delivery %s is a duplicate (same %s as %s), ignored",
                 delivery.delivery_id,
                 claim.duplicate_of,

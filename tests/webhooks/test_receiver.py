@@ -411,3 +411,14 @@ def test_a_redacted_secret_holder_is_accepted_and_never_shown(store, samples) ->
     assert sample.secret not in repr(receiver) + repr(vars(receiver))
     with pytest.raises(ValueError, match="empty"):
         WebhookReceiver(store, Redacted(""))
+
+
+def test_duplicates_log_nothing_at_info(store, samples, caplog) -> None:
+    sample = samples["issue-created"]
+    receiver = WebhookReceiver(store, sample.secret)
+    receiver.handle(sample.headers, sample.body)
+    with caplog.at_level(logging.INFO):
+        for _ in range(20):
+            retry = sample.with_headers(X_Plane_Delivery=str(uuid.uuid4()))
+            assert receiver.handle(retry, sample.body)[1]["status"] == "duplicate"
+    assert [r for r in caplog.records if r.name.startswith("plane_connector")] == []
