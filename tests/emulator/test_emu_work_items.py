@@ -163,3 +163,29 @@ def test_add_project_helper(api: Api, emu: PlaneEmulator) -> None:
     assert api.get(f"{api.ws}/work-items/BEN-4/").json()["project"] == project["id"]
     with pytest.raises(ValueError, match="taken"):
         emu.add_project("Again", "ben")
+
+
+def test_user_side_helpers_validate(emu: PlaneEmulator) -> None:
+    with pytest.raises(ValueError, match="priority"):
+        emu.create_work_item("x", priority="bogus")
+    with pytest.raises(ValueError, match="not writable"):
+        emu.create_work_item("x", sequence_id=5)
+    item = emu.create_work_item("ok", priority="low")
+    with pytest.raises(ValueError, match="name"):
+        emu.update_work_item(item["id"], name="")
+    with pytest.raises(KeyError):
+        emu.update_work_item("00000000-0000-4000-8000-000000000000", name="x")
+    assert emu.work_item(item["id"])["name"] == "ok"
+
+
+def test_read_helpers(emu: PlaneEmulator) -> None:
+    assert [s["group"] for s in emu.states()] == [
+        "backlog",
+        "unstarted",
+        "started",
+        "completed",
+        "cancelled",
+    ]
+    assert {label["name"] for label in emu.labels()} == {"bug", "feature", "invoice"}
+    ids = emu.seed_work_items(3)
+    assert [i["id"] for i in emu.work_items()] == ids[::-1]

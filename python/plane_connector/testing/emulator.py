@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from plane_connector.testing import _store
-from plane_connector.testing._api import EDITIONS, PlaneApi, RecordedRequest
+from plane_connector.testing._api import EDITIONS, PlaneApi, RecordedRequest, _Reply
 from plane_connector.testing._http import EmulatorHandler, EmulatorServer
 from plane_connector.testing._oauth import OAuthServer
 from plane_connector.testing._store import PRIORITIES, PlaneStore
@@ -335,11 +335,17 @@ class PlaneEmulator(PlaneApi):
         self.throttle.reset()
 
     # -- acting as a Plane user (emits webhooks, as an edit in Plane's UI would) --------------
-    def create_work_item(self, name: str, **values: Any) -> dict[str, Any]:
+    def create_work_item(
+        self, name: str, *, project_id: str | None = None, **values: Any
+    ) -> dict[str, Any]:
+        """Create a work item as the admin user would in Plane (validated; sends webhooks)."""
+        pid = project_id or self.project_id
         with self._lock:
-            item = self.store.create_work_item(
-                self.project_id, {"name": name, **values}, self.store.admin.id
-            )
+            if pid not in self.store.projects:
+                raise KeyError(f"no project {pid}")
+            data = {"name": name, **values}
+            self._validate_for_helper(pid, data, partial=False)
+            item = self.store.create_work_item(pid, data, self.store.admin.id)
             self._emit_created("issue", item, self.store.admin.id)
             return self.store.serialize_work_item(item)
 
@@ -348,6 +354,7 @@ class PlaneEmulator(PlaneApi):
             item = self.store.find_work_item(item_id)
             if item is None:
                 raise KeyError(item_id)
+            self._validate_for_helper(item.data["project"], changes, partial=True)
             self._apply_work_item_update(item, changes, self.store.admin.id)
             return self.store.serialize_work_item(item)
 
@@ -370,6 +377,31 @@ class PlaneEmulator(PlaneApi):
             )  # fmt: skip
             self._emit_created("issue_comment", comment, self.store.admin.id)
             return dict(comment.data)
+
+    def _validate_for_helper(self, pid: str, data: dict[str, Any], *, partial: bool) -> None:
+        unknown = set(data) - set(_store.WORK_ITEM_WRITABLE)
+        if unknown:
+            raise ValueError(f"not writable on a work item: {sorted(unknown)}")
+        try:
+            self._validate_work_item(pid, data, partial=partial)
+        except _Reply as reply:
+            raise ValueError(f"invalid work item: {reply.body}") from None
+
+    def states(self, project_id: str | None = None) -> list[dict[str, Any]]:
+        """The project's states (API shape), by sequence."""
+        with self._lock:
+            rows = self.store.states[project_id or self.project_id].values()
+            return [dict(e.data) for e in sorted(rows, key=lambda e: e.data["sequence"])]
+
+    def labels(self, project_id: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(e.data) for e in self.store.labels[project_id or self.project_id].values()]
+
+    def work_items(self, project_id: str | None = None) -> list[dict[str, Any]]:
+        """All work items of the project (API shape), newest first."""
+        with self._lock:
+            items = self.store.ordered_work_items(project_id or self.project_id)
+            return [self.store.serialize_work_item(i) for i in items]
 
     def work_item(self, item_id: str) -> dict[str, Any] | None:
         with self._lock:
