@@ -290,13 +290,16 @@ impl Client {
         let mut rate_limited_retries = 0u32;
         let mut transient_retries = 0u32;
         let mut refreshed = false;
+        let mut force_refresh = false;
         loop {
             let reservation = if throttled {
                 self.throttle(hooks).await?
             } else {
                 None
             };
-            let (auth_header, bearer_from_provider) = self.auth_header(hooks, req, refreshed)?;
+            let (auth_header, bearer_from_provider) =
+                self.auth_header(hooks, req, force_refresh)?;
+            force_refresh = false;
             log::debug!("{} {}", req.method, log_path);
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let result = self.attempt(&url, req, auth_header).await;
@@ -372,6 +375,7 @@ impl Client {
             if status == 401 && bearer_from_provider && !refreshed {
                 // The token may have expired between the provider's check and our request.
                 refreshed = true;
+                force_refresh = true;
                 log::warn!(
                     "{} {}: 401 with the OAuth token; refreshing it once",
                     req.method,
@@ -426,7 +430,15 @@ impl Client {
         req.idempotent = true;
         match self.send(hooks, &req).await {
             Ok(Some(v)) => Ok(v),
-            Ok(None) => Err(CoreError::Pagination("empty answer to a create".into())),
+            Ok(None) => Err(CoreError::Http {
+                status: 204,
+                method: "POST".into(),
+                path: path.to_string(),
+                message: "the create answered with no body; expected the created object".into(),
+                body: String::new(),
+                retry_after: None,
+                existing_id: None,
+            }),
             Err(CoreError::Http {
                 status: 409,
                 existing_id: Some(id),

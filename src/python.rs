@@ -169,7 +169,9 @@ where
     let result = py.detach(|| {
         let interruptible = async {
             tokio::pin!(fut);
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            // The first check after 100 ms: quick calls never touch the GIL again.
+            let period = Duration::from_millis(100);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 tokio::select! {

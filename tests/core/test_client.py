@@ -181,6 +181,22 @@ def test_absurd_retry_after_is_bounded(server: LoopbackServer, header: str) -> N
     assert len(server.requests) == 4
 
 
+@pytest.mark.parametrize(
+    ("remaining", "reset"), [("-1", "garbage"), ("0", "99999999999999"), ("x", "-5")]
+)
+def test_absurd_rate_headers_are_bounded(
+    server: LoopbackServer, remaining: str, reset: str
+) -> None:
+    headers = {"X-RateLimit-Remaining": remaining, "X-RateLimit-Reset": reset}
+    server.handler = lambda s: Reply(json={}, headers=headers)
+    c = client(server, max_wait=0.3)
+    started = time.monotonic()
+    for _ in range(3):
+        c.get("x")
+    assert time.monotonic() - started < 10
+    assert len(server.requests) == 3
+
+
 def test_5xx_retried_for_get_not_for_post(server: LoopbackServer) -> None:
     server.handler = lambda s: Reply(503, {"error": "busy"})
     with pytest.raises(HTTPError) as info:
