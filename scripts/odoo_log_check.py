@@ -16,7 +16,6 @@ from pathlib import Path
 _LEVEL = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \d+ (ERROR|CRITICAL) ")
 _SUMMARY = re.compile(r"(\d+) failed, (\d+) error\(s\) of (\d+) tests")
 _STARTING = re.compile(r" odoo\.addons\.(\w+)\.tests\.\S+: Starting (\w+)\.(\w+)")
-_STATS = re.compile(r" odoo\.tests\.stats: (\w+): (\d+) tests")
 _POST = re.compile(r"(\d+) post-tests in")
 _NOT_INSTALLED = re.compile(
     r"(not installable, skipped|Some modules are not loaded|module \w+: not installable"
@@ -53,17 +52,13 @@ def check(log_text: str, modules: list[str]) -> tuple[list[str], list[str]]:
         m = _STARTING.search(ln)
         if m and m.group(1) in started:
             started[m.group(1)].add(f"{m.group(2)}.{m.group(3)}")
-    stats = {m.group(1): int(m.group(2)) for ln in lines if (m := _STATS.search(ln))}
     for module in modules:
         tests = started[module]
         classes = sorted({t.split(".")[0] for t in tests})
         if not tests:
             problems.append(f"{module}: zero tests ran (not installed, or its tests not loaded)")
         else:
-            facts.append(
-                f"{module}: {len(tests)} tests ran ({stats.get(module, '?')} in stats) in "
-                f"{', '.join(classes)}"
-            )
+            facts.append(f"{module}: {len(tests)} tests ran in {', '.join(classes)}")
     return problems, facts
 
 

@@ -11,6 +11,7 @@ import logging
 
 from odoo import SUPERUSER_ID, api, http
 from odoo.http import request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import plane_runtime as rt
 
@@ -36,7 +37,7 @@ def _answer(status: int, body: dict):
 class PlaneWebhookController(http.Controller):
     @http.route(
         "/plane/webhook", type="http", auth="none", methods=["POST"], csrf=False,
-        save_session=False,
+        save_session=False, readonly=False,
     )
     def plane_webhook(self, **_kwargs):
         if WebhookReceiver is None:
@@ -70,9 +71,14 @@ class PlaneWebhookController(http.Controller):
         early = receiver.precheck(headers)
         if early is not None:
             return _answer(*early)
-        # Read at most one byte past the limit: a body without Content-Length cannot make us
-        # buffer more than that.
-        body = request.httprequest.stream.read(max_body + 1)
+        # Werkzeug enforces this while reading, so a body without Content-Length (chunked)
+        # cannot make the worker buffer more than the limit either.
+        request.httprequest.max_content_length = max_body
+        try:
+            body = request.httprequest.get_data(cache=False)
+        except RequestEntityTooLarge:
+            return _answer(413, {"status": "rejected",
+                                 "reason": f"body larger than {max_body} bytes"})
         status, answer = receiver.handle(headers, body)
         if answer.get("status") == "accepted":
             with registry.cursor() as cr:

@@ -147,8 +147,23 @@ class PlaneConnector(models.AbstractModel):
     @api.model
     def _plane_external_id(self, record) -> str:
         """A stable, database-unique external id for an Odoo record (Plane ``external_id``)."""
+        return f"{self._plane_external_prefix(record._name)}{record.id}"
+
+    @api.model
+    def _plane_external_prefix(self, model_name: str) -> str:
         dbuuid = self.env["ir.config_parameter"].sudo().get_param("database.uuid") or ""
-        return f"{dbuuid}:{record._name}:{record.id}"
+        return f"{dbuuid}:{model_name}:"
+
+    @api.model
+    def _plane_record_from_external(self, model_name: str, data: dict):
+        """The record a Plane object's external_id/external_source points to (or empty)."""
+        records = self.env[model_name]
+        external = data.get("external_id")
+        prefix = self._plane_external_prefix(model_name)
+        if data.get("external_source") != "odoo" or not isinstance(external, str):
+            return records.browse()
+        rest = external[len(prefix):] if external.startswith(prefix) else ""
+        return records.browse(int(rest)).exists() if rest.isdigit() else records.browse()
 
     @api.model
     def _plane_create_idempotent(self, path: str, values: dict, *, external_id: str,

@@ -55,19 +55,16 @@ def _describe(exc: BaseException) -> str:
 
 
 def _health(client) -> dict:
-    """Use ``plane_connector.health.check`` when the wheel has it, else ``users/me/``."""
+    """``plane_connector.health.check`` when the wheel has it, else a bare ``users/me/``."""
     try:
         from plane_connector import health
     except ImportError:
         health = None
-    if health is not None and hasattr(health, "check"):
+    if health is not None:
         result = health.check(client)
-        get = result.get if isinstance(result, dict) else lambda k, d=None: getattr(result, k, d)
-        me = get("user") or get("me") or {}
-        name = me.get("display_name") or me.get("email") or "" if isinstance(me, dict) else str(me)
-        ok = bool(get("ok"))
-        return {"ok": ok, "message": str(get("message") or get("detail") or
-                                          ("connected" if ok else "failed")), "user": name}
+        user = result.user_display or result.user_email or ""
+        message = f"connected as {user}: {result.summary()}" if result.ok else result.summary()
+        return {"ok": result.ok, "message": message, "user": user}
     me = client.me()
     name = me.get("display_name") or me.get("email") or me.get("id") or ""
     return {"ok": True, "message": f"connected as {name}", "user": name}

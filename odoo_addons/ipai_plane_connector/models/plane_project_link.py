@@ -6,6 +6,7 @@ never replays what it missed: it walks each linked project's work items newest-f
 ``_plane_handle_event`` the webhooks use.
 """
 
+import datetime as dt
 import logging
 
 from odoo import api, fields, models
@@ -13,6 +14,8 @@ from odoo import api, fields, models
 from .plane_connector import SILENCE_GRACE, parse_plane_time
 
 _log = logging.getLogger(__name__)
+
+MARK_MARGIN = dt.timedelta(minutes=5)
 
 
 class PlaneProjectLink(models.Model):
@@ -48,11 +51,21 @@ class PlaneProjectLink(models.Model):
 
     @api.model
     def _plane_ensure(self, plane_project_id: str, name: str):
-        """The link for a project, created on first use."""
+        """The link for a project, created on first use with its mark a little in the past.
+
+        Starting the mark at "now" means the sweep covers every change made after Odoo first
+        wrote to the project, even one whose webhook never arrived; the margin absorbs clock
+        skew between Odoo and Plane (re-feeding a change is harmless).
+        """
         link = self.with_context(active_test=False).search(
             [("plane_project_id", "=", plane_project_id)], limit=1
         )
-        return link or self.create({"plane_project_id": plane_project_id, "name": name})
+        if link:
+            return link
+        start = dt.datetime.now(dt.timezone.utc) - MARK_MARGIN
+        return self.create({
+            "plane_project_id": plane_project_id, "name": name, "sync_mark": start.isoformat(),
+        })
 
     @api.model
     def _plane_webhook_seen(self, plane_project_id: str) -> None:
@@ -92,7 +105,7 @@ class PlaneProjectLink(models.Model):
                     changes += 1
                 else:
                     any_failed = True
-                now = fields.Datetime.now()
+                now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
                 if (last_webhook is None or updated > last_webhook + SILENCE_GRACE) and (
                     updated < now - SILENCE_GRACE
                 ):

@@ -5,6 +5,8 @@ names); the receiver inserts rows with plain SQL, so Odoo sets no database defau
 column the store relies on is declared here with the same type.
 """
 
+import contextlib
+
 from odoo import api, fields, models
 
 STATES = [
@@ -67,6 +69,14 @@ class PlaneWebhookDelivery(models.Model):
             "CREATE INDEX IF NOT EXISTS plane_webhook_delivery_pending_idx "
             "ON plane_webhook_delivery (id) WHERE state IN ('received', 'failed')"
         )
+        # The shared rate budget's slot table, made at install rather than by the first
+        # request (which may run under a read-only or short-lived cursor).
+        try:
+            from plane_connector.ratebudget import PostgresRateBudget
+        except ImportError:  # pragma: no cover - older wheel: the client limits per process
+            return
+        cr = self.env.cr
+        PostgresRateBudget(lambda: contextlib.nullcontext(cr)).ensure_schema()
 
     def action_retry(self):
         """Put dead or failed deliveries back in the queue (attempts reset) and wake the cron."""

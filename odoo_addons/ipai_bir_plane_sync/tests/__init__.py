@@ -1,0 +1,1 @@
+from . import test_bir_round_trip  # noqa: F401

@@ -1,0 +1,125 @@
+"""BIR filings <-> Plane work items, end to end against the Plane emulator."""
+
+import datetime as dt
+
+from odoo.addons.ipai_plane_connector.tests.common import (
+    TEST_WEBHOOK_SECRET,
+    PlaneEmulatorCase,
+    WebhookSink,
+)
+from odoo.exceptions import UserError
+from odoo.tests import tagged
+
+
+@tagged("post_install", "-at_install")
+class TestBirRoundTrip(PlaneEmulatorCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.env["ir.config_parameter"].sudo().set_param(
+            "plane.bir.project_id", cls.emulator.project_id
+        )
+        cls.sink = WebhookSink()
+        cls.addClassCleanup(cls.sink.close)
+        cls.emulator.register_webhook(cls.sink.url, TEST_WEBHOOK_SECRET)
+
+    def _filing(self, **values):
+        return self.env["bir.filing"].create({
+            "form_code": "1601-C", "period": "2026-10", "due_date": dt.date(2026, 11, 10),
+            **values,
+        })
+
+    def _state_id(self, group):
+        for state in self.connector._plane_paginate(self.connector._plane_workspace_path(
+                "projects", self.emulator.project_id, "states")):
+            if state["group"] == group:
+                return state["id"]
+        raise AssertionError(f"no {group} state")
+
+    def _replay_webhooks(self, since):
+        """Send what the emulator delivered to the sink since ``since`` on to Odoo, unchanged."""
+        self.assertTrue(self.emulator.wait_webhooks_idle(timeout=20))
+        answers = []
+        for headers, body in self.sink.received[since:]:
+            keep = {k: v for k, v in headers.items() if k.lower().startswith("x-plane")}
+            keep["Content-Type"] = "application/json"
+            response = self.post_webhook(body, keep)
+            self.assertEqual(response.status_code, 200, response.text)
+            answers.append(response.json()["status"])
+        return answers
+
+    def test_round_trip_create_update_complete(self):
+        filing = self._filing()
+        self.assertTrue(filing.plane_dirty)
+        filing._plane_push()
+        self.assertFalse(filing.plane_dirty)
+        self.assertFalse(filing.plane_sync_error)
+        item = self.emulator.work_item(filing.plane_work_item_id)
+        self.assertEqual(item["name"], "BIR 1601-C 2026-10")
+        self.assertEqual(item["target_date"], "2026-11-10")
+        self.assertEqual(item["external_source"], "odoo")
+        self.assertEqual(item["external_id"], self.connector._plane_external_id(filing))
+
+        # A retried create (the link was lost): Plane's 409 maps it back to the same item.
+        first_id = filing.plane_work_item_id
+        filing.with_context(plane_remote=True).write({"plane_work_item_id": False})
+        filing.write({"due_date": dt.date(2026, 11, 12)})
+        filing._plane_push()
+        self.assertEqual(filing.plane_work_item_id, first_id)
+        self.assertEqual(self.emulator.work_item(first_id)["target_date"], "2026-11-12")
+        by_external = self.connector._plane_request(
+            "GET", self.connector._plane_workspace_path(
+                "projects", self.emulator.project_id, "work-items"),
+            params={"external_id": item["external_id"], "external_source": "odoo"},
+        )
+        self.assertEqual(by_external["id"], first_id)
+
+        # Someone completes the work item in Plane: its signed webhook marks the filing filed.
+        self.assertTrue(self.emulator.wait_webhooks_idle(timeout=20))
+        before = len(self.sink.received)
+        self.emulator.update_work_item(first_id, state=self._state_id("completed"))
+        self.assertEqual(self._replay_webhooks(before), ["accepted"])
+        self.assertEqual(filing.state, "draft", "nothing happens before the cron runs")
+        self.connector._cron_process_deliveries()
+        filing.invalidate_recordset()
+        self.assertEqual(filing.state, "done")
+        self.assertFalse(filing.plane_dirty, "a change that came from Plane is not pushed back")
+        # The same delivery again changes nothing.
+        self.assertEqual(self._replay_webhooks(before), ["duplicate"])
+
+    def test_cron_pushes_dirty_filings(self):
+        filing = self._filing(form_code="2550M", period="2026-09")
+        self.env["bir.filing"]._cron_plane_push()
+        self.assertTrue(filing.plane_work_item_id)
+        self.assertFalse(filing.plane_dirty)
+        filing.write({"state": "done"})
+        self.assertTrue(filing.plane_dirty)
+        self.env["bir.filing"]._cron_plane_push()
+        item = self.emulator.work_item(filing.plane_work_item_id)
+        self.assertEqual(item["state"], self._state_id("completed"))
+
+    def test_reconciliation_catches_a_missed_completion(self):
+        filing = self._filing(form_code="0619-E", period="2026-10")
+        filing._plane_push()
+        # Completed in Plane while the webhook was failing: nothing reaches Odoo's endpoint.
+        self.emulator.update_work_item(filing.plane_work_item_id,
+                                       state=self._state_id("completed"))
+        self.assertEqual(filing.state, "draft")
+        self.connector._cron_reconcile()
+        self.assertEqual(filing.state, "done")
+
+    def test_push_errors_are_kept_and_raised_by_the_button(self):
+        self.env["ir.config_parameter"].sudo().set_param(
+            "plane.bir.project_id", "00000000-0000-4000-8000-000000000000"
+        )
+        filing = self._filing(form_code="1601-EQ", period="2026-Q3")
+        filing._plane_push()
+        self.assertTrue(filing.plane_sync_error)
+        self.assertTrue(filing.plane_dirty)
+        self.assertNotIn(self.emulator.api_key, filing.plane_sync_error)
+        with self.assertRaises(UserError):
+            filing.action_plane_sync()
+
+    def test_period_is_validated(self):
+        with self.assertRaises(Exception):  # noqa: B017 - ValidationError on 18 and 19
+            self._filing(period="October")
