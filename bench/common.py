@@ -117,6 +117,18 @@ def require(dsn: str | None, *modules: str) -> None:
             raise Skip(f"PostgreSQL not reachable at PLANE_TEST_PG_DSN: {exc}") from exc
 
 
+def drop_tables(dsn: str, *tables: str) -> None:
+    """DROP the benchmark's own tables (bench_* names, never the product's)."""
+    import psycopg2
+
+    assert all(t.startswith("bench_") for t in tables), tables
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {', '.join(tables)}")
+    conn.close()
+
+
 def median(values: Iterable[float]) -> float:
     """Median of a non-empty series."""
     return statistics.median(list(values))

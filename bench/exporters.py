@@ -144,7 +144,7 @@ def export_plane_sdk(
     start = time.perf_counter()
     try:
         while True:
-            params = WorkItemQueryParams(per_page=per_page, cursor=cursor)
+            params = WorkItemQueryParams.model_validate({"per_page": per_page, "cursor": cursor})
             page = work_items.list(slug, project_id, params=params)
             out.items += len(page.results)
             if not page.next_page_results:

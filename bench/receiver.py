@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.common import BenchResult, RunConfig, ratio, require
+from bench.common import BenchResult, RunConfig, drop_tables, ratio, require
 
 SAMPLE = (
     Path(__file__).resolve().parent.parent
@@ -32,6 +32,7 @@ SECRET = "plane_wh_" + "3c" * 16  # bench-only signing secret
 STORE_TABLE = "bench_webhook_delivery"
 NAIVE_TABLE = "bench_naive_webhook_delivery"
 EFFECT_TABLE = "bench_webhook_effect"
+TABLES = (STORE_TABLE, NAIVE_TABLE, EFFECT_TABLE)
 COPIES = 3
 
 
@@ -152,10 +153,10 @@ def _reset_tables(dsn: str) -> None:
     import psycopg2
     from plane_connector.dedupe import PostgresDeliveryStore
 
+    drop_tables(dsn, *TABLES)
     conn = psycopg2.connect(dsn)
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute(f"DROP TABLE IF EXISTS {STORE_TABLE}, {NAIVE_TABLE}, {EFFECT_TABLE}")
         # Deliberately no unique constraint: that is the naive handler's design.
         cur.execute(
             f"CREATE TABLE {NAIVE_TABLE} (id serial PRIMARY KEY, delivery_id varchar NOT NULL, "
@@ -239,8 +240,11 @@ def run(cfg: RunConfig) -> BenchResult:
     n = 300 if cfg.quick else 2000
     copies = make_deliveries(n)
     _reset_tables(cfg.pg_dsn)
-    ours = _run_mode("ours", cfg.pg_dsn, copies)
-    naive = _run_mode("naive", cfg.pg_dsn, copies)
+    try:
+        ours = _run_mode("ours", cfg.pg_dsn, copies)
+        naive = _run_mode("naive", cfg.pg_dsn, copies)
+    finally:
+        drop_tables(cfg.pg_dsn, *TABLES)
     res.add(
         f"deliveries/s, {COPIES} concurrent senders (ours)",
         ours["requests_per_s"],

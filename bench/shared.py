@@ -11,7 +11,7 @@ import multiprocessing
 import time
 from typing import Any
 
-from bench.common import BenchResult, RunConfig, Skip, min_time_for, require
+from bench.common import BenchResult, RunConfig, Skip, drop_tables, min_time_for, require
 from bench.emu import add_project, has_plane_client, start_emulator, statuses_for_key
 
 RATE = 60
@@ -57,14 +57,9 @@ def _worker(
 
 
 def _reset_budget(dsn: str) -> None:
-    import psycopg2
     from plane_connector.ratebudget import PostgresRateBudget
 
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"DROP TABLE IF EXISTS {BUDGET_TABLE}")
-    conn.close()
+    drop_tables(dsn, BUDGET_TABLE)
     PostgresRateBudget.from_dsn(dsn, table=BUDGET_TABLE).ensure_schema()
 
 
@@ -113,6 +108,7 @@ def run(cfg: RunConfig) -> BenchResult:
         statuses = statuses_for_key(emu, key)
     finally:
         emu.stop()
+        drop_tables(cfg.pg_dsn, BUDGET_TABLE)
 
     elapsed = max(o["end"] for o in outcomes) - min(o["start"] for o in outcomes)
     items = sum(o["items"] for o in outcomes)
