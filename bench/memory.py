@@ -1,8 +1,12 @@
 """6. Memory: peak RSS while iterating 100,000 items against 10,000 (per_page 1000).
 
 Each iteration runs in its own fresh subprocess (``python -m bench.memory``), which reports its
-own peak RSS (``ru_maxrss``) before and after the walk; the emulator serves from this process.
-The iterator should stream: the peak must not grow with the number of items.
+own peak RSS before and after the walk; the emulator serves from this process. The iterator
+should stream: the peak must not grow with the number of items.
+
+The peak is ``VmHWM`` from /proc/self/status, not ``getrusage().ru_maxrss``: Linux carries the
+parent's high-water mark into ``ru_maxrss`` across fork/exec, so a child of this process (which
+holds 110,000 emulated items) would report the parent's peak instead of its own.
 """
 
 from __future__ import annotations
@@ -22,7 +26,16 @@ KEY_ENV = "BENCH_PLANE_API_KEY"  # the key travels by environment, never on a co
 
 
 def _peak_rss_kib() -> int:
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
+    """Peak resident set of this process image, in KiB."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    # No procfs (not Linux): ru_maxrss, which may include the parent's peak (see above).
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def _child(mode: str, base_url: str, slug: str, project_id: str) -> dict[str, Any]:
