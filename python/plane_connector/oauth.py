@@ -72,6 +72,8 @@ INSTALLATION_PATH = "/auth/o/app-installation/"
 DEFAULT_SCOPES = ("read", "write")
 # Refresh this long before expiry so a request never leaves with a token about to die.
 DEFAULT_MARGIN = 300.0
+# While another thread refreshes, a token with at least this long left is still handed out.
+SERVE_FLOOR = 30.0
 # OAuth error codes that mean the grant itself is gone: only a new authorization helps.
 _DEAD_GRANT = frozenset({"invalid_grant", "access_denied", "unauthorized_client"})
 # Answers that mean "I did not understand how you sent the client credentials".
@@ -498,9 +500,20 @@ class _Txn(Protocol):
 
 
 class _SingleFlightStore:
-    """The refresh protocol shared by the stores: cheap read, then lock, re-check, refresh."""
+    """The refresh protocol shared by the stores: cheap read, then lock, re-check, refresh.
 
-    clock: Callable[[], float] = staticmethod(time.time)  # type: ignore[assignment]
+    While one thread refreshes early (inside the margin), the other threads of the process keep
+    using the old token, which still works, instead of queueing behind the refresh. Besides
+    latency this matters for the async client: its hooks run on the client's own worker threads,
+    and a worker parked behind the refresh cannot drive the refresh's own HTTP request.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._flight = threading.Condition()
+        # name -> the token being replaced by the refresh in flight in this process (at most
+        # one per name: the other threads serve it or wait, they never queue on the store).
+        self._inflight: dict[str, TokenSet] = {}
 
     def _read(self, name: str) -> tuple[TokenSet | None, str | None]:
         raise NotImplementedError
@@ -522,10 +535,33 @@ class _SingleFlightStore:
         another thread or worker has already replaced it. Raises :class:`ReauthorizeError`
         when no token is stored or the grant is dead.
         """
-        tokens, reauth = self._read(name)
-        if self._usable(name, tokens, reauth, margin, reject):
+        while True:
+            with self._flight:
+                while name in self._inflight:
+                    replacing = self._inflight[name]
+                    if self._servable(replacing, reject):
+                        return replacing
+                    self._flight.wait()  # a refused or dying token: wait for the new one
+            tokens, reauth = self._read(name)
+            if self._usable(name, tokens, reauth, margin, reject):
+                assert tokens is not None
+                return tokens
             assert tokens is not None
-            return tokens
+            with self._flight:
+                if name in self._inflight:
+                    continue  # another thread started the refresh meanwhile
+                self._inflight[name] = tokens
+            break
+        try:
+            return self._refresh_locked(name, refresh, margin, reject)
+        finally:
+            with self._flight:
+                self._inflight.pop(name, None)
+                self._flight.notify_all()
+
+    def _refresh_locked(
+        self, name: str, refresh: Refresher, margin: float, reject: str | None
+    ) -> TokenSet:
         with self._exclusive(name) as txn:
             # Another thread or worker may have refreshed while we waited for the lock.
             tokens, reauth = txn.load()
@@ -545,6 +581,12 @@ class _SingleFlightStore:
                 _log.info("refreshed OAuth token for %r (expires in %s)", name, _ttl(new, self))
                 return new
         raise dead
+
+    def _servable(self, tokens: TokenSet, reject: str | None) -> bool:
+        """Still accepted by Plane for a request about to leave (not refused, not expiring)."""
+        if reject is not None and hmac.compare_digest(tokens.access_token, reject):
+            return False
+        return not tokens.expires_within(SERVE_FLOOR, now=self.clock())
 
     def _usable(
         self,
@@ -577,9 +619,10 @@ class MemoryTokenStore(_SingleFlightStore):
     """Process-local store for tests and single-process tools (threads single-flight too)."""
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
-        self.clock = clock  # type: ignore[assignment]
+        super().__init__(clock)
         self._rows: dict[str, tuple[TokenSet, str | None]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the rows; held only for a moment
+        self._refresh_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"MemoryTokenStore(names={sorted(self._rows)!r})"
@@ -607,16 +650,17 @@ class MemoryTokenStore(_SingleFlightStore):
 
         class Txn:
             def load(self) -> tuple[TokenSet | None, str | None]:
-                return store._rows.get(name, (None, None))
+                return store._read(name)
 
             def save(self, tokens: TokenSet) -> None:
-                store._rows[name] = (tokens, None)
+                store.save(name, tokens)
 
             def mark_reauthorize(self, reason: str) -> None:
-                if name in store._rows:
-                    store._rows[name] = (store._rows[name][0], reason)
+                with store._lock:
+                    if name in store._rows:
+                        store._rows[name] = (store._rows[name][0], reason)
 
-        with self._lock:
+        with self._refresh_lock:
             yield Txn()
 
 
@@ -648,16 +692,14 @@ class PostgresTokenStore(_SingleFlightStore):
                     "PostgresTokenStore needs key_ref (the token encryption key's reference)"
                 )
             cipher = TokenCipher.from_ref(key_ref)
-        self._connect = connect
         self._cipher = cipher
         self.table = table
         self._lock_timeout_ms = int(lock_timeout * 1000)
-        self.clock = clock  # type: ignore[assignment]
-        # One connection per process (re-made after a fork) and one thread at a time on it:
-        # a DB-API connection carries one transaction, so threads must not interleave on it.
-        self._conn: Any = None
-        self._pid = 0
-        self._lock = threading.RLock()
+        super().__init__(clock)
+        # A DB-API connection carries one transaction, so each is used by one thread at a time.
+        # Reads get their own so they never wait behind a refresh holding the row lock.
+        self._writes = _Connection(connect)
+        self._reads = _Connection(connect)
         if create:
             self.ensure_schema()
 
@@ -665,11 +707,9 @@ class PostgresTokenStore(_SingleFlightStore):
         return f"PostgresTokenStore(table={self.table!r}, cipher={self._cipher!r})"
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
-                with contextlib.suppress(Exception):
-                    self._conn.close()
-            self._conn = None
+        """Close this process's connections (they are re-opened on next use)."""
+        self._writes.close()
+        self._reads.close()
 
     def ensure_schema(self) -> None:
         """Create the token table if it does not exist."""
@@ -711,34 +751,11 @@ class PostgresTokenStore(_SingleFlightStore):
 
     # -- internals -------------------------------------------------------------------------
 
-    def _connection(self) -> Any:
-        if self._conn is None or self._pid != os.getpid() or getattr(self._conn, "closed", False):
-            # After a fork the parent's socket belongs to the parent: open our own.
-            self._conn = self._connect()
-            self._pid = os.getpid()
-        return self._conn
-
-    @contextlib.contextmanager
-    def _cursor(self, *, lock: bool = False) -> Iterator[Any]:
-        with self._lock:
-            conn = self._connection()
-            try:
-                conn.rollback()  # start clean: SET TRANSACTION must come first
-                cur = conn.cursor()
-                # READ COMMITTED so a row locked and updated by another worker is re-read
-                # (REPEATABLE READ, Odoo's default, would raise a serialization failure).
-                cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-                if lock:
-                    cur.execute(f"SET LOCAL lock_timeout = {self._lock_timeout_ms}")
-                yield cur
-                conn.commit()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    conn.rollback()
-                raise
+    def _cursor(self, *, lock: bool = False) -> contextlib.AbstractContextManager[Any]:
+        return self._writes.transaction(self._lock_timeout_ms if lock else None)
 
     def _read(self, name: str) -> tuple[TokenSet | None, str | None]:
-        with self._cursor() as cur:
+        with self._reads.transaction() as cur:
             return self._select(cur, name, for_update=False)
 
     @contextlib.contextmanager
@@ -831,6 +848,48 @@ class PostgresTokenStore(_SingleFlightStore):
 
     def _aad(self, name: str, column: str) -> str:
         return f"{self.table}/{name}/{column}"
+
+
+class _Connection:
+    """One DB-API connection of this process, used by one thread at a time.
+
+    Re-opened after a fork: the parent's socket belongs to the parent.
+    """
+
+    def __init__(self, connect: Callable[[], Any]) -> None:
+        self._connect = connect
+        self._conn: Any = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                with contextlib.suppress(Exception):
+                    self._conn.close()
+            self._conn = None
+
+    @contextlib.contextmanager
+    def transaction(self, lock_timeout_ms: int | None = None) -> Iterator[Any]:
+        with self._lock:
+            if self._conn is None or self._pid != os.getpid() or self._conn.closed:
+                self._conn = self._connect()
+                self._pid = os.getpid()
+            conn = self._conn
+            try:
+                conn.rollback()  # start clean: SET TRANSACTION must come first
+                cur = conn.cursor()
+                # READ COMMITTED so a row locked and updated by another worker is re-read
+                # (REPEATABLE READ, Odoo's default, would raise a serialization failure).
+                cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                if lock_timeout_ms is not None:
+                    cur.execute(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+                yield cur
+                conn.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    conn.rollback()
+                raise
 
 
 def _utcnow() -> dt.datetime:

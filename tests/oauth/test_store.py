@@ -259,3 +259,39 @@ def test_no_token_in_logs(
         assert secret not in text
     assert "refreshed OAuth token" in caplog.text
     store.close()
+
+
+def test_early_refresh_does_not_hold_up_other_threads() -> None:
+    # Inside the margin the old token still works: while one thread refreshes, the others keep
+    # using it instead of queueing (the async client's worker threads depend on this).
+    store = MemoryTokenStore()
+    store.save("c", expiring(120))
+    started, release = threading.Event(), threading.Event()
+
+    def slow(tokens: TokenSet) -> TokenSet:
+        started.set()
+        assert release.wait(30)
+        return TokenSet("pln_" + "9" * 48, expires_at=time.time() + 3600)
+
+    refreshing = threading.Thread(target=lambda: store.get_valid_token("c", slow, margin=300))
+    refreshing.start()
+    assert started.wait(30)
+    got: list[TokenSet] = []
+    other = threading.Thread(
+        target=lambda: got.append(store.get_valid_token("c", slow, margin=300))
+    )
+    other.start()
+    other.join(30)
+    assert got and got[0].access_token == ACCESS  # served at once, refresh still in flight
+    # A token the server refused is never served; that caller waits for the refresh.
+    waiter: list[TokenSet] = []
+    rejecting = threading.Thread(
+        target=lambda: waiter.append(store.get_valid_token("c", slow, margin=300, reject=ACCESS))
+    )
+    rejecting.start()
+    release.set()
+    refreshing.join(30)
+    rejecting.join(30)
+    assert waiter and waiter[0].access_token == "pln_" + "9" * 48
+    stored = store.load("c")
+    assert stored is not None and stored.access_token == "pln_" + "9" * 48
