@@ -82,11 +82,11 @@ run_series() {
   [ -d "$odoo/odoo/addons" ] && addons="$odoo/odoo/addons,$addons"
   local db="plane_odoo${series}_test_$$" port log extra=()
   port=$(free_port)
-  log="$LOG_DIR/odoo$series-tests.log"
+  log="$LOG_DIR/odoo$series-tests.$$.log"  # per run: CI and a developer may run at once
   # 18 loads demo data unless told not to; 19 loads none by default. Tests never need it.
   [ "$series" -lt 19 ] && extra+=(--without-demo=all)
   dropdb -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" --if-exists "$db" 2>/dev/null
-  echo "== Odoo $series.0 ($odoo): installing $MODULE_LIST with tests into database $db (log: $log)"
+  echo "== Odoo $series.0 ($odoo): installing $MODULE_LIST with tests into database $db"
   local start=$SECONDS
   "$py" "$odoo/odoo-bin" --addons-path="$addons" -d "$db" -i "$MODULE_LIST" \
     --db_host "$DB_HOST" --db_port "$DB_PORT" --db_user "$DB_USER" \
@@ -94,8 +94,11 @@ run_series() {
     --http-interface 127.0.0.1 --max-cron-threads 0 "${extra[@]}" >"$log" 2>&1
   local rc=$?
   dropdb -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" --if-exists "$db" 2>/dev/null
+  local final="$LOG_DIR/odoo$series-tests.log" ok=0
   "$py" "$ROOT/scripts/odoo_log_check.py" --series "$series" --rc "$rc" \
-    --seconds $((SECONDS - start)) "$log" "${MODULES[@]}"
+    --seconds $((SECONDS - start)) "$log" "${MODULES[@]}" || ok=1
+  mv -f "$log" "$final" && echo "   log: $final"
+  return $ok
 }
 
 status=0

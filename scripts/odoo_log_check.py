@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         for problem in problems:
             print(f"   Odoo {args.series}.0 FAIL {problem}")
-        print(f"FAIL: Odoo {args.series}.0 ({args.seconds}s), log {args.log}")
+        print(f"FAIL: Odoo {args.series}.0 ({args.seconds}s)")
         return 1
     print(f"PASS: Odoo {args.series}.0 ({args.seconds}s)")
     return 0

@@ -9,6 +9,7 @@ from odoo.tests import TransactionCase, tagged
 from odoo.tools import mute_logger
 from plane_connector.dedupe import Delivery, PostgresDeliveryStore
 
+from ..hooks import post_init_hook
 from ..plane_runtime import _NoIsolationSwitch
 
 
@@ -83,8 +84,17 @@ class TestDeliverySchema(TransactionCase):
         self.assertEqual((row.state, row.attempts, row.payload), ("received", 0, body.decode()))
         self.assertTrue(row.received_at)
 
-    def test_default_base_url_set_at_install(self):
-        self.assertEqual(
-            self.env["ir.config_parameter"].sudo().get_param("plane.base_url"),
-            "https://api.plane.so",
-        )
+    def test_default_base_url_set_at_install_and_never_overwritten(self):
+        params = self.env["ir.config_parameter"].sudo()
+        self.assertEqual(params.get_param("plane.base_url"), "https://api.plane.so")
+        params.set_param("plane.base_url", "https://plane.example.com")
+        post_init_hook(self.env)
+        self.assertEqual(params.get_param("plane.base_url"), "https://plane.example.com")
+
+    def test_settings_and_delivery_views_render(self):
+        arch = self.env["res.config.settings"].get_views([(False, "form")])["views"]["form"]["arch"]
+        for name in ("plane_base_url", "plane_workspace_slug", "plane_api_key_ref",
+                     "plane_webhook_secret_ref", "action_plane_test_connection"):
+            self.assertIn(name, arch)
+        views = self.env["plane.webhook.delivery"].get_views([(False, "list"), (False, "form")])
+        self.assertIn("action_retry", views["views"]["form"]["arch"])
