@@ -11,9 +11,11 @@ import os
 import subprocess
 import sys
 import venv
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from plane_connector.testing import PlaneEmulator
 
 SERVER_SPEC = os.environ.get("PLANE_MCP_SERVER_SPEC", "plane-mcp-server==0.3.5")
 VENV = Path(
@@ -42,3 +44,20 @@ def mcp_server_bin() -> Path:
             )
     assert sys.platform != "win32"
     return bindir
+
+
+@pytest.fixture
+def emulator() -> Iterator[PlaneEmulator]:
+    """A CE emulator with three work items in its project."""
+    with PlaneEmulator(seed=7) as emu:
+        emu.seed_work_items(3)
+        yield emu
+
+
+@pytest.fixture
+def client_env(mcp_server_bin: Path) -> dict[str, str]:
+    """What a desktop MCP client passes down: PATH and HOME, none of our PLANE_* settings."""
+    return {
+        "PATH": f"{mcp_server_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HOME": os.environ.get("HOME", "/tmp"),
+    }
