@@ -19,7 +19,7 @@ _STARTING = re.compile(r" odoo\.addons\.(\w+)\.tests\.\S+: Starting (\w+)\.(\w+)
 _POST = re.compile(r"(\d+) post-tests in")
 _NOT_INSTALLED = re.compile(
     r"(not installable, skipped|Some modules are not loaded|module \w+: not installable"
-    r"|Some modules have inconsistent states)"
+    r"|Some modules have inconsistent states|incompatible version, setting installable=False)"
 )
 
 

@@ -40,11 +40,11 @@ def test_a_clean_run_passes(tmp_path):
 def test_zero_tests_for_one_module_fails():
     # What a series-specific manifest version does: the module is skipped, odoo-bin exits 0.
     text = GOOD.replace(_start("ipai_bir_plane_sync", "TestBir.test_round_trip"), "")
-    text += (f"\n{TS} WARNING db odoo.modules.loading: "
-             "module ipai_bir_plane_sync: not installable, skipped")
+    text += (f"\n{TS} WARNING db odoo.modules.module: The module ipai_bir_plane_sync has an "
+             "incompatible version, setting installable=False")
     problems, _ = log_check.check(text, MODULES)
     assert any("ipai_bir_plane_sync: zero tests ran" in p for p in problems)
-    assert any("not installable" in p for p in problems)
+    assert any("incompatible version" in p for p in problems)
 
 
 def test_error_lines_and_failed_summary_fail(tmp_path):
