@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from plane_connector import ConfigError
+
 __all__ = [
     "API_KEY_PATH",
     "CLIENTS",
@@ -84,17 +86,7 @@ _SOURCES = {
 }
 
 
-def _config_error_base() -> type[Exception]:
-    # ConfigError comes from the extension's exception set; a ValueError keeps this module
-    # usable (and the messages the same) against an older extension build.
-    try:
-        from plane_connector import ConfigError  # type: ignore[attr-defined]
-    except ImportError:
-        return ValueError
-    return ConfigError  # type: ignore[no-any-return]
-
-
-class MCPConfigError(_config_error_base()):  # type: ignore[misc]
+class MCPConfigError(ConfigError):
     """The MCP configuration cannot be built; the message names what is missing or wrong."""
 
 

@@ -36,15 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
-try:
-    from plane_connector import (  # type: ignore[attr-defined]
-        AuthError,
-        ConfigError,
-        HTTPError,
-        PlaneError,
-    )
-except ImportError:  # extension built before the exceptions were re-exported
-    from plane_connector._errors import AuthError, ConfigError, HTTPError, PlaneError
+from plane_connector import AuthError, ConfigError, HTTPError, PlaneError
 
 __all__ = [
     "DEFAULT_SCOPES",
@@ -299,7 +291,7 @@ class OAuthApp:
     def _transport(self) -> _OAuthTransport:
         with self._lock:
             if self._client is None:
-                from plane_connector import PlaneClient  # type: ignore[attr-defined]
+                from plane_connector import PlaneClient
 
                 self._client = PlaneClient(self.base_url, timeout=self._timeout)
             return self._client
@@ -361,8 +353,9 @@ def _oauth_error_code(exc: HTTPError) -> str | None:
             data = json.loads(text) if text else None
         except ValueError:
             data = None
-        if isinstance(data, dict) and isinstance(data.get("error"), str):
-            return data["error"]
+        code = data.get("error") if isinstance(data, dict) else None
+        if isinstance(code, str):
+            return code
     return None
 
 
