@@ -303,6 +303,7 @@ class OAuthApp:
 
     def _token_request(self, fields: dict[str, str]) -> dict[str, Any]:
         secret = self._secret()
+        sensitive = (fields.get("code"), fields.get("refresh_token"))
         styles = ["form", "json"] if self._style != "json" else ["json", "form"]
         last: HTTPError | None = None
         for style in styles:
@@ -321,18 +322,15 @@ class OAuthApp:
                         f"Plane refused the {fields['grant_type']} grant ({code}): the grant is "
                         "revoked or expired; re-authorize the Plane app",
                         status=exc.status,
-                        body=_scrub(
-                            exc.body, secret, fields.get("code"), fields.get("refresh_token")
-                        ),
+                        body=_scrub(exc.body, secret, *sensitive),
                         message=code,
                     ) from None
                 if exc.status in (400, 401, 415) and (code in _WRONG_STYLE or code is None):
                     _log.debug("token endpoint refused %s style (%s); trying next", style, code)
                     last = exc
                     continue
-                raise OAuthError(
-                    f"token request failed: HTTP {exc.status} {code or exc.message}"
-                ) from None
+                detail = _scrub(code or exc.message, secret, *sensitive)
+                raise OAuthError(f"token request failed: HTTP {exc.status} {detail}") from None
             if self._style != style:
                 _log.info("Plane token endpoint accepts %s requests", style)
                 self._style = style
@@ -340,10 +338,11 @@ class OAuthApp:
                 raise OAuthError("the token endpoint answered with no JSON object")
             return data
         assert last is not None
+        detail = _scrub(_oauth_error_code(last) or last.message, secret, *sensitive)
         raise OAuthError(
             f"the token endpoint refused the client credentials in both form+Basic and JSON "
-            f"style (HTTP {last.status} {_oauth_error_code(last) or last.message}): check "
-            f"client_id {self.client_id!r} and the secret behind {self.client_secret_ref}"
+            f"style (HTTP {last.status} {detail}): check client_id {self.client_id!r} and the "
+            f"secret behind {self.client_secret_ref}"
         )
 
 

@@ -328,3 +328,28 @@ def test_async_client_reissues_bot_token_once_for_concurrent_requests(
     pages = asyncio.run(asyncio.wait_for(main(), 60))
     assert len(pages) == 6 and all(p["results"] for p in pages)
     assert emu.token_requests.get("client_credentials") == 2  # the install, then one re-issue
+
+
+def test_used_code_is_a_reauthorize_error_without_retrying(
+    emu: PlaneEmulator, app: OAuthApp, store: PostgresTokenStore
+) -> None:
+    callback = browser_consent(app.authorize_url(new_state()))
+    app.exchange_code(callback["code"])
+    with pytest.raises(ReauthorizeError, match="invalid_grant") as err:
+        app.exchange_code(callback["code"])  # codes are single-use
+    assert callback["code"] not in str(err.value) + str(err.value.body)
+    assert len(token_posts(emu)) == 2  # invalid_grant is final: no second request style
+
+
+def test_server_error_on_token_endpoint_loses_nothing(
+    emu: PlaneEmulator, app: OAuthApp, store: PostgresTokenStore
+) -> None:
+    callback = browser_consent(app.authorize_url(new_state()))
+    emu.faults.add(r"^/auth/o/token/$", "POST", status=503)
+    with pytest.raises(OAuthError, match="HTTP 503"):
+        complete_authorization(app, store, "odoo", code=callback["code"])
+    assert store.load("odoo") is None
+    # The code was not spent: the callback can simply be retried.
+    tokens = complete_authorization(app, store, "odoo", code=callback["code"])
+    stored = store.load("odoo")
+    assert stored is not None and stored.access_token == tokens.access_token
