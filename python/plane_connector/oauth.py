@@ -659,8 +659,9 @@ class MemoryTokenStore(_SingleFlightStore):
 class PostgresTokenStore(_SingleFlightStore):
     """Encrypted token rows in PostgreSQL; refresh serialized across workers by a row lock.
 
-    ``connect`` returns a new DB-API connection (psycopg2) owned by the store: the refresh
-    commits on its own, so never pass Odoo's request cursor's connection. Columns
+    ``connect`` returns a new DB-API connection (psycopg2) owned by the store, or a new Odoo
+    cursor (``odoo.sql_db.db_connect(dbname).cursor()``): the store commits on its own, so never
+    hand it the request's ``env.cr``. Columns
     ``access_token_encrypted`` / ``refresh_token_encrypted`` hold AES-256-GCM ciphertext; the
     key comes from ``key_ref``.
     """
@@ -870,7 +871,8 @@ class _Connection:
             conn = self._conn
             try:
                 conn.rollback()  # start clean: SET TRANSACTION must come first
-                cur = conn.cursor()
+                # An Odoo cursor (db_connect(db).cursor()) is its own connection and cursor.
+                cur = conn.cursor() if callable(getattr(conn, "cursor", None)) else conn
                 # READ COMMITTED so a row locked and updated by another worker is re-read
                 # (REPEATABLE READ, Odoo's default, would raise a serialization failure).
                 cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")

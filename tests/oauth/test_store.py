@@ -295,3 +295,51 @@ def test_early_refresh_does_not_hold_up_other_threads() -> None:
     assert waiter and waiter[0].access_token == "pln_" + "9" * 48
     stored = store.load("c")
     assert stored is not None and stored.access_token == "pln_" + "9" * 48
+
+
+class OdooLikeCursor:
+    """The shape of an Odoo cursor (``db_connect(db).cursor()``): execute/fetchone/commit/
+    rollback/close/closed on one object, no ``cursor()`` method."""
+
+    def __init__(self, conn: Any) -> None:
+        self._cnx = conn
+        self._obj = conn.cursor()
+
+    def execute(self, query: str, params: Any = None) -> None:
+        self._obj.execute(query, params)
+
+    def fetchone(self) -> Any:
+        return self._obj.fetchone()
+
+    def commit(self) -> None:
+        self._cnx.commit()
+
+    def rollback(self) -> None:
+        self._cnx.rollback()
+
+    def close(self) -> None:
+        self._cnx.close()
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._cnx.closed)
+
+
+def test_postgres_store_accepts_odoo_style_cursors(
+    connect: Callable[[], Any], token_table: str, key_ref: str
+) -> None:
+    stores = [
+        PostgresTokenStore(lambda: OdooLikeCursor(connect()), key_ref=key_ref, table=token_table)
+        for _ in range(2)
+    ]
+    stores[0].save("odoo", expiring(10))
+    refresher = Refresher(hold=0.05)
+    results = run_threads(
+        6,
+        lambda: stores[0 if threading.get_ident() % 2 else 1].get_valid_token(
+            "odoo", refresher, margin=60
+        ),
+    )
+    assert refresher.calls == 1 and len({r.access_token for r in results}) == 1
+    for s in stores:
+        s.close()
