@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import logging
 import threading
 import time
@@ -334,11 +335,9 @@ def test_postgres_store_accepts_odoo_style_cursors(
     ]
     stores[0].save("odoo", expiring(10))
     refresher = Refresher(hold=0.05)
+    turns = itertools.count()  # next() is atomic: threads alternate between the two stores
     results = run_threads(
-        6,
-        lambda: stores[0 if threading.get_ident() % 2 else 1].get_valid_token(
-            "odoo", refresher, margin=60
-        ),
+        6, lambda: stores[next(turns) % 2].get_valid_token("odoo", refresher, margin=60)
     )
     assert refresher.calls == 1 and len({r.access_token for r in results}) == 1
     for s in stores:
