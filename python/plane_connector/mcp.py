@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ __all__ = [
     "build_config",
     "choose_mode",
     "config_from_env",
+    "holds_secret",
     "is_plane_cloud",
     "merge_config",
     "server_entry",
@@ -300,13 +302,35 @@ def merge_config(existing: Mapping[str, Any], new: Mapping[str, Any]) -> dict[st
     return merged
 
 
-def write_config(path: str | os.PathLike[str], config: Mapping[str, Any]) -> Path:
+def holds_secret(config: Mapping[str, Any]) -> bool:
+    """True when ``config`` carries a resolved API key rather than a client placeholder."""
+    for section in ("mcpServers", "servers"):
+        for entry in (config.get(section) or {}).values():
+            values = [
+                (entry.get("headers") or {}).get("Authorization", ""),
+                (entry.get("env") or {}).get(API_KEY_ENV, ""),
+            ]
+            if any(v and "${" not in v for v in values):
+                return True
+    return False
+
+
+def write_config(
+    path: str | os.PathLike[str], config: Mapping[str, Any], *, allow_unignored: bool = False
+) -> Path:
     """Merge ``config`` into the JSON file at ``path`` atomically, readable by the owner only.
 
     The file may hold an API key, so it is created with mode 0600 and replaced in one rename,
-    never left half-written.
+    never left half-written. A key is not written into a git work tree where the file is not
+    ignored (project ``.mcp.json`` files are usually committed) unless ``allow_unignored``.
     """
     target = Path(path)
+    if holds_secret(config) and not allow_unignored and _exposed_to_git(target):
+        raise MCPConfigError(
+            f"{target} is in a git work tree and not ignored, and this config holds the API "
+            "key: add it to .gitignore, write to your user-level config instead, or print the "
+            "config without --write (it then uses the client's placeholder for the key)"
+        )
     existing: dict[str, Any] = {}
     if target.exists():
         try:
@@ -329,6 +353,30 @@ def write_config(path: str | os.PathLike[str], config: Mapping[str, Any]) -> Pat
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def _exposed_to_git(target: Path) -> bool:
+    """True when ``target`` lies in a git work tree and git does not ignore it."""
+    folder = target.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the file's folder may not exist yet
+    try:
+        inside = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--is-inside-work-tree"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if inside.returncode != 0 or inside.stdout.strip() != "true":
+            return False
+        ignored = subprocess.run(
+            ["git", "-C", str(folder), "check-ignore", "-q", str(target.absolute())],
+            capture_output=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False  # no git: nothing to protect from
+    return ignored.returncode != 0
 
 
 def _check_client(client: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,38 @@ def test_cli_error_names_missing_piece(
     assert cli_main(["mcp-config", "--mode", "stdio"]) == 2
     err = capsys.readouterr().err
     assert "workspace_slug" in err and "PLANE_API_KEY_REF" in err
+
+
+def git_repo(path: Path) -> Path:
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    return path
+
+
+def test_write_refuses_key_in_unignored_git_file(
+    tmp_path: Path, key_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = git_repo(tmp_path / "project")
+    argv = ["mcp-config", "--mode", "stdio", "--workspace-slug", "acme", "--api-key-ref", key_env]
+    target = repo / "sub" / ".mcp.json"
+    assert cli_main([*argv, "--write", str(target)]) == 2
+    assert ".gitignore" in capsys.readouterr().err
+    assert not target.exists()
+    # Ignored: fine. Explicitly allowed: fine.
+    (repo / ".gitignore").write_text("sub/.mcp.json\n")
+    assert cli_main([*argv, "--write", str(target)]) == 0
+    other = repo / "other.json"
+    assert cli_main([*argv, "--write", str(other), "--allow-unignored"]) == 0
+    assert KEY in other.read_text()
+
+
+def test_write_without_secret_is_allowed_in_git(tmp_path: Path) -> None:
+    repo = git_repo(tmp_path / "project")
+    config = mcp.build_config("oauth")
+    assert not mcp.holds_secret(config)
+    mcp.write_config(repo / ".mcp.json", config)
+    placeholder = mcp.build_config(
+        "api-key", workspace_slug="acme", api_key_ref="env:X", resolve_secrets=False
+    )
+    assert not mcp.holds_secret(placeholder)
+    mcp.write_config(repo / ".mcp.json", placeholder)
+    assert "${X}" in (repo / ".mcp.json").read_text()

@@ -61,6 +61,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         help="resolve the API key and merge the server into FILE (created with mode 0600); "
         "other servers in FILE are kept",
     )
+    p.add_argument(
+        "--allow-unignored",
+        action="store_true",
+        help="with --write: write the key even into a file git does not ignore",
+    )
     p.set_defaults(func=run)
 
 
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             command=command,
         )
         if args.write:
-            path = mcp.write_config(args.write, config)
+            path = mcp.write_config(args.write, config, allow_unignored=args.allow_unignored)
             _log.info("wrote MCP server %r to %s", args.name, path)
             return 0
     except (mcp.MCPConfigError, SecretError, OSError) as exc:
