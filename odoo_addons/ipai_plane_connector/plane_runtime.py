@@ -20,6 +20,14 @@ PARAM_BASE_URL = "plane.base_url"
 PARAM_WORKSPACE = "plane.workspace_slug"
 PARAM_API_KEY_REF = "plane.api_key_ref"
 PARAM_WEBHOOK_SECRET_REF = "plane.webhook_secret_ref"  # noqa: S105 - a parameter name
+# OAuth "Plane Apps" (Plane Cloud and commercial editions only; CE knows only API keys).
+PARAM_AUTH_MODE = "plane.auth_mode"  # "api_key" (default) or "oauth"
+PARAM_OAUTH_CLIENT_ID = "plane.oauth_client_id"
+PARAM_OAUTH_SECRET_REF = "plane.oauth_client_secret_ref"  # noqa: S105 - a parameter name
+PARAM_OAUTH_KEY_REF = "plane.oauth_token_key_ref"
+PARAM_OAUTH_INSTALLATION = "plane.oauth_app_installation_id"
+OAUTH_TOKEN_NAME = "odoo"  # noqa: S105 - the token row's name
+OAUTH_CALLBACK = "/plane/oauth/callback"
 
 _clients: dict[tuple[str, str, str, int], Any] = {}
 _clients_lock = threading.Lock()
@@ -56,6 +64,21 @@ def store_connect(registry: Any):
     def connect() -> Iterator[Any]:
         with registry.cursor() as cr:
             yield _NoIsolationSwitch(cr) if type(cr).__name__ == "TestCursor" else cr
+
+    return connect
+
+
+def pg_connect(dbname: str):
+    """``connect()`` returning a new psycopg2 connection to ``dbname`` (Odoo's settings).
+
+    The OAuth token store commits its refreshes on connections of its own, never on an Odoo
+    cursor, so that a refresh made by one worker is visible to all at once.
+    """
+    import psycopg2
+    from odoo.sql_db import connection_info_for
+
+    def connect():
+        return psycopg2.connect(**connection_info_for(dbname)[1])
 
     return connect
 

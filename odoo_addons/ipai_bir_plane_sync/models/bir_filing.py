@@ -19,8 +19,12 @@ _log = logging.getLogger(__name__)
 
 try:
     from plane_connector import NotFoundError, PlaneError
+    from plane_connector.dedupe import redact_error
 except ImportError:  # pragma: no cover - external_dependencies stops the install first
     NotFoundError = PlaneError = Exception
+
+    def redact_error(text):
+        return text
 
 PARAM_PROJECT = "plane.bir.project_id"
 FORM_CODES = [
@@ -120,7 +124,7 @@ class BirFiling(models.Model):
             try:
                 filing._plane_push_one(connector)
             except (PlaneError, UserError) as exc:
-                message = str(exc)
+                message = redact_error(str(exc))
                 filing.with_context(plane_remote=True).write({"plane_sync_error": message})
                 _log.warning("BIR filing %s not pushed to Plane: %s", filing.id, message)
                 if raise_errors:

@@ -81,10 +81,13 @@ class PlaneWebhookController(http.Controller):
                                  "reason": f"body larger than {max_body} bytes"})
         status, answer = receiver.handle(headers, body)
         if answer.get("status") == "accepted":
-            with registry.cursor() as cr:
-                api.Environment(cr, SUPERUSER_ID, {})[
-                    "plane.webhook.delivery"
-                ]._plane_trigger_processing()
+            try:
+                with registry.cursor() as cr:
+                    api.Environment(cr, SUPERUSER_ID, {})[
+                        "plane.webhook.delivery"
+                    ]._plane_trigger_processing()
+            except Exception as exc:  # noqa: BLE001 - stored already; the cron's timer runs it
+                _log.warning("Plane delivery stored, but the cron could not be woken: %s", exc)
         return _answer(status, answer)
 
 

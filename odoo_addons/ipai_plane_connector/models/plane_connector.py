@@ -21,9 +21,12 @@ _log = logging.getLogger(__name__)
 try:
     import plane_connector
     from plane_connector import secrets as plane_secrets
-    from plane_connector.dedupe import PostgresDeliveryStore
+    from plane_connector.dedupe import PostgresDeliveryStore, describe_error
 except ImportError:  # pragma: no cover - external_dependencies stops the install first
     plane_connector = None
+
+    def describe_error(exc):
+        return type(exc).__name__
 
 # Plane Cloud v2 events use dot names; the handlers see the CE v1 entity names.
 _V2_EVENTS = {
@@ -80,6 +83,10 @@ class PlaneConnector(models.AbstractModel):
             "workspace_slug": (params.get_param(rt.PARAM_WORKSPACE) or "").strip(),
             "api_key_ref": (params.get_param(rt.PARAM_API_KEY_REF) or "").strip(),
             "webhook_secret_ref": (params.get_param(rt.PARAM_WEBHOOK_SECRET_REF) or "").strip(),
+            "auth_mode": (params.get_param(rt.PARAM_AUTH_MODE) or "api_key").strip(),
+            "oauth_client_id": (params.get_param(rt.PARAM_OAUTH_CLIENT_ID) or "").strip(),
+            "oauth_client_secret_ref": (params.get_param(rt.PARAM_OAUTH_SECRET_REF) or "").strip(),
+            "oauth_token_key_ref": (params.get_param(rt.PARAM_OAUTH_KEY_REF) or "").strip(),
         }
 
     @api.model
@@ -87,13 +94,29 @@ class PlaneConnector(models.AbstractModel):
         """The process-wide client for the current configuration (built once, then cached)."""
         self._plane_require_wheel()
         config = self._plane_config()
+        registry = self.env.registry
+        if config["auth_mode"] == "oauth":
+
+            def build():
+                from plane_connector import oauth
+
+                # Built per process (the cache key has the pid): the store's connections
+                # must not cross Odoo's fork.
+                app, store = self._plane_oauth_app(config), self._plane_oauth_store(config)
+                provider = oauth.token_provider(app, store, rt.OAUTH_TOKEN_NAME)
+                return plane_connector.PlaneClient(
+                    config["base_url"], token_provider=provider,
+                    rate_budget=self._plane_rate_budget(registry),
+                )
+
+            cache_ref = f"oauth:{config['oauth_client_id']}:{config['oauth_token_key_ref']}"
+            return rt.get_client(self.env.cr.dbname, config["base_url"], cache_ref, build)
         ref = config["api_key_ref"]
         if not ref:
             raise UserError(
                 "Plane is not configured: set the API key reference (plane.api_key_ref, "
                 "e.g. env:PLANE_API_KEY) in Settings > Plane."
             )
-        registry = self.env.registry
 
         def build():
             try:
@@ -105,6 +128,71 @@ class PlaneConnector(models.AbstractModel):
             )
 
         return rt.get_client(self.env.cr.dbname, config["base_url"], ref, build)
+
+    # -- OAuth (Plane Apps)
+
+    @api.model
+    def _plane_oauth_app(self, config=None):
+        """The registered Plane App from the settings (client secret by reference)."""
+        from plane_connector import oauth
+
+        config = config or self._plane_config()
+        if not config["oauth_client_id"] or not config["oauth_client_secret_ref"]:
+            raise UserError(
+                "Plane OAuth is not configured: set the app's client id and the reference of "
+                "its client secret in Settings > Plane."
+            )
+        base = self.env["ir.config_parameter"].sudo().get_param("web.base.url") or ""
+        try:
+            return oauth.OAuthApp(
+                config["base_url"], config["oauth_client_id"], config["oauth_client_secret_ref"],
+                redirect_uri=base.rstrip("/") + rt.OAUTH_CALLBACK,
+            )
+        except plane_connector.PlaneError as exc:
+            raise UserError(f"Plane OAuth app: {exc}") from None
+
+    @api.model
+    def _plane_oauth_store(self, config=None):
+        """Tokens encrypted at rest in this database; one refresh at a time across workers."""
+        from plane_connector import oauth
+
+        config = config or self._plane_config()
+        if not config["oauth_token_key_ref"]:
+            raise UserError(
+                "Set the reference of the token encryption key (plane.oauth_token_key_ref), "
+                "e.g. env:PLANE_TOKEN_KEY (32 random bytes, base64)."
+            )
+        try:
+            return oauth.PostgresTokenStore(
+                rt.pg_connect(self.env.cr.dbname), key_ref=config["oauth_token_key_ref"]
+            )
+        except plane_connector.PlaneError as exc:
+            raise UserError(f"Plane token store: {exc}") from None
+
+    @api.model
+    def _plane_oauth_complete(self, *, code=None, app_installation_id=None):
+        """Store the tokens of an authorization (user consent) or of an app installation (bot)."""
+        from plane_connector import oauth
+
+        config = self._plane_config()
+        app, store = self._plane_oauth_app(config), self._plane_oauth_store(config)
+        try:
+            tokens = oauth.complete_authorization(
+                app, store, rt.OAUTH_TOKEN_NAME, code=code,
+                app_installation_id=app_installation_id,
+            )
+        except plane_connector.PlaneError as exc:
+            raise UserError(f"Plane authorization failed: {describe_error(exc)}") from None
+        finally:
+            store.close()
+        params = self.env["ir.config_parameter"].sudo()
+        if tokens.app_installation_id:
+            params.set_param(rt.PARAM_OAUTH_INSTALLATION, tokens.app_installation_id)
+        if tokens.workspace_slug and not config["workspace_slug"]:
+            params.set_param(rt.PARAM_WORKSPACE, tokens.workspace_slug)
+        params.set_param(rt.PARAM_AUTH_MODE, "oauth")
+        rt.forget_clients(self.env.cr.dbname)
+        return tokens
 
     @api.model
     def _plane_rate_budget(self, registry):

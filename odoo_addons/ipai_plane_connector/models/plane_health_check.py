@@ -4,6 +4,8 @@ import logging
 
 from odoo import api, fields, models
 
+from .plane_connector import describe_error
+
 _log = logging.getLogger(__name__)
 
 KEEP_CHECKS = 200
@@ -31,7 +33,7 @@ class PlaneHealthCheck(models.Model):
             result = _health(client)
             ok, message, user = result["ok"], result["message"], result["user"]
         except Exception as exc:  # noqa: BLE001 - the outcome is recorded, not raised
-            message = _describe(exc)
+            message = describe_error(exc)
         check = self.create({"ok": ok, "message": message[:500], "plane_user": user,
                              "base_url": base_url})
         old = self.search([], offset=KEEP_CHECKS)
@@ -44,14 +46,6 @@ class PlaneHealthCheck(models.Model):
     @api.model
     def _plane_last(self):
         return self.search([], limit=1)
-
-
-def _describe(exc: BaseException) -> str:
-    try:
-        from plane_connector.dedupe import describe_error
-    except ImportError:  # pragma: no cover
-        return type(exc).__name__
-    return describe_error(exc)
 
 
 def _health(client) -> dict:

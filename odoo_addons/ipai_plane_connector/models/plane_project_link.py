@@ -11,7 +11,7 @@ import logging
 
 from odoo import api, fields, models
 
-from .plane_connector import SILENCE_GRACE, parse_plane_time
+from .plane_connector import SILENCE_GRACE, describe_error, parse_plane_time
 
 _log = logging.getLogger(__name__)
 
@@ -111,8 +111,9 @@ class PlaneProjectLink(models.Model):
                 ):
                     silent = True
         except Exception as exc:  # noqa: BLE001 - kept on the link, the next sweep retries
-            self.write({"last_error": str(exc)[:2000], "last_sweep_at": fields.Datetime.now()})
-            _log.warning("Plane sweep of project %s failed: %s", self.plane_project_id, exc)
+            error = describe_error(exc)
+            self.write({"last_error": error, "last_sweep_at": fields.Datetime.now()})
+            _log.warning("Plane sweep of project %s failed: %s", self.plane_project_id, error)
             return changes
         values = {
             "last_sweep_at": fields.Datetime.now(),
@@ -139,6 +140,7 @@ class PlaneProjectLink(models.Model):
                 self.env.flush_all()
         except Exception as exc:  # noqa: BLE001 - one bad item must not stop the sweep
             self.env.clear()
-            _log.warning("Plane sweep: work item %s not applied: %s", item.get("id"), exc)
+            _log.warning("Plane sweep: work item %s not applied: %s", item.get("id"),
+                         describe_error(exc))
             return False
         return True

@@ -31,6 +31,26 @@ class ResConfigSettings(models.TransientModel):
         string="Webhook secret reference", config_parameter=rt.PARAM_WEBHOOK_SECRET_REF,
         help="Where the webhook signing secret lives, e.g. env:PLANE_WEBHOOK_SECRET.",
     )
+    plane_auth_mode = fields.Selection(
+        [("api_key", "API key"), ("oauth", "OAuth (Plane App)")],
+        string="Authentication", config_parameter=rt.PARAM_AUTH_MODE, default="api_key",
+        help="OAuth Plane Apps exist on Plane Cloud and the commercial editions only.",
+    )
+    plane_oauth_client_id = fields.Char(
+        string="App client id", config_parameter=rt.PARAM_OAUTH_CLIENT_ID
+    )
+    plane_oauth_client_secret_ref = fields.Char(
+        string="App client secret reference", config_parameter=rt.PARAM_OAUTH_SECRET_REF,
+        help="e.g. env:PLANE_CLIENT_SECRET",
+    )
+    plane_oauth_token_key_ref = fields.Char(
+        string="Token encryption key reference", config_parameter=rt.PARAM_OAUTH_KEY_REF,
+        help="32 random bytes (base64) that encrypt the stored tokens, e.g. env:PLANE_TOKEN_KEY",
+    )
+    plane_oauth_app_installation_id = fields.Char(
+        string="App installation id", config_parameter=rt.PARAM_OAUTH_INSTALLATION,
+        help="Set by the install callback; enter it to connect as the app's bot.",
+    )
     plane_last_check = fields.Char(string="Last connection check", compute="_compute_plane_info")
     plane_mcp_config = fields.Text(string="MCP client configuration",
                                    compute="_compute_plane_info")
@@ -61,12 +81,15 @@ class ResConfigSettings(models.TransientModel):
             return f"# {exc}"
         return json.dumps(config, indent=2)
 
-    @api.constrains("plane_api_key_ref", "plane_webhook_secret_ref")
+    @api.constrains("plane_api_key_ref", "plane_webhook_secret_ref",
+                    "plane_oauth_client_secret_ref", "plane_oauth_token_key_ref")
     def _check_plane_refs(self):
         for settings in self:
             for label, ref in (
                 ("API key reference", settings.plane_api_key_ref),
                 ("Webhook secret reference", settings.plane_webhook_secret_ref),
+                ("App client secret reference", settings.plane_oauth_client_secret_ref),
+                ("Token encryption key reference", settings.plane_oauth_token_key_ref),
             ):
                 if ref:
                     _check_reference(label, ref)
@@ -79,17 +102,38 @@ class ResConfigSettings(models.TransientModel):
         """Save, call ``users/me/`` through the wheel, record and show the outcome."""
         self.execute()
         check = self.env["plane.health.check"].sudo()._plane_run_check()
-        return {
-            "type": "ir.actions.client",
-            "tag": "display_notification",
-            "params": {
-                "title": "Plane connection",
-                "message": check.message,
-                "type": "success" if check.ok else "danger",
-                "sticky": not check.ok,
-                "next": {"type": "ir.actions.client", "tag": "reload"},
-            },
-        }
+        return _notify("Plane connection", check.message, check.ok)
+
+    def action_plane_oauth_authorize(self):
+        """Save, then send the administrator to Plane's consent page (user token)."""
+        self.execute()
+        return {"type": "ir.actions.act_url", "url": "/plane/oauth/start", "target": "self"}
+
+    def action_plane_oauth_install(self):
+        """Save, then fetch the app installation's bot token (no browser step)."""
+        self.execute()
+        installation = (self.plane_oauth_app_installation_id or "").strip()
+        if not installation:
+            raise UserError("Enter the app installation id first.")
+        tokens = self.env["plane.connector"].sudo()._plane_oauth_complete(
+            app_installation_id=installation
+        )
+        slug = f" (workspace {tokens.workspace_slug})" if tokens.workspace_slug else ""
+        return _notify("Plane App connected", f"Connected as the app's bot{slug}.", True)
+
+
+def _notify(title: str, message: str, ok: bool) -> dict:
+    return {
+        "type": "ir.actions.client",
+        "tag": "display_notification",
+        "params": {
+            "title": title,
+            "message": message,
+            "type": "success" if ok else "danger",
+            "sticky": not ok,
+            "next": {"type": "ir.actions.client", "tag": "reload"},
+        },
+    }
 
 
 def _check_reference(label: str, ref: str) -> None:

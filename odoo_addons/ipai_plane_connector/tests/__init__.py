@@ -1,1 +1,7 @@
-from . import test_connector, test_cron, test_schema, test_webhook_http  # noqa: F401
+from . import (  # noqa: F401
+    test_connector,
+    test_cron,
+    test_oauth,
+    test_schema,
+    test_webhook_http,
+)

@@ -92,13 +92,16 @@ class PlaneEmulatorCase(HttpCase):
     """
 
     emulator_rate_limit = 600
+    emulator_edition = "ce"
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         from plane_connector.testing import PlaneEmulator
 
-        cls.emulator = PlaneEmulator(rate_limit=cls.emulator_rate_limit, seed=7).start()
+        cls.emulator = PlaneEmulator(
+            cls.emulator_edition, rate_limit=cls.emulator_rate_limit, seed=7
+        ).start()
         cls.addClassCleanup(cls.emulator.stop)
         cls._saved_env = {k: os.environ.get(k) for k in (API_KEY_ENV, WEBHOOK_SECRET_ENV)}
         cls.addClassCleanup(cls._restore_env)

@@ -1,0 +1,94 @@
+"""OAuth Plane Apps (cloud edition of the emulator): bot installation and the consent flow
+through Odoo's routes; tokens encrypted at rest in PostgreSQL."""
+
+import os
+
+from odoo.tests import tagged
+from plane_connector.oauth import TokenCipher
+
+from .. import plane_runtime as rt
+from .common import PlaneEmulatorCase
+
+CLIENT_SECRET_ENV = "IPAI_PLANE_TEST_CLIENT_SECRET"  # noqa: S105 - a variable name
+TOKEN_KEY_ENV = "IPAI_PLANE_TEST_TOKEN_KEY"  # noqa: S105 - a variable name
+
+
+@tagged("post_install", "-at_install")
+class TestOAuth(PlaneEmulatorCase):
+    emulator_edition = "cloud"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        redirect = cls.base_url() + rt.OAUTH_CALLBACK
+        cls.client_id, secret = cls.emulator.register_oauth_app(redirect_uri=redirect)
+        saved = {k: os.environ.get(k) for k in (CLIENT_SECRET_ENV, TOKEN_KEY_ENV)}
+
+        def restore():
+            for key, value in saved.items():
+                os.environ.pop(key, None) if value is None else os.environ.update({key: value})
+
+        cls.addClassCleanup(restore)
+        os.environ[CLIENT_SECRET_ENV] = secret
+        os.environ[TOKEN_KEY_ENV] = TokenCipher.generate_key()
+        params = cls.env["ir.config_parameter"].sudo()
+        params.set_param(rt.PARAM_OAUTH_CLIENT_ID, cls.client_id)
+        params.set_param(rt.PARAM_OAUTH_SECRET_REF, f"env:{CLIENT_SECRET_ENV}")
+        params.set_param(rt.PARAM_OAUTH_KEY_REF, f"env:{TOKEN_KEY_ENV}")
+
+    def setUp(self):
+        super().setUp()
+        # The token store commits on connections of its own (outside the test transaction).
+        store = self.connector._plane_oauth_store()
+        store.delete(rt.OAUTH_TOKEN_NAME)
+        self.addCleanup(store.close)
+        self.addCleanup(store.delete, rt.OAUTH_TOKEN_NAME)
+        self.addCleanup(rt.forget_clients)
+        self.store = store
+
+    def _stored_columns(self):
+        conn = rt.pg_connect(self.env.cr.dbname)()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT * FROM plane_oauth_token")
+                return [str(v) for row in cur.fetchall() for v in row]
+        finally:
+            conn.close()
+
+    def test_bot_installation_from_settings(self):
+        installation = self.emulator.install_oauth_app(self.client_id)
+        settings = self.env["res.config.settings"].create({
+            "plane_auth_mode": "oauth", "plane_oauth_app_installation_id": installation,
+        })
+        action = settings.action_plane_oauth_install()
+        self.assertEqual(action["params"]["type"], "success", action["params"]["message"])
+        params = self.env["ir.config_parameter"].sudo()
+        self.assertEqual(params.get_param(rt.PARAM_AUTH_MODE), "oauth")
+        projects = self.connector._plane_request(
+            "GET", self.connector._plane_workspace_path("projects")
+        )
+        self.assertTrue(projects["results"])
+        self.assertEqual(self.emulator.requests[-1].auth, "bearer")
+        token = self.store.load(rt.OAUTH_TOKEN_NAME).access_token
+        self.assertTrue(token.startswith("pln_bot_"))
+        self.assertFalse([v for v in self._stored_columns() if token in v],
+                         "tokens are encrypted at rest")
+
+    def test_consent_flow_through_odoo_routes(self):
+        self.authenticate("admin", "admin")
+        response = self.url_open("/plane/oauth/start", timeout=30)
+        self.assertEqual(response.status_code, 200, response.text[:300])
+        tokens = self.store.load(rt.OAUTH_TOKEN_NAME)
+        self.assertIsNotNone(tokens, "the callback stored the tokens")
+        self.assertTrue(tokens.refresh_token)
+        self.assertEqual(self.env["ir.config_parameter"].sudo().get_param(rt.PARAM_AUTH_MODE),
+                         "oauth")
+        me = self.connector._plane_request("GET", "users/me/")
+        self.assertEqual(me["id"], self.emulator.user["id"])
+        self.assertEqual(self.emulator.requests[-1].auth, "bearer")
+
+    def test_callback_refuses_a_forged_state(self):
+        self.authenticate("admin", "admin")
+        response = self.url_open("/plane/oauth/callback?state=forged&code=abc", timeout=30)
+        self.assertEqual(response.status_code, 400)
+        self.assertIsNone(self.store.load(rt.OAUTH_TOKEN_NAME))
