@@ -27,14 +27,22 @@ def _worker(
     project_id: str,
     window: float,
     dsn: str,
+    budget_kind: str,
     barrier: Any,
     results: Any,
 ) -> None:
     """One Odoo-worker-like process: its own client, the shared budget, one export."""
     from plane_connector import PlaneClient
-    from plane_connector.ratebudget import PostgresRateBudget
 
-    budget = PostgresRateBudget.from_dsn(dsn, table=BUDGET_TABLE)
+    budget: Any
+    if budget_kind == "completing":
+        from bench.diagnose_shared import CompletingBudget
+
+        budget = CompletingBudget(dsn, BUDGET_TABLE)
+    else:
+        from plane_connector.ratebudget import PostgresRateBudget
+
+        budget = PostgresRateBudget.from_dsn(dsn, table=BUDGET_TABLE)
     client = PlaneClient(
         base_url,
         api_key=api_key,
@@ -69,14 +77,42 @@ def run(cfg: RunConfig) -> BenchResult:
     if not has_plane_client():
         raise Skip("plane_connector.PlaneClient not available yet")
     require(cfg.pg_dsn, "plane_connector.ratebudget")
-
     per_process = 3_000 if cfg.quick else 5_000
     window = 2.0 if cfg.quick else 14.0
+    m = measure(cfg.pg_dsn, window, per_process)
+    res.add(f"total 429s, {PROCESSES} processes", m["server_429"], "count", "== 0")
+    res.add(
+        "aggregate throughput / budget",
+        m["fraction"],
+        "ratio",
+        ">= 0.95",
+        note="" if m["complete"] else f"incomplete: {m['items']} items, errors: {m['errors'][:1]}",
+    )
+    res.add("failed exports", len(m["errors"]), "count", "== 0")
+    res.details = m
+    return res
+
+
+def measure(
+    dsn: str,
+    window: float,
+    per_process: int,
+    *,
+    budget_kind: str = "postgres",
+    strip_rate_headers: bool = False,
+) -> dict[str, Any]:
+    """Run PROCESSES exporters sharing one key and budget; what the emulator and clients saw.
+
+    ``budget_kind="completing"`` and ``strip_rate_headers`` are the diagnostic variants of
+    bench.diagnose_shared.
+    """
     pages_each = -(-per_process // PER_PAGE)
     n_requests = pages_each * PROCESSES
     t_min = min_time_for(n_requests, RATE, window)
-    _reset_budget(cfg.pg_dsn)
+    _reset_budget(dsn)
     emu = start_emulator(rate_limit=RATE, window=window)
+    if strip_rate_headers:
+        _strip_rate_headers(emu)
     try:
         projects = [add_project(emu, per_process, f"bench shared {i}") for i in range(PROCESSES)]
         key = emu.add_api_key()
@@ -92,7 +128,8 @@ def run(cfg: RunConfig) -> BenchResult:
                     emu.workspace_slug,
                     pid,
                     window,
-                    cfg.pg_dsn,
+                    dsn,
+                    budget_kind,
                     barrier,
                     results,
                 ),
@@ -108,35 +145,38 @@ def run(cfg: RunConfig) -> BenchResult:
         statuses = statuses_for_key(emu, key)
     finally:
         emu.stop()
-        drop_tables(cfg.pg_dsn, BUDGET_TABLE)
+        drop_tables(dsn, BUDGET_TABLE)
 
     elapsed = max(o["end"] for o in outcomes) - min(o["start"] for o in outcomes)
     items = sum(o["items"] for o in outcomes)
     errors = [o["error"] for o in outcomes if o["error"]]
-    ok_requests = statuses.get(200, 0)
     complete = items == per_process * PROCESSES and not errors
-    fraction = t_min / elapsed if complete and elapsed > 0 else None
-    res.add(f"total 429s, {PROCESSES} processes", statuses.get(429, 0), "count", "== 0")
-    res.add(
-        "aggregate throughput / budget",
-        fraction,
-        "ratio",
-        ">= 0.95",
-        note="" if complete else f"incomplete: {items} items, errors: {errors[:1]}",
-    )
-    res.add("failed exports", len(errors), "count", "== 0")
-    res.details = {
+    return {
         "processes": PROCESSES,
         "items_per_process": per_process,
+        "items": items,
+        "complete": complete,
         "per_page": PER_PAGE,
         "requests_needed": n_requests,
-        "server_200": ok_requests,
+        "server_429": statuses.get(429, 0),
         "server_statuses": {str(k): v for k, v in statuses.items()},
         "rate": RATE,
         "window_seconds": window,
         "theoretical_min_seconds": t_min,
         "elapsed_seconds": round(elapsed, 3),
+        "fraction": t_min / elapsed if complete and elapsed > 0 else None,
         "client_stats": [o["stats"] for o in outcomes],
         "errors": errors,
     }
-    return res
+
+
+def _strip_rate_headers(emu: Any) -> None:
+    """Diagnostic: the emulator answers without X-RateLimit-* (429s keep Retry-After)."""
+    handle = emu.handle
+
+    def without_rate_headers(*args: Any, **kwargs: Any) -> Any:
+        resp = handle(*args, **kwargs)
+        resp.headers = [(h, v) for h, v in resp.headers if not h.lower().startswith("x-ratelimit")]
+        return resp
+
+    emu.handle = without_rate_headers
