@@ -13,25 +13,30 @@ plain ``str``; wrap them in :class:`Redacted` wherever they may end up in a repr
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
+import math
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "SCHEMES",
+    "SECRET_PATTERNS",
     "Redacted",
     "SecretError",
     "SecretRef",
+    "dereference_dsn",
     "looks_like_secret",
     "mask",
     "parse",
     "redact",
     "resolve",
     "resolve_redacted",
-    "dereference_dsn",
+    "shannon_entropy",
 ]
 
 _log = logging.getLogger(__name__)
@@ -113,7 +118,6 @@ SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 _PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_SCHEME_WORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,15}\Z")
 
 
 def looks_like_secret(value: str) -> bool:
@@ -130,9 +134,6 @@ def looks_like_secret(value: str) -> bool:
 
 def shannon_entropy(value: str) -> float:
     """Bits of entropy per character of ``value``."""
-    import math
-    from collections import Counter
-
     if not value:
         return 0.0
     n = len(value)
@@ -226,8 +227,11 @@ def _not_a_reference(text: str, scheme: str | None) -> str:
         return (
             f"this looks like a secret value, not a reference: store it in a secret store, {hint}"
         )
-    if scheme is not None and _SCHEME_WORD.match(scheme):
-        return f"unknown secret reference scheme {scheme!r}: {hint}"
+    # Echo the part before ":" only when it is a near-miss of a real scheme (a typo): anything
+    # else could be the head of a pasted password.
+    close = difflib.get_close_matches((scheme or "").lower(), SCHEMES, n=1, cutoff=0.6)
+    if scheme and close:
+        return f"unknown secret reference scheme {scheme!r} (did you mean {close[0]}:?): {hint}"
     return f"not a secret reference: {hint}"
 
 

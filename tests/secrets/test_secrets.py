@@ -59,7 +59,9 @@ def test_keyring_parts_split_on_last_slash() -> None:
         ("keyring:service/", "keyring:service/name"),
         ("vault:", "vault:name"),
         ("file:relative/path", "absolute path"),
-        ("vualt:plane", "unknown secret reference scheme 'vualt'"),
+        ("vualt:plane", "unknown secret reference scheme 'vualt' (did you mean vault:?)"),
+        ("Env:PLANE_API_KEY", "did you mean env:?"),
+        ("hunter:2", "not a secret reference"),
         ("PLANE_API_KEY", "not a secret reference"),
     ],
 )
@@ -67,6 +69,12 @@ def test_parse_rejects_malformed(text: str, needle: str) -> None:
     with pytest.raises(SecretError) as info:
         secrets.parse(text)
     assert needle in str(info.value)
+
+
+def test_password_with_a_colon_is_not_echoed() -> None:
+    with pytest.raises(SecretError) as info:
+        secrets.parse("hunter:two words")  # not a scheme typo: may be the head of a password
+    assert "hunter" not in str(info.value)
 
 
 def test_bare_secret_value_is_rejected_without_echo() -> None:
