@@ -118,6 +118,18 @@ SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 _PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_WELL_FORMED = {
+    "env": lambda t: bool(_ENV_NAME.match(t)),
+    "keyring": lambda t: all(t.rpartition("/")[::2]) and "/" in t,
+    "vault": lambda t: bool(t) and not any(c.isspace() for c in t),
+    "file": os.path.isabs,
+}
+_EXPECTED = {
+    "env": "env:NAME (letters, digits, underscore)",
+    "keyring": "keyring:service/name",
+    "vault": "vault:name (the secret's name in vault.secrets)",
+    "file": "an absolute path, e.g. file:/run/secrets/plane_api_key",
+}
 
 
 def looks_like_secret(value: str) -> bool:
@@ -171,30 +183,12 @@ def parse(ref: str | SecretRef) -> SecretRef:
     scheme, sep, target = text.partition(":")
     if not sep or scheme not in SCHEMES:
         raise SecretError(_not_a_reference(text, scheme if sep else None))
-    if scheme == "env":
-        if not _ENV_NAME.match(target):
-            raise SecretError(
-                f"bad env: reference {_safe_shape(text)}: expected env:NAME "
-                "(letters, digits, underscore)"
-            )
-    elif scheme == "keyring":
-        service, slash, name = target.rpartition("/")
-        if not slash or not service or not name:
-            raise SecretError(
-                f"bad keyring: reference {_safe_shape(text)}: expected keyring:service/name"
-            )
-    elif scheme == "vault":
-        if not target or any(c.isspace() for c in target):
-            raise SecretError(
-                f"bad vault: reference {_safe_shape(text)}: expected vault:name (the secret's "
-                "name in vault.secrets)"
-            )
-    elif scheme == "file":
-        if not os.path.isabs(target):
-            raise SecretError(
-                f"bad file: reference {_safe_shape(text)}: expected an absolute path, "
-                "e.g. file:/run/secrets/plane_api_key"
-            )
+    if not _WELL_FORMED[scheme](target):
+        # Never echoed: what follows the scheme may be a pasted secret.
+        raise SecretError(
+            f"malformed {scheme}: reference (not shown, it may hold a secret): "
+            f"expected {_EXPECTED[scheme]}"
+        )
     return SecretRef(scheme, target)
 
 
@@ -233,12 +227,6 @@ def _not_a_reference(text: str, scheme: str | None) -> str:
     if scheme and close:
         return f"unknown secret reference scheme {scheme!r} (did you mean {close[0]}:?): {hint}"
     return f"not a secret reference: {hint}"
-
-
-def _safe_shape(text: str) -> str:
-    # A malformed reference could still be a pasted secret with a scheme in front; never echo
-    # anything that looks like one.
-    return "(value hidden)" if looks_like_secret(text) else repr(text)
 
 
 def _resolve_env(ref: SecretRef, _dsn: str | None) -> str:
