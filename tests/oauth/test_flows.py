@@ -353,3 +353,25 @@ def test_server_error_on_token_endpoint_loses_nothing(
     tokens = complete_authorization(app, store, "odoo", code=callback["code"])
     stored = store.load("odoo")
     assert stored is not None and stored.access_token == tokens.access_token
+
+
+def test_token_expired_at_plane_is_refreshed_on_the_401(
+    app: OAuthApp, store: PostgresTokenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Plane's clock runs 100x fast: its tokens die after 0.6 s while ours says 60 s (clock skew).
+    with PlaneEmulator("cloud", seed=12, token_expires_in=60, time_scale=0.01) as fast:
+        client_id, secret = fast.register_oauth_app(redirect_uri=REDIRECT)
+        monkeypatch.setenv(SECRET_ENV, secret)
+        fast_app = OAuthApp(fast.base_url, client_id, f"env:{SECRET_ENV}", REDIRECT)
+        tokens = authorize(fast_app, store)
+        deadline = time.monotonic() + 30
+        while fast.oauth.bearer(tokens.access_token) is not None:  # wait for Plane-side expiry
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        fast.oauth.expires_in = 3600  # the next token lives long enough for the retry
+        client = PlaneClient(
+            fast.base_url, token_provider=token_provider(fast_app, store, "odoo", margin=10)
+        )
+        assert client.me()["id"] == fast.user["id"]
+        assert fast.token_requests.get("refresh_token") == 1
+        assert [r.status for r in fast.requests if r.path == "/api/v1/users/me/"] == [401, 200]
