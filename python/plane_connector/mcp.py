@@ -126,9 +126,7 @@ def is_plane_cloud(base_url: str) -> bool:
     return host in CLOUD_HOSTS
 
 
-def choose_mode(
-    base_url: str, *, mcp_url: str | None = None, api_key_ref: str | None = None
-) -> str:
+def choose_mode(base_url: str, *, mcp_url: str | None = None) -> str:
     """The automatic transport when none is configured.
 
     Plane Cloud gets OAuth (the client holds no secret). A self-hosted Plane may be the
@@ -180,7 +178,7 @@ def build_config(
             "starting with a letter"
         )
     base = _normalize_base_url(base_url or DEFAULT_BASE_URL)
-    canonical = normalize_mode(mode) or choose_mode(base, mcp_url=mcp_url, api_key_ref=api_key_ref)
+    canonical = normalize_mode(mode) or choose_mode(base, mcp_url=mcp_url)
     entry, inputs = server_entry(
         canonical,
         base_url=base,
