@@ -400,3 +400,43 @@ def test_cli_guard_on_a_planted_secret(tmp_path: Path, leaks: Leaks) -> None:
     assert out.stdout.count("settings.py:") == 6
     leaks.add("guard stdout", out.stdout)
     leaks.add("guard stderr", out.stderr)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["health", "--api-key-ref", "{v}"],
+        ["export", "--api-key-ref", "{v}", "--workspace", "ws", "--project", "p"],
+        ["webhook", "--port", "0", "--secret-ref", "{v}"],
+        ["mcp-config", "--mode", "api-key", "--workspace-slug", "ws", "--api-key-ref", "{v}"],
+    ],
+    ids=lambda c: c[0],
+)
+def test_every_cli_refuses_a_pasted_secret_without_echo(leaks: Leaks, command: list[str]) -> None:
+    for value in (leaks.values.api_key, leaks.values.webhook_secret):
+        out = run_cli([part.format(v=value) for part in command], {})
+        assert out.returncode == 2, out.stdout + out.stderr
+        assert "looks like a secret value" in out.stdout + out.stderr
+        leaks.add(f"{command[0]} stdout", out.stdout)
+        leaks.add(f"{command[0]} stderr", out.stderr)
+
+
+def test_cli_export_bad_key_and_mcp_config(plane_emulator: Any, leaks: Leaks) -> None:
+    env = {"PLANE_TEST_K": leaks.values.api_key}
+    out = run_cli(
+        ["export", "--base-url", plane_emulator.base_url, "--api-key-ref", "env:PLANE_TEST_K",
+         "--workspace", plane_emulator.workspace_slug, "--project", plane_emulator.project_id],
+        env,
+    )  # fmt: skip
+    assert out.returncode != 0
+    leaks.add("export stdout", out.stdout)
+    leaks.add("export stderr", out.stderr)
+    for mode in ("api-key", "stdio"):
+        out = run_cli(
+            ["mcp-config", "--mode", mode, "--workspace-slug", "ws",
+             "--api-key-ref", "env:PLANE_TEST_K"],
+            env,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        leaks.add(f"mcp-config {mode} stdout", out.stdout)
+        leaks.add(f"mcp-config {mode} stderr", out.stderr)
