@@ -1,0 +1,1 @@
+from . import test_backfill, test_sync  # noqa: F401

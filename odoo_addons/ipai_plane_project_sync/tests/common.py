@@ -1,0 +1,125 @@
+"""A linked project on the Plane emulator, its webhooks captured and replayed into Odoo."""
+
+from __future__ import annotations
+
+import os
+
+from odoo.addons.ipai_plane_connector import plane_runtime as rt
+from odoo.addons.ipai_plane_connector.tests.common import (
+    API_KEY_ENV,
+    TEST_WEBHOOK_SECRET,
+    PlaneEmulatorCase,
+    WebhookSink,
+)
+
+
+class ProjectSyncCase(PlaneEmulatorCase):
+    """An Odoo project linked to the emulator's project, webhooks registered to a sink."""
+
+    emulator_rate_limit = 600
+    client_rate_limit = None  # None: the emulator's own limit
+    time_scale = 1.0
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if cls.time_scale != 1.0:
+            cls._restart_emulator()
+        cls._install_client()
+        cls.sink = WebhookSink()
+        cls.addClassCleanup(cls.sink.close)
+        cls.emulator.register_webhook(cls.sink.url, secret=TEST_WEBHOOK_SECRET)
+        cls.replayed = 0
+        env = cls.env
+        cls.stages = env["project.task.type"].create([
+            {"name": "New", "sequence": 1},
+            {"name": "In Progress", "sequence": 2},
+            {"name": "Done", "sequence": 3, "fold": True},
+            {"name": "Cancelled", "sequence": 4, "fold": True},
+        ])
+        cls.project = env["project.project"].create({
+            "name": "Odoo Sync Lab", "type_ids": [(6, 0, cls.stages.ids)],
+        })
+
+    @classmethod
+    def _restart_emulator(cls):
+        """Swap the base case's emulator for a time-scaled one (its minute lasts less)."""
+        from plane_connector.testing import PlaneEmulator
+
+        cls.emulator.stop()
+        cls.emulator = PlaneEmulator(rate_limit=cls.emulator_rate_limit, seed=11,
+                                     time_scale=cls.time_scale).start()
+        cls.addClassCleanup(cls.emulator.stop)
+        os.environ[API_KEY_ENV] = cls.emulator.api_key
+        params = cls.env["ir.config_parameter"].sudo()
+        params.set_param(rt.PARAM_BASE_URL, cls.emulator.base_url)
+        params.set_param(rt.PARAM_WORKSPACE, cls.emulator.workspace_slug)
+
+    @classmethod
+    def _install_client(cls):
+        """The connector's client for this emulator, with the emulator's rate and time scale.
+
+        The connector builds 60-per-minute clients; a test emulator may be faster or slower,
+        so the client cache is primed with one that matches it (same key, shared budget).
+        """
+        from plane_connector import PlaneClient
+
+        rt.forget_clients()
+        connector = cls.env["plane.connector"]
+        config = connector._plane_config()
+        registry = cls.env.registry
+
+        def build():
+            return PlaneClient(
+                config["base_url"], api_key=os.environ[API_KEY_ENV],
+                requests_per_minute=cls.client_rate_limit or cls.emulator_rate_limit,
+                rate_window=60.0 * cls.time_scale,
+                rate_budget=connector._plane_rate_budget(registry),
+            )
+
+        cls.client = rt.get_client(cls.env.cr.dbname, config["base_url"],
+                                   config["api_key_ref"], build)
+
+    # -- helpers
+
+    def link(self, project=None):
+        project = project or self.project
+        project._plane_link({"id": self.emulator.project_id, "identifier": "ERP"})
+        self.run_jobs()
+        return project
+
+    def run_jobs(self, **kwargs):
+        report = self.env["plane.sync.job"]._cron_run_jobs(**kwargs)
+        self.env.invalidate_all()
+        return report
+
+    def deliver_webhooks(self):
+        """Send Plane's webhooks so far through /plane/webhook, then process the deliveries."""
+        self.emulator.wait_webhooks_idle(10)
+        new = self.sink.received[type(self).replayed:]
+        type(self).replayed = len(self.sink.received)
+        for headers, body in new:
+            response = self.post_webhook(body, {
+                k: v for k, v in headers.items()
+                if k.lower().startswith("x-plane-") or k.lower() == "content-type"
+            })
+            self.assertEqual(response.status_code, 200, response.text)
+        self.connector._cron_process_deliveries(limit=1000)
+        self.env.invalidate_all()
+        return len(new)
+
+    def skip_webhooks(self):
+        """Drop the webhooks sent so far (e.g. those of the set-up)."""
+        self.emulator.wait_webhooks_idle(10)
+        type(self).replayed = len(self.sink.received)
+
+    def requests(self, method=None, contains=""):
+        return [r for r in self.emulator.requests
+                if (method is None or r.method == method) and contains in r.path]
+
+    def item(self, task):
+        return self.emulator.work_item(task.plane_work_item_id)
+
+    def state_group(self, item):
+        states = self.emulator.store.states[self.emulator.project_id]
+        return states[item["state"]].data["group"]

@@ -1,0 +1,273 @@
+"""Tasks <-> work items against the Plane emulator through the wheel's real client."""
+
+from unittest.mock import patch
+
+from odoo import Command
+from odoo.tests import tagged
+
+from .common import ProjectSyncCase
+
+
+@tagged("post_install", "-at_install")
+class TestProjectSync(ProjectSyncCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.jane_member = cls.emulator.add_member("Jane", "Doe", email="jane@example.com")
+        cls.jane = cls.env["res.users"].create({
+            "name": "Jane Doe", "login": "jane@example.com", "email": "jane@example.com",
+            "group_ids" if "group_ids" in cls.env["res.users"]._fields else "groups_id":
+                [Command.link(cls.env.ref("project.group_project_user").id)],
+        })
+        cls.project._plane_link({"id": cls.emulator.project_id, "identifier": "ERP"})
+        cls.env["plane.sync.job"]._cron_run_jobs()
+
+    def setUp(self):
+        super().setUp()
+        self.skip_webhooks()
+
+    def new_task(self, name="Write the spec", **values):
+        task = self.env["project.task"].create(
+            {"name": name, "project_id": self.project.id, "stage_id": self.stages[0].id,
+             **values})
+        return task
+
+    def synced_task(self, name="Write the spec", **values):
+        task = self.new_task(name, **values)
+        self.run_jobs()
+        self.assertEqual(task.plane_sync_state, "synced", task.plane_sync_error)
+        self.skip_webhooks()
+        return task
+
+    # -- Odoo -> Plane
+
+    def test_create_queues_then_pushes_with_external_id(self):
+        before = len(self.emulator.requests)
+        task = self.new_task(description="<p>The <b>spec</b></p>", priority="1")
+        job = self.env["plane.sync.job"].search([("task_id", "=", task.id)])
+        self.assertEqual((job.state, job.kind), ("pending", "push"))
+        self.assertEqual(task.plane_sync_state, "pending")
+        self.assertEqual(len(self.emulator.requests), before, "no HTTP in the user's write")
+
+        self.run_jobs()
+        self.assertEqual(job.state, "done")
+        self.assertEqual(task.plane_sync_state, "synced")
+        self.assertTrue(task.plane_synced_at)
+        item = self.item(task)
+        self.assertEqual(item["external_source"], "odoo")
+        self.assertEqual(item["external_id"], f"project.task,{task.id}")
+        self.assertEqual(item["name"], "Write the spec")
+        self.assertIn("<b>spec</b>", item["description_html"])
+        self.assertEqual(item["priority"], "high" if len(task._plane_priority_keys()) == 2
+                         else "medium")
+        self.assertEqual(self.state_group(item), "backlog")
+        self.assertIn(f"/issues/{item['id']}/", task.plane_url)
+
+    def test_ten_writes_make_one_patch_with_the_latest_values(self):
+        task = self.synced_task()
+        patches = len(self.requests("PATCH", "/work-items/"))
+        for i in range(10):
+            task.write({"name": f"Spec v{i}"})
+        jobs = self.env["plane.sync.job"].search([("task_id", "=", task.id),
+                                                  ("state", "=", "pending")])
+        self.assertEqual(len(jobs), 1)
+        self.assertEqual(jobs.writes, 10)
+        self.run_jobs()
+        self.assertEqual(len(self.requests("PATCH", "/work-items/")), patches + 1)
+        self.assertEqual(self.item(task)["name"], "Spec v9")
+
+    def test_interrupted_first_sync_resumes_without_duplicate(self):
+        task = self.new_task("Half pushed")
+        # The first push reached Plane, then the worker died before committing the link.
+        self.client.create_idempotent(
+            self.connector._plane_workspace_path("projects", self.emulator.project_id,
+                                                 "work-items"),
+            {"name": "Half pushed", "external_id": f"project.task,{task.id}",
+             "external_source": "odoo"})
+        task.write({"name": "Half pushed, renamed"})
+        self.run_jobs()
+        matching = [i for i in self.emulator.store.work_items[self.emulator.project_id].values()
+                    if i.data["external_id"] == f"project.task,{task.id}"]
+        self.assertEqual(len(matching), 1)
+        self.assertEqual(task.plane_work_item_id, matching[0].id)
+        self.assertEqual(matching[0].data["name"], "Half pushed, renamed")
+
+    def test_stage_to_state_and_back(self):
+        task = self.synced_task()
+        task.write({"stage_id": self.stages[2].id})  # Done
+        self.run_jobs()
+        self.assertEqual(self.state_group(self.item(task)), "completed")
+        self.skip_webhooks()
+        # In Plane, moved to the "In Progress" state: stages are accepted from Plane.
+        states = self.emulator.store.states[self.emulator.project_id]
+        started = next(s.id for s in states.values() if s.data["group"] == "started")
+        self.emulator.update_work_item(task.plane_work_item_id, state=started)
+        self.deliver_webhooks()
+        self.assertEqual(task.stage_id, self.stages[1])
+        self.assertFalse(self.env["plane.sync.job"].search(
+            [("task_id", "=", task.id), ("state", "=", "pending")]), "nothing to push back")
+
+    def test_tags_become_labels_created_on_demand(self):
+        tag = self.env["project.tags"].create({"name": "Needs Review"})
+        task = self.synced_task(tag_ids=[Command.set(tag.ids)])
+        labels = self.emulator.store.labels[self.emulator.project_id]
+        names = {labels[i].data["name"] for i in self.item(task)["labels"]}
+        self.assertEqual(names, {"Needs Review"})
+        # A second task with the same tag reuses the label.
+        other = self.synced_task("Other", tag_ids=[Command.set(tag.ids)])
+        self.assertEqual(self.item(other)["labels"], self.item(task)["labels"])
+        self.assertEqual(sum(1 for x in labels.values() if x.data["name"] == "Needs Review"), 1)
+
+    def test_labels_accepted_from_plane_when_configured(self):
+        self.project.plane_mode_tags = "plane"
+        task = self.synced_task()
+        labels = self.emulator.store.labels[self.emulator.project_id]
+        feature = next(i for i, x in labels.items() if x.data["name"] == "feature")
+        self.emulator.update_work_item(task.plane_work_item_id, labels=[feature])
+        self.deliver_webhooks()
+        self.assertEqual(task.tag_ids.mapped("name"), ["feature"])
+
+    def test_assignees_matched_by_email_both_ways(self):
+        task = self.synced_task(user_ids=[Command.set(self.jane.ids)])
+        self.assertEqual(self.item(task)["assignees"], [self.jane_member["id"]])
+        # Unassigned in Plane: assignees are accepted from Plane by default.
+        self.emulator.update_work_item(task.plane_work_item_id, assignees=[])
+        self.deliver_webhooks()
+        self.assertFalse(task.user_ids)
+        self.emulator.update_work_item(task.plane_work_item_id,
+                                       assignees=[self.jane_member["id"]])
+        self.deliver_webhooks()
+        self.assertEqual(task.user_ids, self.jane)
+
+    def test_parent_pushed_first_and_linked(self):
+        parent = self.new_task("Epic")
+        child = self.new_task("Story", parent_id=parent.id)
+        self.run_jobs()
+        self.assertTrue(parent.plane_work_item_id)
+        self.assertEqual(self.item(child)["parent"], parent.plane_work_item_id)
+        items = self.emulator.store.work_items[self.emulator.project_id].values()
+        self.assertEqual(
+            sum(1 for i in items if i.data["external_id"] == f"project.task,{parent.id}"), 1)
+
+    def test_plane_comment_lands_in_chatter_once(self):
+        task = self.synced_task()
+        comment = self.emulator.add_comment(task.plane_work_item_id,
+                                            "<p>Looks <b>good</b> to me</p>")
+        self.deliver_webhooks()
+        messages = self.env["mail.message"].search([("plane_comment_id", "=", comment["id"])])
+        self.assertEqual(len(messages), 1)
+        self.assertEqual((messages.model, messages.res_id), ("project.task", task.id))
+        self.assertIn("Looks <b>good</b> to me", str(messages.body))
+        # The same comment fed again (e.g. a replayed event) adds nothing.
+        self.env["project.task"]._plane_apply_comment_event(
+            "created", {"data": comment, "activity": {}})
+        self.assertEqual(
+            self.env["mail.message"].search_count([("plane_comment_id", "=", comment["id"])]), 1)
+
+    def test_deleted_in_plane_unlinks_and_flags_never_deletes(self):
+        task = self.synced_task()
+        self.emulator.delete_work_item(task.plane_work_item_id)
+        self.deliver_webhooks()
+        self.assertTrue(task.exists())
+        self.assertFalse(task.plane_work_item_id)
+        self.assertEqual(task.plane_sync_state, "unlinked")
+        task.write({"name": "Still here"})
+        self.assertFalse(self.env["plane.sync.job"].search(
+            [("task_id", "=", task.id), ("state", "=", "pending")]), "not re-created silently")
+        task.action_plane_push()
+        self.run_jobs()
+        self.assertEqual(self.item(task)["name"], "Still here")
+
+    def test_archived_or_deleted_task_archives_the_work_item(self):
+        task = self.synced_task()
+        gone = self.synced_task("To delete")
+        item_of_gone = gone.plane_work_item_id
+        task.write({"active": False})
+        gone.unlink()
+        self.run_jobs()
+        self.assertEqual(task.plane_sync_state, "archived")
+        self.assertEqual(self.state_group(self.item(task)), "cancelled")
+        self.assertEqual(self.state_group(self.emulator.work_item(item_of_gone)), "cancelled")
+        left = self.env["plane.sync.job"].search(
+            [("kind", "=", "archive"), ("state", "!=", "done")])
+        self.assertFalse(left, left.read(["task_id", "state", "attempts", "last_error",
+                                          "next_attempt_at", "lease_until", "work_item_id"]))
+
+    def test_our_pushes_do_not_echo_back(self):
+        task = self.synced_task()
+        patches = len(self.requests("PATCH", "/work-items/"))
+        n = 5
+        for i in range(n):
+            task.write({"name": f"Round {i}", "priority": "1" if i % 2 else "0"})
+            self.run_jobs()
+        self.assertEqual(len(self.requests("PATCH", "/work-items/")), patches + n)
+        Task = type(self.env["project.task"])
+        writes = []
+        original = Task.write
+
+        def counting_write(records, vals):
+            writes.append(vals)
+            return original(records, vals)
+
+        requests_before = len(self.emulator.requests)
+        with patch.object(Task, "write", counting_write):
+            delivered = self.deliver_webhooks()
+        self.assertGreaterEqual(delivered, n)
+        self.assertEqual(writes, [], "an echo of our own push wrote to Odoo")
+        self.assertFalse(self.env["plane.sync.job"].search(
+            [("task_id", "=", task.id), ("state", "=", "pending")]))
+        self.run_jobs()
+        self.assertEqual(len(self.emulator.requests), requests_before, "an echo was pushed back")
+
+    def test_odoo_wins_reverts_a_plane_edit(self):
+        task = self.synced_task("Owned by Odoo")
+        self.emulator.update_work_item(task.plane_work_item_id, name="Renamed in Plane")
+        self.deliver_webhooks()
+        self.assertEqual(task.name, "Owned by Odoo")
+        self.run_jobs()
+        self.assertEqual(self.item(task)["name"], "Owned by Odoo")
+        self.assertTrue(any("overwritten" in str(m.body) for m in task.message_ids))
+        # The revert's own webhook does not start another round.
+        self.deliver_webhooks()
+        self.assertFalse(self.env["plane.sync.job"].search(
+            [("task_id", "=", task.id), ("state", "=", "pending")]))
+
+    def test_conflict_while_a_push_is_queued_keeps_the_odoo_change(self):
+        task = self.synced_task()
+        task.write({"stage_id": self.stages[2].id})  # Done, queued, not pushed yet
+        states = self.emulator.store.states[self.emulator.project_id]
+        started = next(s.id for s in states.values() if s.data["group"] == "started")
+        self.emulator.update_work_item(task.plane_work_item_id, state=started)
+        self.deliver_webhooks()
+        self.assertEqual(task.stage_id, self.stages[2], "the queued Odoo change wins")
+        self.run_jobs()
+        self.assertEqual(self.state_group(self.item(task)), "completed")
+        self.assertTrue(any("waiting to be pushed" in str(m.body) for m in task.message_ids))
+
+    def test_failed_push_is_retried_and_visible(self):
+        task = self.synced_task()
+        fault = self.emulator.faults.add(route_regex=r"/work-items/", method="PATCH",
+                                         kind="status", status=400, count=None)
+        task.write({"name": "Will fail first"})
+        self.run_jobs()
+        job = self.env["plane.sync.job"].search([("task_id", "=", task.id)], limit=1)
+        self.assertEqual(job.state, "pending")
+        self.assertTrue(job.last_error)
+        self.assertGreater(job.next_attempt_at, job.write_date)
+        self.assertEqual(task.plane_sync_state, "error")
+        self.assertTrue(task.plane_sync_error)
+        self.emulator.faults.remove(fault)
+        job.next_attempt_at = job.write_date  # the backoff has passed
+        self.run_jobs()
+        self.assertEqual(job.state, "done")
+        self.assertEqual(task.plane_sync_state, "synced")
+        self.assertEqual(self.item(task)["name"], "Will fail first")
+
+    def test_work_item_made_in_plane_becomes_a_task(self):
+        item = self.emulator.create_work_item("Filed in Plane", priority="urgent")
+        self.deliver_webhooks()
+        task = self.env["project.task"].search([("plane_work_item_id", "=", item["id"])])
+        self.assertEqual(task.project_id, self.project)
+        self.assertEqual(task.name, "Filed in Plane")
+        self.assertEqual(task.priority, task._plane_priority_keys()[-1])
+        self.assertFalse(self.env["plane.sync.job"].search([("task_id", "=", task.id)]))
