@@ -264,7 +264,8 @@ def _parse_diff(diff: str) -> Iterator[_Added]:
     number = 0
     for line in diff.split("\n"):
         if line.startswith("+++ "):
-            target = line[4:]
+            # git appends a tab to names that contain a space (GNU diff's convention).
+            target = line[4:].removesuffix("\t")
             path = None if target == "/dev/null" else _unquote(target)[2:]  # drop "b/"
         elif line.startswith("@@ "):
             match = _HUNK.match(line)

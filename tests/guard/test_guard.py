@@ -114,6 +114,16 @@ def test_plane_formats_are_found_in_untracked_files(
     assert value not in out
 
 
+@pytest.mark.parametrize("rel", ["config/name with space.py", 'config/ünï"q.py'])
+def test_odd_file_names_are_reported_exactly(repo: GitRepo, run_guard: Run, rel: str) -> None:
+    base = repo.git("rev-parse", "HEAD").strip()
+    repo.write(rel, f'# settings\r\nKEY = "{api_key()}"\r\n')
+    repo.commit("odd name")
+    code, out = run_guard(repo, base=base)
+    assert code == 1
+    assert f"{rel}:2: secret: Plane API key" in out
+
+
 def test_untracked_files_can_be_left_out(repo: GitRepo, run_guard: Run) -> None:
     repo.write("scratch.py", f'KEY = "{api_key()}"\n')
     assert run_guard(repo, "--no-untracked")[0] == 0
