@@ -59,7 +59,9 @@ DELIVERY_MODEL = "plane.webhook.delivery"
 DELIVERY_TABLE = "plane_webhook_delivery"
 # The addon that declares the delivery model; where it exists the schema gate may not be skipped.
 CONNECTOR_ADDON = "ipai_plane_connector"
-REGISTRY_STORES = (*SCHEMES, "odoo_db_encrypted")
+# Besides the reference schemes: values the connector writes itself (encrypted in Odoo's
+# database) and, for identifiers that are not secret, plain configuration.
+REGISTRY_STORES = (*SCHEMES, "odoo_db_encrypted", "config")
 REGISTRY_FIELDS = ("description", "secret", "stores", "reference", "consumers", "rotation")
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -115,6 +117,7 @@ def run(
     added = list(repo.added_lines(base, include_untracked, report))
     allowed = _load_allowlist(repo, allowlist, report)
     used = _scan_secrets(added, allowed, report)
+    used |= _scan_key_stores(repo, allowed, report)
     if repo.full_scan:
         # Only a whole-tree scan can tell that an entry no longer matches anything.
         for entry in allowed:
@@ -149,6 +152,7 @@ class _Repo:
         self.root = Path(top)
         self.skipped_venvs: list[str] = []
         self.full_scan = False
+        self.changed_paths: list[str] = []
 
     @staticmethod
     def git(cwd: Path, *args: str) -> str:
@@ -221,6 +225,10 @@ class _Repo:
             self.root, "diff", "--unified=0", "--no-color", "--no-ext-diff", "--no-renames", start
         )
         files: set[str] = set()
+        changed = self.git(
+            self.root, "diff", "--name-only", "-z", "--no-renames", "--diff-filter=AM", start
+        )
+        self.changed_paths = [p for p in changed.split("\0") if p]
         for item in _parse_diff(diff):
             files.add(item.path)
             report.lines_scanned += 1
@@ -228,6 +236,7 @@ class _Repo:
         if include_untracked:
             self.skipped_venvs = []
             for path in self._untracked():
+                self.changed_paths.append(path)
                 lines = self._read_lines(path, report)
                 if lines is None:
                     continue
@@ -317,6 +326,7 @@ _ASSIGN_BARE = re.compile(
     r"""^\s*(?:export\s+|ENV\s+|-\s+)?["']?(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)["']?\s*[:=]\s*"""
     r"""(?P<value>[A-Za-z0-9+/=_\-.~!@$%^&*]{16,400})\s*(?:#.*)?$"""
 )
+_KEY_STORE_SUFFIXES = {".p12", ".pfx", ".pkcs12", ".jks", ".keystore", ".bks"}
 _CONFIG_SUFFIXES = {
     ".env", ".ini", ".cfg", ".conf", ".yaml", ".yml", ".toml", ".properties", ".tfvars",
 }  # fmt: skip
@@ -399,6 +409,27 @@ def _scan_secrets(added: list[_Added], allowed: list[_Allow], report: GuardRepor
                 report.findings.append(
                     Finding(path, item.line, "secret", f"{hit.kind} {hit.shown} (sha256 {digest})")
                 )
+    return used
+
+
+def _scan_key_stores(repo: _Repo, allowed: list[_Allow], report: GuardReport) -> set[_Allow]:
+    # Binary key stores carry private keys the line scan cannot see; the value is the file.
+    used: set[_Allow] = set()
+    for path in repo.changed_paths:
+        if PurePosixPath(path).suffix.lower() not in _KEY_STORE_SUFFIXES:
+            continue
+        try:
+            digest = hashlib.sha256((repo.root / path).read_bytes()).hexdigest()
+        except OSError:
+            continue
+        admitted = [a for a in allowed if a.sha256 == digest and fnmatch.fnmatchcase(path, a.path)]
+        if admitted:
+            used.update(admitted)
+            report.allowlisted += 1
+            continue
+        report.findings.append(
+            Finding(path, None, "secret", f"key store file (sha256 {digest} of the file)")
+        )
     return used
 
 
@@ -542,6 +573,8 @@ def _entry_problems(entry: Any) -> Iterator[str]:
     unknown = [s for s in stores if s not in REGISTRY_STORES]
     if unknown:
         yield f"unknown store {unknown[0]!r} (known: {', '.join(REGISTRY_STORES)})"
+    if "config" in stores and entry.get("secret") is not False:
+        yield "store config (a plain value in configuration) is only for entries with secret: false"
     reference = entry.get("reference")
     if isinstance(reference, str) and reference.partition(":")[0] in SCHEMES:
         try:

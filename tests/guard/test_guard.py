@@ -143,6 +143,23 @@ def test_private_key_block(repo: GitRepo, run_guard: Run) -> None:
     assert body not in out
 
 
+def test_binary_key_store(repo: GitRepo, run_guard: Run) -> None:
+    blob = b"\x30\x82" + secrets.token_bytes(64) + b"\0"
+    (repo.root / "deploy").mkdir()
+    (repo.root / "deploy/odoo.p12").write_bytes(blob)
+    code, out = run_guard(repo)
+    assert code == 1
+    assert (
+        f"deploy/odoo.p12: secret: key store file (sha256 {hashlib.sha256(blob).hexdigest()}" in out
+    )
+    (repo.root / "ssot/secrets/allowlist.yaml").write_text(
+        "allow:\n  - path: deploy/odoo.p12\n"
+        f"    sha256: {hashlib.sha256(blob).hexdigest()}\n"
+        "    reason: test key store of the lab, no real key\n"
+    )
+    assert run_guard(repo)[0] == 0
+
+
 @pytest.mark.parametrize(
     ("rel", "line"),
     [
@@ -314,6 +331,15 @@ def test_registry_reference_must_fit_its_stores(repo: GitRepo, run_guard: Run) -
     code, out = run_guard(repo)
     assert code == 1
     assert "plane_webhook_secret: reference uses vault: which is not among its stores" in out
+
+
+def test_plain_config_store_only_for_non_secrets(repo: GitRepo, run_guard: Run) -> None:
+    text = _registry(repo).read_text()
+    text = text.replace("stores: [env, keyring, vault, file]", "stores: [env, config]", 1)
+    _registry(repo).write_text(text)
+    code, out = run_guard(repo)
+    assert code == 1
+    assert "plane_api_key: store config (a plain value in configuration) is only for" in out
 
 
 def test_unregistered_reference_key_in_code(repo: GitRepo, run_guard: Run) -> None:
