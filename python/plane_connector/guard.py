@@ -115,7 +115,7 @@ def run(
     repo = _Repo(Path(root))
     report = GuardReport()
     added = list(repo.added_lines(base, include_untracked, report))
-    allowed = _load_allowlist(repo, allowlist, report)
+    allowed = _load_allowlist(repo, allowlist)
     used = _scan_secrets(added, allowed, report)
     used |= _scan_key_stores(repo, allowed, report)
     if repo.full_scan:
@@ -343,7 +343,7 @@ class _Hit:
     shown: str
 
 
-def _load_allowlist(repo: _Repo, path: str | None, report: GuardReport) -> list[_Allow]:
+def _load_allowlist(repo: _Repo, path: str | None) -> list[_Allow]:
     rel = path or DEFAULT_ALLOWLIST
     full = repo.root / rel
     if not full.is_file():
