@@ -31,7 +31,7 @@ from plane_connector.testing._store import (
 )
 from plane_connector.testing._throttle import RateThrottle
 from plane_connector.testing.faults import Fault, FaultInjector
-from plane_connector.testing.webhooks import Webhook, WebhookEvent, WebhookSender
+from plane_connector.testing.webhook_sender import Webhook, WebhookEvent, WebhookSender
 
 log = logging.getLogger("plane_connector.testing.emulator")
 

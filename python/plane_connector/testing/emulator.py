@@ -25,7 +25,7 @@ from plane_connector.testing._oauth import OAuthServer
 from plane_connector.testing._store import PRIORITIES, PlaneStore
 from plane_connector.testing._throttle import RateThrottle, ScaledClock
 from plane_connector.testing.faults import FaultInjector
-from plane_connector.testing.webhooks import (
+from plane_connector.testing.webhook_sender import (
     V1_EVENTS,
     Webhook,
     WebhookAttempt,
