@@ -84,6 +84,9 @@ def check(client: _Client, *, redact: Iterable[str | None] = ()) -> HealthResult
         return _failed(client, endpoint, started, None, _message(exc, hidden), config=True)
     except PlaneError as exc:
         return _failed(client, endpoint, started, None, _message(exc, hidden))
+    except Exception as exc:  # noqa: BLE001 - a health check reports; a cron must not crash
+        text = f"{type(exc).__name__}: {_message(exc, hidden)}"
+        return _failed(client, endpoint, started, None, text)
     latency = _elapsed_ms(started)
     if not isinstance(user, dict) or not user.get("id"):
         return _failed(client, endpoint, started, 200, "users/me/ answered without a user")

@@ -118,6 +118,18 @@ def test_check_rejects_an_answer_without_a_user_and_hides_url_credentials() -> N
     assert result.endpoint == "https://plane.example.com/api/v1/users/me/"
 
 
+def test_check_reports_an_unexpected_failure_without_the_secret() -> None:
+    token = "pln_" + pysecrets.token_hex(20)
+
+    class Broken(_FakeUserClient):
+        def me(self) -> Any:
+            raise RuntimeError(f"token provider blew up with {token}")
+
+    result = health.check(Broken(None), redact=[token])
+    assert not result.ok
+    assert result.error == "RuntimeError: token provider blew up with ***"
+
+
 def test_check_user_without_display_name() -> None:
     result = health.check(_FakeUserClient({"id": "u1", "first_name": "Ada", "last_name": "L"}))
     assert result.ok and result.user_display == "Ada L" and result.user_email is None
