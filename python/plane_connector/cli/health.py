@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from typing import Any
 
 from plane_connector import health
 from plane_connector._errors import ConfigError
+from plane_connector.cli._connection import add_connection_args
 from plane_connector.secrets import SecretError
-
-DEFAULT_BASE_URL = "https://api.plane.so"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -26,17 +24,7 @@ def add_parser(subparsers: Any) -> None:
         description="GET <base>/api/v1/users/me/ once. Prints latency, user and remaining rate "
         "budget. Exit 0 healthy, 1 unhealthy, 2 configuration error.",
     )
-    p.add_argument(
-        "--base-url",
-        default=os.environ.get("PLANE_BASE_URL") or DEFAULT_BASE_URL,
-        help=f"Plane base URL (env PLANE_BASE_URL, default {DEFAULT_BASE_URL})",
-    )
-    p.add_argument(
-        "--api-key-ref",
-        default=os.environ.get("PLANE_API_KEY_REF"),
-        help="secret reference of the API key, e.g. env:PLANE_API_KEY, keyring:plane/api_key, "
-        "vault:plane_api_key, file:/run/secrets/plane_api_key (env PLANE_API_KEY_REF)",
-    )
+    add_connection_args(p)
     p.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
