@@ -87,6 +87,34 @@ def test_cli_prints_one_json_line_then_serves(receiver: Receiver) -> None:
         assert stop_cli(proc) == 0
 
 
+def test_cli_webhook_secret_by_reference(receiver: Receiver) -> None:
+    import os
+
+    secret = "plane_wh_" + "cd" * 16
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plane_connector", "emulate", "--webhook-url", receiver.url,
+         "--webhook-secret", "env:EMU_TEST_WEBHOOK_SECRET"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "EMU_TEST_WEBHOOK_SECRET": secret},
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())
+        api = Api(_Remote(info))  # type: ignore[arg-type]
+        assert api.post(f"{api.proj}/work-items/", {"name": "signed"}).status == 201
+        (got,) = receiver.wait(1)
+        assert plane_connector.verify_signature(secret, got.body, got.header("X-Plane-Signature"))
+    finally:
+        assert stop_cli(proc) == 0
+    missing = subprocess.run(
+        [sys.executable, "-m", "plane_connector", "emulate", "--webhook-url", receiver.url,
+         "--webhook-secret", "env:EMU_TEST_UNSET_VARIABLE"],
+        capture_output=True, text=True, timeout=30,
+        env={k: v for k, v in os.environ.items() if k != "EMU_TEST_UNSET_VARIABLE"},
+    )  # fmt: skip
+    assert missing.returncode == 2 and "EMU_TEST_UNSET_VARIABLE" in missing.stderr
+
+
 def test_cli_sigint_and_bad_arguments() -> None:
     proc, info = start_cli("--edition", "cloud", "--time-scale", "0.5", "--rate-limit", "10")
     assert stop_cli(proc, signal.SIGINT) == 0

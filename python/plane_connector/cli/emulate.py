@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import signal
 import sys
 import threading
@@ -31,7 +32,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--port", type=int, default=0, help="port (default 0: a free port)")
     p.add_argument("--work-items", type=int, default=0, metavar="K", help="seed K work items")
     p.add_argument("--webhook-url", help="register a webhook posting to this URL")
-    p.add_argument("--webhook-secret", help="its secret (default: a generated plane_wh_ secret)")
+    p.add_argument(
+        "--webhook-secret",
+        help="its secret, or a reference such as env:NAME or file:/path that keeps it out of the "
+        "process list (default: a generated plane_wh_ secret)",
+    )
     p.add_argument("--edition", choices=("ce", "cloud"), default="ce")
     p.add_argument(
         "--time-scale", type=float, default=1.0, help="real seconds per Plane second (default 1)"
@@ -50,6 +55,15 @@ def run(args: argparse.Namespace) -> int:
     if args.webhook_secret and not args.webhook_url:
         print("error: --webhook-secret needs --webhook-url", file=sys.stderr)
         return 2
+    secret = args.webhook_secret
+    if secret and re.match(r"(env|file|keyring|vault):", secret):
+        from plane_connector.secrets import SecretError, resolve
+
+        try:
+            secret = resolve(secret)
+        except SecretError as exc:
+            print(f"error: --webhook-secret: {exc}", file=sys.stderr)
+            return 2
     try:
         emu = PlaneEmulator(
             args.edition,
@@ -61,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         )
         emu.seed_work_items(args.work_items)
         if args.webhook_url:
-            emu.register_webhook(args.webhook_url, args.webhook_secret)
+            emu.register_webhook(args.webhook_url, secret)
         emu.start()
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
