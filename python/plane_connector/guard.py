@@ -602,8 +602,11 @@ def _declares_connector(root: Path) -> bool:
 
 # --- schema gate: model source --------------------------------------------------------------
 
+# NOT DEFERRABLE only: ON CONFLICT DO NOTHING (the delivery claim) cannot use a deferrable
+# constraint as its arbiter, so a duplicate would fail at commit instead of being skipped.
 _UNIQUE_DELIVERY = re.compile(
-    r'\s*unique\s*(?:nulls\s+(?:not\s+)?distinct\s*)?\(\s*"?delivery_id"?\s*\)\s*(?:deferrable.*)?',
+    r'\s*unique\s*(?:nulls\s+(?:not\s+)?distinct\s*)?\(\s*"?delivery_id"?\s*\)'
+    r"\s*(?:not\s+deferrable\s*)?",
     re.IGNORECASE | re.DOTALL,
 )
 _INDEX_DELIVERY = re.compile(r'\s*\(\s*"?delivery_id"?\s*\)\s*', re.DOTALL)
@@ -794,7 +797,8 @@ FROM pg_index i
 JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
 WHERE i.indrelid = %s::regclass
-  AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+  AND i.indisunique AND i.indisvalid AND i.indimmediate
+  AND i.indpred IS NULL AND i.indexprs IS NULL
   AND i.indnkeyatts = 1 AND a.attname = 'delivery_id'
 """
 
@@ -842,6 +846,7 @@ def _check_live_schema(dsn: str, report: GuardReport) -> None:
                 where,
                 None,
                 "schema",
-                f"live table {table} has no unique constraint or index on exactly (delivery_id)",
+                f"live table {table} has no unique constraint or index on exactly (delivery_id) "
+                "(valid, not partial, not deferrable)",
             )
         )

@@ -448,6 +448,7 @@ def test_odoo18_sql_constraints_pass_and_constraint_class_fails(
         '_delivery_id_uniq = models.Constraint("check(delivery_id is not null)", "x")',
         "_delivery_id_idx = models.UniqueIndex(\"(delivery_id) WHERE state = 'done'\")",
         '_delivery_id_idx = models.Index("(delivery_id)")',
+        '_delivery_id_uniq = models.Constraint("unique(delivery_id) deferrable", "x")',
     ],
 )
 def test_constraints_that_do_not_cover_exactly_delivery_id(
@@ -463,6 +464,7 @@ def test_constraints_that_do_not_cover_exactly_delivery_id(
     "declaration",
     [
         '_delivery_id_idx = models.UniqueIndex("(delivery_id)")',
+        '_delivery_id_uniq = models.Constraint("UNIQUE (delivery_id) NOT DEFERRABLE", "x")',
         "if True:\n        _delivery_id_uniq = models.Constraint('UNIQUE(delivery_id)', 'x')\n"
         "    else:\n        _sql_constraints = [('u', 'unique(delivery_id)', 'x')]",
     ],
