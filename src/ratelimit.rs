@@ -19,10 +19,18 @@ use std::time::Instant;
 /// Process-local reservation log of one key.
 #[derive(Debug, Clone)]
 pub struct SlidingWindow {
-    /// Times (seconds) of the reserved requests, oldest first; only the last `limit` matter.
-    log: Vec<f64>,
+    /// The requests of the last window, oldest `done` first; only the last `limit` matter.
+    log: Vec<Slot>,
     /// Nothing is sent before this time (server said the budget is gone, or a 429).
     blocked_until: f64,
+}
+
+/// One request: when it was sent, and the latest moment the server can have counted it (its
+/// answer time once known; the send time until then).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Slot {
+    sent: f64,
+    done: f64,
 }
 
 impl Default for SlidingWindow {
@@ -45,11 +53,10 @@ impl SlidingWindow {
         self.forget_before(now - window);
         let mut at = now.max(self.blocked_until);
         if self.log.len() >= limit {
-            at = at.max(self.log[self.log.len() - limit] + window);
+            at = at.max(self.log[self.log.len() - limit].done + window + clock_margin(window));
         }
-        self.log.push(at);
-        self.log
-            .sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        self.log.push(Slot { sent: at, done: at });
+        self.sort();
         if self.log.len() > limit {
             let excess = self.log.len() - limit;
             self.log.drain(..excess);
@@ -60,19 +67,24 @@ impl SlidingWindow {
     /// The request reserved at `reserved_at` got its answer at `now`: the server counted it at
     /// some moment in between, so the later bound is the safe one to age it from.
     pub fn completed(&mut self, reserved_at: f64, now: f64) {
-        if let Some(slot) = self.log.iter_mut().find(|t| **t == reserved_at) {
-            *slot = now.max(reserved_at);
+        if let Some(slot) = self
+            .log
+            .iter_mut()
+            .find(|s| s.sent == reserved_at && s.done == reserved_at)
+        {
+            slot.done = now.max(reserved_at);
         }
-        self.log
-            .sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        self.sort();
     }
 
     /// `X-RateLimit-Remaining` from an allowed answer received at `now`.
     ///
     /// At 0 the server's window is full. If our own log is full too, `reserve` already knows when
-    /// the next slot frees. Otherwise another process uses the key: the server's oldest request is
-    /// no younger than our oldest one in the window, so a slot is free by our oldest + window
-    /// (at most `max_wait` from now).
+    /// the next slot frees. Otherwise the server's limit is lower than ours, or another process
+    /// uses the key. Our requests sent within the last window are surely in the server's window,
+    /// so the oldest of them leaves it by its answer time + window, and the server's oldest entry
+    /// (ours or foreign) no later: a slot is free then (at most `max_wait` from now). Requests
+    /// sent before that may already be gone from the server's window and say nothing.
     pub fn observe_remaining(
         &mut self,
         remaining: i64,
@@ -85,12 +97,24 @@ impl SlidingWindow {
             return;
         }
         self.forget_before(now - window);
-        let in_window: Vec<f64> = self.log.iter().copied().filter(|t| *t <= now).collect();
-        if in_window.len() >= limit.max(1) as usize {
+        let in_window = self.log.iter().filter(|s| s.done <= now).count();
+        if in_window >= limit.max(1) as usize {
             return;
         }
-        let oldest = in_window.first().copied().unwrap_or(now);
-        let until = (oldest + window).min(now + max_wait).max(now);
+        let oldest_counted = self
+            .log
+            .iter()
+            .filter(|s| s.done <= now && s.sent > now - window)
+            .map(|s| s.done)
+            .fold(f64::INFINITY, f64::min);
+        let oldest = if oldest_counted.is_finite() {
+            oldest_counted
+        } else {
+            now
+        };
+        let until = (oldest + window + clock_margin(window))
+            .min(now + max_wait)
+            .max(now);
         self.block_until(until);
     }
 
@@ -112,12 +136,27 @@ impl SlidingWindow {
 
     fn forget_before(&mut self, cutoff: f64) {
         // Strictly older than the window: DRF drops entries at or before `now - window`.
-        self.log.retain(|t| *t > cutoff);
+        self.log.retain(|s| s.done > cutoff);
+    }
+
+    fn sort(&mut self) {
+        self.log.sort_by(|a, b| {
+            a.done
+                .partial_cmp(&b.done)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
     }
 
     pub fn reserved(&self) -> usize {
         self.log.len()
     }
+}
+
+/// Extra wait past the window: our monotonic clock and the server's wall clock tick at slightly
+/// different rates (NTP slews wall clocks by up to 0.05 %), and a slot that frees "exactly" one
+/// window later by our clock can still be a fraction of a millisecond early by Plane's.
+pub fn clock_margin(window: f64) -> f64 {
+    window * 0.002 + 0.001
 }
 
 /// Seconds on a process-wide monotonic clock (the limiter's time axis).
@@ -155,8 +194,11 @@ mod tests {
         let mut w = SlidingWindow::new();
         let times = burst(&mut w, 100.0, 130, 60, 60.0);
         assert!(times[..60].iter().all(|t| *t == 100.0));
-        assert!(times[60..120].iter().all(|t| *t == 160.0));
-        assert!(times[120..].iter().all(|t| *t == 220.0));
+        let m = clock_margin(60.0);
+        assert!(times[60..120].iter().all(|t| *t == 160.0 + m));
+        assert!(times[120..]
+            .iter()
+            .all(|t| (*t - (220.0 + 2.0 * m)).abs() < 1e-9));
     }
 
     #[test]
@@ -194,7 +236,7 @@ mod tests {
         let t = w.reserve(0.0, 1, 10.0);
         w.completed(t, 2.5);
         // The server may have counted it as late as 2.5 s: the next slot is 12.5, not 10.
-        assert_eq!(w.reserve(3.0, 1, 10.0), 12.5);
+        assert_eq!(w.reserve(3.0, 1, 10.0), 12.5 + clock_margin(10.0));
     }
 
     #[test]
@@ -203,7 +245,24 @@ mod tests {
         let t = w.reserve(10.0, 60, 60.0);
         w.completed(t, 10.0);
         w.observe_remaining(0, 12.0, 60, 60.0, 120.0);
-        assert_eq!(w.reserve(12.0, 60, 60.0), 70.0);
+        assert_eq!(w.reserve(12.0, 60, 60.0), 70.0 + clock_margin(60.0));
+    }
+
+    #[test]
+    fn remaining_zero_ignores_requests_the_server_may_have_dropped() {
+        // Local limit too high (1000); the server allows 3 per 10 s. Request 1 was sent at 0
+        // and answered at 10.05; the server counted it near 0, so at 10.2 it is gone there and
+        // the server's window is requests 2-4. Waiting for request 1's answer + 10 (20.05)
+        // would send into a 429; request 2 (sent and answered at 10.1) is the first surely
+        // counted, so the next slot is 20.1.
+        let mut w = SlidingWindow::new();
+        let sent = [0.0, 10.1, 10.15, 10.2];
+        for (i, t) in sent.iter().enumerate() {
+            let at = w.reserve(*t, 1000, 10.0);
+            w.completed(at, if i == 0 { 10.05 } else { *t });
+        }
+        w.observe_remaining(0, 10.2, 1000, 10.0, 120.0);
+        assert_eq!(w.reserve(10.2, 1000, 10.0), 20.1 + clock_margin(10.0));
     }
 
     #[test]
@@ -239,7 +298,10 @@ mod tests {
         let b = reg.get("k1");
         let c = reg.get("k2");
         a.lock().unwrap().reserve(0.0, 1, 60.0);
-        assert_eq!(b.lock().unwrap().reserve(0.0, 1, 60.0), 60.0);
+        assert_eq!(
+            b.lock().unwrap().reserve(0.0, 1, 60.0),
+            60.0 + clock_margin(60.0)
+        );
         assert_eq!(c.lock().unwrap().reserve(0.0, 1, 60.0), 0.0);
     }
 }

@@ -71,3 +71,25 @@ def test_invalid_key_is_auth_error(emu: testing.PlaneEmulator) -> None:
 def test_me(emu: testing.PlaneEmulator) -> None:
     c = PlaneClient(emu.base_url + "/api/v1/", api_key=emu.api_key)
     assert c.me()["id"] == emu.user["id"]
+
+
+def test_server_remaining_corrects_a_wrong_local_limit(emu: testing.PlaneEmulator) -> None:
+    # The client believes in 1000 per window; Plane (the emulator) allows 20. Following
+    # X-RateLimit-Remaining, the client waits when it reaches 0 instead of collecting 429s.
+    c = PlaneClient(emu.base_url, api_key=emu.api_key, requests_per_minute=1000,
+                    rate_window=0.6, max_wait=2.0)  # fmt: skip
+    for _ in range(45):
+        c.me()
+    assert c.stats["rate_limited"] == 0
+    assert c.stats["throttle_waits"] >= 2
+
+
+def test_two_clients_on_one_key_in_one_process_share_the_limit(
+    emu: testing.PlaneEmulator,
+) -> None:
+    a = PlaneClient(emu.base_url, api_key=emu.api_key, requests_per_minute=20, rate_window=0.6)
+    b = PlaneClient(emu.base_url, api_key=emu.api_key, requests_per_minute=20, rate_window=0.6)
+    for _ in range(25):
+        a.me()
+        b.me()
+    assert a.stats["rate_limited"] == b.stats["rate_limited"] == 0

@@ -217,3 +217,58 @@ def test_exceptions_pickle_with_their_facts(server: LoopbackServer) -> None:
     again = pickle.loads(pickle.dumps(info.value))  # noqa: S301 - our own bytes
     assert type(again) is type(info.value)
     assert (again.status, again.existing_id, str(again)) == (409, "abc", str(info.value))
+
+
+def test_many_threads_share_one_window(server: LoopbackServer) -> None:
+    server.handler = lambda s: Reply(json={})
+    c = PlaneClient(server.url, api_key=key(), requests_per_minute=6, rate_window=0.4)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(5):
+                c.get("x")
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    times = sorted(r.at for r in server.requests)
+    assert len(times) == 20
+    for i, t in enumerate(times):
+        assert sum(1 for u in times[i:] if u - t < 0.4) <= 6
+
+
+def test_async_client_after_fork(server: LoopbackServer) -> None:
+    server.handler = lambda s: Reply(json={"ok": True})
+    c = AsyncPlaneClient(server.url, api_key=key())
+
+    async def get() -> object:
+        return await asyncio.wait_for(c.get("x"), 10)
+
+    assert asyncio.run(get()) == {"ok": True}  # the parent's runtime now exists
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            got = asyncio.run(get())
+            os.write(write_fd, b"ok" if got == {"ok": True} else b"bad")
+        except BaseException as exc:  # noqa: BLE001 - report anything to the parent
+            os.write(write_fd, repr(exc).encode()[:200])
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    deadline = time.monotonic() + 20
+    while not os.waitpid(pid, os.WNOHANG)[0]:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung using the async client")
+        time.sleep(0.05)
+    answer = os.read(read_fd, 300)
+    os.close(read_fd)
+    assert answer == b"ok"
