@@ -3,9 +3,11 @@ a file-backed keyring)."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,6 +65,28 @@ class Vault:
         conn.close()
 
 
+VAULT_DB_PREFIX = "plane_secrets_vault_"
+
+
+def _drop_orphans(cur: Any) -> None:
+    """Drop vault databases left by a run that was killed (its pid is gone)."""
+    cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (VAULT_DB_PREFIX + "%",))
+    for (name,) in cur.fetchall():
+        pid = name[len(VAULT_DB_PREFIX) :].partition("_")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: existence check only
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _with_dbname(dsn: str, dbname: str) -> str:
     base, _, _old = dsn.rpartition("/")
     return f"{base}/{dbname}"
@@ -81,10 +105,11 @@ def admin_dsn(pg_dsn: str) -> str:
 @pytest.fixture(scope="session")
 def vault(admin_dsn: str) -> Iterator[Vault]:
     """A uniquely named database with the vault schema; dropped afterwards."""
-    dbname = f"plane_secrets_vault_{uuid.uuid4().hex[:12]}"
+    dbname = f"{VAULT_DB_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = psycopg2.connect(admin_dsn)
     admin.autocommit = True
     with admin.cursor() as cur:
+        _drop_orphans(cur)
         cur.execute(f'CREATE DATABASE "{dbname}"')
     dsn = _with_dbname(admin_dsn, dbname)
     try:
