@@ -120,6 +120,22 @@ class TestBirRoundTrip(PlaneEmulatorCase):
         with self.assertRaises(UserError):
             filing.action_plane_sync()
 
+    def test_plain_state_id_is_looked_up(self):
+        # API reads (not webhooks) carry the state as a bare id: its group is fetched.
+        filing = self._filing(form_code="1702Q", period="2026-Q3")
+        filing._plane_push()
+        data = {"id": filing.plane_work_item_id, "project": self.emulator.project_id,
+                "state": self._state_id("started")}
+        self.assertTrue(self.connector._plane_handle_event("issue", "updated", {"data": data}))
+        self.assertEqual(filing.state, "draft")
+        data["state"] = self._state_id("completed")
+        self.connector._plane_handle_event("issue", "updated", {"data": data})
+        self.assertEqual(filing.state, "done")
+        self.connector._plane_handle_event("issue", "deleted", {"data": {"id": data["id"]}})
+        self.assertFalse(filing.plane_work_item_id)
+        other = {"id": "not-ours", "state": {"group": "completed"}}
+        self.assertFalse(self.connector._plane_handle_event("issue", "updated", {"data": other}))
+
     def test_period_is_validated(self):
         with self.assertRaises(Exception):  # noqa: B017 - ValidationError on 18 and 19
             self._filing(period="October")

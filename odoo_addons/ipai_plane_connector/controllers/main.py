@@ -60,12 +60,13 @@ class PlaneWebhookController(http.Controller):
             _log.error("Plane webhook refused: plane.webhook_secret_ref is not set")
             return _answer(503, {"status": "error", "reason": "webhook secret not configured"})
         try:
-            secret = plane_secrets.resolve(ref)
+            # Several references (comma-separated) while a regenerated secret rolls out.
+            secrets = [plane_secrets.resolve(r) for r in ref.replace(",", " ").split()]
         except plane_secrets.SecretError as exc:
             _log.error("Plane webhook refused: %s", exc)
             return _answer(503, {"status": "error", "reason": "webhook secret unavailable"})
         receiver = WebhookReceiver(
-            PostgresDeliveryStore(rt.store_connect(registry)), secret, max_body=max_body
+            PostgresDeliveryStore(rt.store_connect(registry)), secrets, max_body=max_body
         )
         headers = request.httprequest.headers
         early = receiver.precheck(headers)

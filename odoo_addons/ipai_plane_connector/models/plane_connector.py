@@ -321,8 +321,9 @@ class PlaneConnector(models.AbstractModel):
         )
         env["plane.webhook.delivery"].invalidate_model()
         result = {"done": report.done, "failed": report.failed, "dead": report.dead,
-                  "skipped": report.skipped}
-        if report.processed:
+                  "skipped": report.skipped,
+                  "purged": env["plane.webhook.delivery"].sudo()._plane_purge_done()}
+        if report.processed or result["purged"]:
             _log.info("Plane deliveries processed: %s", result)
         return result
 

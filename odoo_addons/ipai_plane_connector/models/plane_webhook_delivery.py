@@ -95,6 +95,26 @@ class PlaneWebhookDelivery(models.Model):
             cron.sudo()._trigger()
 
     @api.model
+    def _plane_purge_done(self, batch: int = 10000) -> int:
+        """Delete done rows older than ``plane.webhook_retention_days`` (default 30).
+
+        Plane's retries of one event span about an hour, so a month of fingerprints is far
+        more than dedupe needs; failed and dead rows are kept until someone looks at them.
+        """
+        days = int(self.env["ir.config_parameter"].sudo().get_param(
+            "plane.webhook_retention_days", 30))
+        if days <= 0:
+            return 0
+        self.env.cr.execute(
+            "DELETE FROM plane_webhook_delivery WHERE id IN (SELECT id FROM plane_webhook_delivery "
+            "WHERE state = 'done' AND received_at < (now() AT TIME ZONE 'UTC') - %s * interval "
+            "'1 day' ORDER BY id LIMIT %s)",
+            (days, batch),
+        )
+        self.invalidate_model()
+        return self.env.cr.rowcount
+
+    @api.model
     def _plane_last_received_at(self):
         self.env.cr.execute("SELECT max(received_at) FROM plane_webhook_delivery")
         return self.env.cr.fetchone()[0]

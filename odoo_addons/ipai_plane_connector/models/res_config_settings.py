@@ -91,8 +91,9 @@ class ResConfigSettings(models.TransientModel):
                 ("App client secret reference", settings.plane_oauth_client_secret_ref),
                 ("Token encryption key reference", settings.plane_oauth_token_key_ref),
             ):
-                if ref:
-                    _check_reference(label, ref)
+                # The webhook secret may list two references while a new secret rolls out.
+                for one in (ref or "").replace(",", " ").split():
+                    _check_reference(label, one)
 
     def set_values(self):
         super().set_values()

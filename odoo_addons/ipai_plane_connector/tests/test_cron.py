@@ -104,3 +104,15 @@ class TestDeliveryProcessing(TransactionCase):
         seen = []
         self._run(lambda _s, e, a, p: seen.append((e, a)) or True)
         self.assertEqual(seen, [("issue", "updated")])
+
+    def test_old_done_rows_are_purged_pending_ones_kept(self):
+        old_done, old_dead, recent = self._row(), self._row(), self._row()
+        self._run(lambda *a: True)
+        long_ago = fields.Datetime.now() - dt.timedelta(days=31)
+        old_done.write({"received_at": long_ago})
+        old_dead.write({"received_at": long_ago, "state": "dead"})
+        self.env.flush_all()
+        result = self._run(lambda *a: True)
+        self.assertEqual(result["purged"], 1)
+        self.assertFalse(old_done.exists())
+        self.assertTrue(old_dead.exists() and recent.exists())

@@ -122,3 +122,17 @@ class TestWebhookEndpoint(PlaneEmulatorCase):
         self.assertEqual((event, action), ("issue", "updated"))
         self.assertEqual(payload["data"]["id"], item_id)
         self.assertEqual(self.deliveries().state, "done")
+
+    def test_two_secrets_while_rotating(self):
+        new_secret = "plane_wh_" + "7a" * 16
+        self.env["ir.config_parameter"].sudo().set_param(
+            "plane.webhook_secret_ref",
+            "env:IPAI_PLANE_TEST_WEBHOOK_SECRET, env:IPAI_PLANE_TEST_WEBHOOK_SECRET_NEW",
+        )
+        with patch.dict("os.environ", {"IPAI_PLANE_TEST_WEBHOOK_SECRET_NEW": new_secret}):
+            old_body, new_body = issue_body(name="old"), issue_body(name="new")
+            self.assertEqual(self.post_webhook(old_body, signed_headers(old_body)).status_code,
+                             200)
+            self.assertEqual(self.post_webhook(new_body, signed_headers(
+                new_body, secret=new_secret)).status_code, 200)
+        self.assertEqual(len(self.deliveries()), 2)
