@@ -4,6 +4,7 @@
 #   scripts/odoo-tests.sh            # both series, when present
 #   ODOO_SERIES=19 scripts/odoo-tests.sh
 #   ODOO_MODULES=ipai_plane_connector scripts/odoo-tests.sh
+#   scripts/odoo-tests.sh --sync-only   # only bring each Odoo venv's plane_connector up to date
 #
 # Odoo servers: ODOO18_PATH / ODOO19_PATH (default /work/odoo18, /work/odoo19), each with a
 # Python from ODOO18_PYTHON / ODOO19_PYTHON (default /work/odooNN-venv/bin/python). A missing
@@ -76,6 +77,7 @@ run_series() {
     return 1
   fi
   sync_wheel "$py" || { echo "FAIL: could not install plane_connector into $py"; return 1; }
+  [ "$SYNC_ONLY" = 1 ] && return 0
 
   local addons="$ROOT/odoo_addons"
   [ -d "$odoo/addons" ] && addons="$odoo/addons,$addons"
@@ -100,6 +102,9 @@ run_series() {
   mv -f "$log" "$final" && echo "   log: $final"
   return $ok
 }
+
+SYNC_ONLY=0
+[ "${1:-}" = "--sync-only" ] && SYNC_ONLY=1
 
 status=0
 for s in $SERIES; do
