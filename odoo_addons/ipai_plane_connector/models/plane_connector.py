@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from odoo import api, fields, models
+from odoo import api, models
 from odoo.exceptions import UserError
 
 from .. import plane_runtime as rt
@@ -357,7 +357,3 @@ class PlaneConnector(models.AbstractModel):
             "GET", self._plane_workspace_path("projects", project_id, "states", state)
         )
         return found.get("group") if isinstance(found, dict) else None
-
-    @api.model
-    def _plane_now(self) -> dt.datetime:
-        return fields.Datetime.now()
