@@ -79,6 +79,11 @@ run_series() {
   sync_wheel "$py" || { echo "FAIL: could not install plane_connector into $py"; return 1; }
   [ "$SYNC_ONLY" = 1 ] && return 0
 
+  if ! psql -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d postgres -Atc 'SELECT 1' >/dev/null 2>&1; then
+    echo "FAIL: cannot connect to PostgreSQL $DB_HOST:$DB_PORT as '$DB_USER' (Odoo 19 refuses the"
+    echo "      'postgres' role): createuser -h $DB_HOST -U postgres --createdb $DB_USER"
+    return 1
+  fi
   local addons="$ROOT/odoo_addons"
   [ -d "$odoo/addons" ] && addons="$odoo/addons,$addons"
   [ -d "$odoo/odoo/addons" ] && addons="$odoo/odoo/addons,$addons"
