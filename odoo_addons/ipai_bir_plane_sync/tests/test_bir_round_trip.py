@@ -7,8 +7,9 @@ from odoo.addons.ipai_plane_connector.tests.common import (
     PlaneEmulatorCase,
     WebhookSink,
 )
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
+from odoo.tests.common import new_test_user
 
 
 @tagged("post_install", "-at_install")
@@ -135,6 +136,16 @@ class TestBirRoundTrip(PlaneEmulatorCase):
         self.assertFalse(filing.plane_work_item_id)
         other = {"id": "not-ours", "state": {"group": "completed"}}
         self.assertFalse(self.connector._plane_handle_event("issue", "updated", {"data": other}))
+
+    def test_a_plain_user_files_and_syncs(self):
+        user = new_test_user(self.env, login="bir_clerk", groups="base.group_user")
+        filing = self._filing(form_code="0619-F", period="2026-10").with_user(user)
+        filing.action_plane_sync()
+        self.assertTrue(filing.plane_work_item_id)
+        with self.assertRaises(AccessError):
+            self.env["plane.webhook.delivery"].with_user(user).search([])
+        with self.assertRaises(AccessError):
+            self.env["ir.config_parameter"].with_user(user).get_param("plane.api_key_ref")
 
     def test_period_is_validated(self):
         with self.assertRaises(Exception):  # noqa: B017 - ValidationError on 18 and 19
