@@ -8,16 +8,22 @@ Skipped when no Odoo is installed here (see scripts/odoo-tests.sh for where they
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
 import xmlrpc.client
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from plane_connector import sign_body
 from plane_connector.testing import PlaneEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,9 +60,9 @@ def _wait_until(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-@pytest.fixture(params=SERIES or [pytest.param("none", marks=pytest.mark.skip(
+@pytest.fixture(scope="module", params=SERIES or [pytest.param("none", marks=pytest.mark.skip(
     reason="no Odoo 18.0/19.0 found (ODOO18_PATH / ODOO19_PATH)"))])
-def live_odoo(request, tmp_path) -> Iterator[dict]:
+def live_odoo(request, tmp_path_factory) -> Iterator[dict]:
     series = request.param
     path, python = _odoo(series)
     if not Path(python).is_file():
@@ -73,7 +79,7 @@ def live_odoo(request, tmp_path) -> Iterator[dict]:
                IPAI_LIVE_PLANE_WH=WEBHOOK_SECRET)
     base = [python, str(path / "odoo-bin"), f"--addons-path={_addons(path)}", "-d", db,
             "--db_host", "127.0.0.1", "--db_user", DB_USER, "--http-interface", "127.0.0.1"]
-    log = tmp_path / "odoo.log"
+    log = tmp_path_factory.mktemp("odoo") / "odoo.log"
     proc = None
     try:
         init = subprocess.run(
@@ -151,8 +157,60 @@ def test_webhook_round_trip_on_a_prefork_server(live_odoo):
         lambda: call("bir.filing", "read", [filing_id], ["state"])[0]["state"] == "done",
         60, "the cron worker to mark the filing done",
     )
-    rows = call("plane.webhook.delivery", "search_read", [], ["state", "attempts"])
+    rows = call("plane.webhook.delivery", "search_read",
+                [("webhook_id", "=", hook["id"])], ["state", "attempts"])
     assert rows == [{"id": rows[0]["id"], "state": "done", "attempts": 1}]
     log = live_odoo["log"].read_text()
     assert " ERROR " not in log and " CRITICAL " not in log, log[-3000:]
     assert emulator.api_key not in log and WEBHOOK_SECRET not in log
+
+
+def _post(url: str, body: bytes, delivery_id: str) -> tuple[int, str]:
+    headers = {
+        "Content-Type": "application/json", "X-Plane-Delivery": delivery_id,
+        "X-Plane-Event": "issue", "X-Plane-Signature": sign_body(WEBHOOK_SECRET, body),
+    }
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback
+            return response.status, json.loads(response.read())["status"]
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()[:200]
+
+
+def test_concurrent_duplicates_are_stored_once(live_odoo):
+    """Each event is sent three times at once (same delivery id twice, then Plane's retry with a
+    new id and the same bytes) to two HTTP workers: one row per event, processed once."""
+    webhook_id = str(uuid.uuid4())
+    bodies = [json.dumps({
+        "event": "issue", "action": "created", "webhook_id": webhook_id,
+        "workspace_id": str(uuid.uuid4()),
+        "data": {"id": str(uuid.uuid4()), "name": f"burst {i}", "state": {"group": "backlog"}},
+        "activity": {"field": None},
+    }).encode() for i in range(12)]
+    sends = []
+    for body in bodies:
+        first = str(uuid.uuid4())
+        sends += [(body, first), (body, first), (body, str(uuid.uuid4()))]
+    url = f"{live_odoo['url']}/plane/webhook"
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(lambda s: _post(url, *s), sends))
+    assert {code for code, _ in answers} == {200}, answers
+    statuses = [status for _, status in answers]
+    assert statuses.count("accepted") == len(bodies), statuses
+    assert statuses.count("duplicate") == 2 * len(bodies)
+
+    call = live_odoo["call"]
+    fields = ["fingerprint", "state", "attempts"]
+
+    def all_done():
+        rows = call("plane.webhook.delivery", "search_read",
+                    [("webhook_id", "=", webhook_id)], fields)
+        return rows if rows and all(r["state"] == "done" for r in rows) else None
+
+    rows = _wait_until(all_done, 60, "the cron worker to process the burst")
+    assert sorted(r["fingerprint"] for r in rows) == sorted(
+        hashlib.sha256(b).hexdigest() for b in bodies)
+    assert {r["attempts"] for r in rows} == {1}
+    log = live_odoo["log"].read_text()
+    assert " ERROR " not in log and " CRITICAL " not in log, log[-3000:]
