@@ -1181,8 +1181,11 @@ impl CursorPager {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Rust `log` records go to Python's `logging` under `plane_connector.*`. Levels are not
     // cached so `logging.getLogger("plane_connector").setLevel(...)` works at any time.
+    // Other crates (reqwest, hyper, rustls) only at WARNING: their debug lines carry full URLs
+    // and each record costs a GIL round-trip.
     let _ = pyo3_log::Logger::new(m.py(), pyo3_log::Caching::Loggers)?
-        .filter(log::LevelFilter::Debug)
+        .filter(log::LevelFilter::Warn)
+        .filter_target("plane_connector".to_string(), log::LevelFilter::Debug)
         .install();
     m.add_function(wrap_pyfunction!(build_url, m)?)?;
     m.add_function(wrap_pyfunction!(verify_signature, m)?)?;

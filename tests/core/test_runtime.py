@@ -272,3 +272,18 @@ def test_async_client_after_fork(server: LoopbackServer) -> None:
     answer = os.read(read_fd, 300)
     os.close(read_fd)
     assert answer == b"ok"
+
+
+def test_retries_log_warnings_under_plane_connector(
+    server: LoopbackServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    answers = [Reply(503), Reply(json={})]
+    server.handler = lambda s: answers.pop(0)
+    PlaneClient(server.url, api_key=key(), backoff_base=0.01).get("x", params={"q": "secret-ish"})
+    ours = [r for r in caplog.records if r.name.startswith("plane_connector")]
+    assert any(r.levelno == logging.WARNING and "retry 1/3" in r.getMessage() for r in ours)
+    assert any(r.levelno == logging.DEBUG and r.getMessage() == "GET /api/v1/x/" for r in ours)
+    assert all("secret-ish" not in r.getMessage() for r in caplog.records)  # no query values
+    # Other crates log at WARNING and above only (their debug lines carry full URLs).
+    assert not [r for r in caplog.records if r.name.startswith(("reqwest", "hyper", "rustls"))]
