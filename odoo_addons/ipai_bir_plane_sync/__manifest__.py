@@ -12,6 +12,7 @@
         "security/ir.model.access.csv",
         "data/ir_cron.xml",
         "views/bir_filing_views.xml",
+        "views/res_config_settings_views.xml",
     ],
     "installable": True,
     "application": False,

@@ -1,1 +1,1 @@
-from . import bir_filing, plane_connector  # noqa: F401 - registers the models
+from . import bir_filing, plane_connector, res_config_settings  # noqa: F401 - registers the models

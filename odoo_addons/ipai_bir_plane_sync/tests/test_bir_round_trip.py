@@ -147,6 +147,15 @@ class TestBirRoundTrip(PlaneEmulatorCase):
         with self.assertRaises(AccessError):
             self.env["ir.config_parameter"].with_user(user).get_param("plane.api_key_ref")
 
+    def test_project_is_a_setting(self):
+        settings = self.env["res.config.settings"].create({"plane_bir_project_id": "p-123"})
+        settings.execute()
+        self.assertEqual(
+            self.env["ir.config_parameter"].sudo().get_param("plane.bir.project_id"), "p-123"
+        )
+        arch = self.env["res.config.settings"].get_views([(False, "form")])["views"]["form"]["arch"]
+        self.assertIn("plane_bir_project_id", arch)
+
     def test_period_is_validated(self):
         with self.assertRaises(Exception):  # noqa: B017 - ValidationError on 18 and 19
             self._filing(period="October")
