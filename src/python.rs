@@ -364,36 +364,39 @@ fn py_to_json(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
 
 /// `params=` dict to query pairs: None is skipped, bools are `true`/`false`, lists are
 /// comma-joined (Plane's `fields=` and `expand=` take comma lists).
-fn params_to_pairs(params: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(String, String)>> {
+fn params_to_pairs(
+    arg: &str,
+    params: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Vec<(String, String)>> {
     let Some(params) = params.filter(|p| !p.is_none()) else {
         return Ok(Vec::new());
     };
     let dict = params
         .cast::<PyDict>()
-        .map_err(|_| PyTypeError::new_err("params must be a dict"))?;
+        .map_err(|_| PyTypeError::new_err(format!("{arg}= must be a dict")))?;
     let mut out = Vec::new();
     for (k, v) in dict.iter() {
         let key: String = k
             .extract()
-            .map_err(|_| PyTypeError::new_err("params keys must be str"))?;
+            .map_err(|_| PyTypeError::new_err(format!("{arg}= keys must be str")))?;
         if v.is_none() {
             continue;
         }
         let value = if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
             let mut parts = Vec::new();
             for item in v.try_iter()? {
-                parts.push(param_scalar(&key, &item?)?);
+                parts.push(param_scalar(arg, &key, &item?)?);
             }
             parts.join(",")
         } else {
-            param_scalar(&key, &v)?
+            param_scalar(arg, &key, &v)?
         };
         out.push((key, value));
     }
     Ok(out)
 }
 
-fn param_scalar(key: &str, v: &Bound<'_, PyAny>) -> PyResult<String> {
+fn param_scalar(arg: &str, key: &str, v: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(b) = v.cast::<PyBool>() {
         return Ok(if b.is_true() { "true" } else { "false" }.to_string());
     }
@@ -404,14 +407,14 @@ fn param_scalar(key: &str, v: &Bound<'_, PyAny>) -> PyResult<String> {
         return Ok(v.str()?.to_str()?.to_string());
     }
     Err(PyTypeError::new_err(format!(
-        "params[{key:?}] must be str, int, float, bool, None or a list of those"
+        "{arg}[{key:?}] must be str, int, float, bool, None or a list of those"
     )))
 }
 
 fn form_to_pairs(form: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<(String, String)>>> {
     match form.filter(|f| !f.is_none()) {
         None => Ok(None),
-        Some(f) => params_to_pairs(Some(f)).map(Some),
+        Some(f) => params_to_pairs("form", Some(f)).map(Some),
     }
 }
 
@@ -588,7 +591,7 @@ impl Shared {
         json: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Request> {
         let mut req = Request::new(method, path);
-        req.query = params_to_pairs(params)?;
+        req.query = params_to_pairs("params", params)?;
         if let Some(j) = json.filter(|j| !j.is_none()) {
             req.body = Body::Json(py_to_json(j, 0)?);
         }
@@ -635,7 +638,7 @@ impl Shared {
         per_page: u32,
         cursor: Option<String>,
     ) -> PyResult<CursorPager> {
-        let query = params_to_pairs(params)?;
+        let query = params_to_pairs("params", params)?;
         if query.iter().any(|(k, _)| k == "cursor" || k == "per_page") {
             return Err(to_pyerr(
                 py,

@@ -287,3 +287,28 @@ def test_retries_log_warnings_under_plane_connector(
     assert all("secret-ish" not in r.getMessage() for r in caplog.records)  # no query values
     # Other crates log at WARNING and above only (their debug lines carry full URLs).
     assert not [r for r in caplog.records if r.name.startswith(("reqwest", "hyper", "rustls"))]
+
+
+def test_token_provider_may_call_a_sync_client(server: LoopbackServer) -> None:
+    # An OAuth token provider typically refreshes through another client's oauth_request: a
+    # sync call made from inside a running request must not deadlock or panic.
+    def handle(s):  # type: ignore[no-untyped-def]
+        if s.path == "/auth/o/token/":
+            return Reply(json={"access_token": "pln_fresh_0123456789"})
+        return Reply(json={"auth": s.headers.get("authorization")})
+
+    server.handler = handle
+    token_client = PlaneClient(server.url)
+
+    def provider(force: bool) -> str:
+        answer = token_client.oauth_request("POST", "/auth/o/token/", form={"grant_type": "x"})
+        return str(answer["access_token"])
+
+    c = PlaneClient(server.url, token_provider=provider)
+    assert c.me() == {"auth": "Bearer pln_fresh_0123456789"}
+
+    async def main() -> object:
+        a = AsyncPlaneClient(server.url, token_provider=provider)
+        return await asyncio.wait_for(a.me(), 10)
+
+    assert asyncio.run(main()) == {"auth": "Bearer pln_fresh_0123456789"}
