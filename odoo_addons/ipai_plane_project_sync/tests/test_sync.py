@@ -3,6 +3,7 @@
 from unittest.mock import patch
 
 from odoo import Command
+from odoo.exceptions import UserError
 from odoo.tests import tagged
 
 from .common import ProjectSyncCase
@@ -271,3 +272,54 @@ class TestProjectSync(ProjectSyncCase):
         self.assertEqual(task.name, "Filed in Plane")
         self.assertEqual(task.priority, task._plane_priority_keys()[-1])
         self.assertFalse(self.env["plane.sync.job"].search([("task_id", "=", task.id)]))
+
+    def test_description_and_dates_accepted_from_plane_sanitized(self):
+        self.project.write({"plane_mode_description": "plane", "plane_mode_dates": "plane"})
+        task = self.synced_task(date_deadline="2026-12-24 12:00:00")
+        self.assertEqual(self.item(task)["target_date"], "2026-12-24")
+        hostile = '<p>Plan <img src="x" onerror="alert(1)"></p><script>alert(2)</script>'
+        self.emulator.update_work_item(
+            task.plane_work_item_id, start_date="2026-12-01", target_date="2026-12-31",
+            description_html=hostile)
+        self.deliver_webhooks()
+        self.assertEqual(str(task.plane_start_date), "2026-12-01")
+        self.assertEqual(task._plane_deadline_date().isoformat(), "2026-12-31")
+        self.assertIn("Plan", str(task.description))
+        self.assertNotIn("<script", str(task.description))
+        self.assertNotIn("onerror", str(task.description))
+        # Taking Plane's values in is not an Odoo change: nothing goes back.
+        self.assertFalse(self.env["plane.sync.job"].search(
+            [("task_id", "=", task.id), ("state", "=", "pending")]))
+
+    def test_create_the_plane_project_from_odoo(self):
+        project = self.env["project.project"].create({
+            "name": "Marketing Launch", "type_ids": [Command.set(self.stages.ids)]})
+        task = self.env["project.task"].create({"name": "Brief", "project_id": project.id})
+        project.action_plane_create_project()
+        created = self.emulator.store.projects[project.plane_project_id].data
+        self.assertEqual((created["name"], created["identifier"]), ("Marketing Launch", "ML"))
+        self.assertEqual(project.plane_project_identifier, "ML")
+        self.run_jobs()
+        self.assertEqual(self.emulator.work_item(task.plane_work_item_id)["project"],
+                         project.plane_project_id)
+        self.assertEqual(project.plane_backfill_state, "done")
+        self.assertEqual(project.plane_progress, 100.0)
+        link = self.env["plane.project.link"].search(
+            [("plane_project_id", "=", project.plane_project_id)])
+        self.assertTrue(link, "the connector's reconciliation sweep covers the project")
+
+    def test_pick_an_existing_plane_project(self):
+        path = self.connector._plane_workspace_path("projects")
+        other = self.client.post(path, json={"name": "Support Desk", "identifier": "SUP"})
+        project = self.env["project.project"].create({"name": "Support"})
+        action = project.action_plane_pick_project()
+        wizard = self.env["plane.project.pick"].browse(action["res_id"])
+        by_id = {line.plane_id: line for line in wizard.line_ids}
+        self.assertIn(other["id"], by_id)
+        self.assertEqual(by_id[self.emulator.project_id].linked_to, self.project.display_name)
+        wizard.choice_id = by_id[self.emulator.project_id]
+        with self.assertRaises(UserError):
+            wizard.action_link()
+        wizard.choice_id = by_id[other["id"]]
+        wizard.action_link()
+        self.assertEqual(project.plane_project_id, other["id"])
