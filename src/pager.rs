@@ -27,6 +27,8 @@ pub struct PagerState {
     done: bool,
     empty_pages: u32,
     seen: std::collections::HashSet<String>,
+    /// Ids of the previous page, to catch a server that ignores the cursor.
+    previous_ids: Vec<Value>,
     pages: u64,
 }
 
@@ -52,6 +54,7 @@ impl PagerState {
             done: false,
             empty_pages: 0,
             seen: Default::default(),
+            previous_ids: Vec::new(),
             pages: 0,
         })
     }
@@ -173,6 +176,19 @@ impl PagerState {
             }
         } else {
             self.empty_pages = 0;
+            // A server that ignores the cursor (or per_page) serves the same rows again.
+            let ids: Vec<Value> = items
+                .iter()
+                .map(|i| i.get("id").cloned().unwrap_or(Value::Null))
+                .collect();
+            if ids.iter().all(|id| !id.is_null()) && ids == self.previous_ids {
+                return Err(CoreError::Pagination(format!(
+                    "pagination loop: the page after cursor {:?} repeats the previous page's                      {} items; the server is ignoring the cursor",
+                    self.cursor.as_deref().unwrap_or(""),
+                    ids.len()
+                )));
+            }
+            self.previous_ids = ids;
         }
         self.next_cursor = Some(next);
         Ok(Page { items, total })
@@ -240,6 +256,15 @@ mod tests {
         let err = p.on_page(page(&[2], "50:1:0", true)).unwrap_err();
         assert!(matches!(err, CoreError::Pagination(_)), "{err:?}");
         assert!(err.to_string().contains("loop"));
+    }
+
+    #[test]
+    fn loop_guard_on_a_repeated_page() {
+        let mut p = PagerState::new(2, None).unwrap();
+        p.on_page(page(&[1, 2], "2:1:0", true)).unwrap();
+        assert!(p.advance());
+        let err = p.on_page(page(&[1, 2], "2:2:0", true)).unwrap_err();
+        assert!(err.to_string().contains("ignoring the cursor"), "{err}");
     }
 
     #[test]

@@ -148,3 +148,18 @@ def test_errors_mid_walk_keep_the_resume_point(server: LoopbackServer) -> None:
             got.append(item)
     assert len(got) == 200
     assert pager.cursor == "100:2:0"
+
+
+def test_loop_guard_on_a_server_ignoring_the_cursor(server: LoopbackServer) -> None:
+    # New cursors every time, but always the first rows: no progress.
+    first = [{"id": i} for i in range(10)]
+
+    def handle(seen: Seen) -> Reply:
+        n = len(server.requests)
+        return Reply(json={"next_cursor": f"10:{n}:0", "next_page_results": True,
+                           "results": first})  # fmt: skip
+
+    server.handler = handle
+    with pytest.raises(PaginationError, match="ignoring the cursor"):
+        list(client(server).paginate(PATH, per_page=10))
+    assert len(server.requests) == 2
