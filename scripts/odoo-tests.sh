@@ -80,6 +80,10 @@ run_series() {
   [ "$SYNC_ONLY" = 1 ] && return 0
 
   if ! psql -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d postgres -Atc 'SELECT 1' >/dev/null 2>&1; then
+    # A fresh machine has only the superuser: make the login role Odoo needs (idempotent).
+    createuser -h "$DB_HOST" -p "$DB_PORT" -U postgres --createdb "$DB_USER" 2>/dev/null || true
+  fi
+  if ! psql -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d postgres -Atc 'SELECT 1' >/dev/null 2>&1; then
     echo "FAIL: cannot connect to PostgreSQL $DB_HOST:$DB_PORT as '$DB_USER' (Odoo 19 refuses the"
     echo "      'postgres' role): createuser -h $DB_HOST -U postgres --createdb $DB_USER"
     return 1
