@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:
+        # The clients' own warnings (a 429 retried, ...) are counted in the table already.
+        logging.getLogger("plane_connector").setLevel(logging.ERROR)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     names = [n for n in BENCHMARKS if n in names]  # always in the issue's order

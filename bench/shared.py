@@ -32,7 +32,12 @@ def _worker(
     results: Any,
 ) -> None:
     """One Odoo-worker-like process: its own client, the shared budget, one export."""
+    import logging
+
     from plane_connector import PlaneClient
+
+    # Retried 429s are counted by the emulator; the client's warnings would only clutter stderr.
+    logging.getLogger("plane_connector").setLevel(logging.ERROR)
 
     budget: Any
     if budget_kind == "completing":
