@@ -190,12 +190,18 @@ class ProjectTask(models.Model):
             if not diff:
                 self._plane_store(None)
                 return
+            item_path = f"{items}{self.plane_work_item_id}/"
             try:
-                item = connector._plane_request("PATCH", f"{items}{self.plane_work_item_id}/",
-                                                json=diff)
+                item = connector._plane_request("PATCH", item_path, json=diff)
             except NotFoundError:
-                self._plane_mark_deleted_in_plane()
-                return
+                # Plane hides archived work items (a restored task's, for one): unarchive and
+                # try once more; only then is it really gone.
+                try:
+                    connector._plane_request("DELETE", f"{item_path}unarchive/")
+                    item = connector._plane_request("PATCH", item_path, json=diff)
+                except NotFoundError:
+                    self._plane_mark_deleted_in_plane()
+                    return
         else:
             desired = self._plane_desired(project, {})
             body = {k: v for k, v in desired.items() if v not in (None, [], "")}
@@ -321,9 +327,10 @@ class ProjectTask(models.Model):
         project = self.env["project.project"].search(
             [("plane_project_id", "=", ref_id(data.get("project")) or "")], limit=1)
         if not task:
-            task = Task._plane_task_from_external(data, project)
-        if not task:
-            return bool(project) and bool(self._plane_import_item(project, data))
+            # Not linked yet: our own create whose link is not committed, or an item made in
+            # Plane. Both take Plane's item as the baseline (Odoo's values are pushed over it).
+            return bool(project) and (self._plane_import_item(project, data) or bool(
+                Task._plane_task_from_external(data, project)))
         if not task.active or task.plane_sync_state == "archived":
             return True  # Plane edits of an archived task's work item are not taken in
         task._plane_apply_remote(data)
@@ -391,8 +398,12 @@ class ProjectTask(models.Model):
         Task = self.with_context(active_test=False)
         if Task.search_count([("plane_work_item_id", "=", str(item["id"]))]):
             return False
-        project._plane_learn(*learned_names(item))
         task = Task._plane_task_from_external(item, project)
+        ours = item.get("external_source") == EXTERNAL_SOURCE and _EXTERNAL_ID.match(
+            str(item.get("external_id") or ""))
+        if not task and (ours or item.get("archived_at")):
+            return False  # the work item of a deleted task, or archived: nothing to bring back
+        project._plane_learn(*learned_names(item))
         meta = {
             "plane_work_item_id": str(item["id"]),
             "plane_snapshot": json.dumps(plane_values(item)),

@@ -193,6 +193,11 @@ class TestProjectSync(ProjectSyncCase):
             [("kind", "=", "archive"), ("state", "!=", "done")])
         self.assertFalse(left, left.read(["task_id", "state", "attempts", "last_error",
                                           "next_attempt_at", "lease_until", "work_item_id"]))
+        # The cancellations' own webhooks bring neither task back.
+        self.deliver_webhooks()
+        self.assertFalse(self.env["project.task"].with_context(active_test=False).search(
+            [("plane_work_item_id", "=", item_of_gone)]))
+        self.assertFalse(task.active)
 
     def test_our_pushes_do_not_echo_back(self):
         task = self.synced_task()
@@ -323,3 +328,22 @@ class TestProjectSync(ProjectSyncCase):
         wizard.choice_id = by_id[other["id"]]
         wizard.action_link()
         self.assertEqual(project.plane_project_id, other["id"])
+
+    def test_own_create_echo_before_the_link_is_saved_changes_nothing_in_odoo(self):
+        task = self.new_task("Raced")
+        # The worker's create reached Plane (its webhook is on its way) but the link is not
+        # committed yet; meanwhile the user moves the task on.
+        self.client.create_idempotent(
+            self.connector._plane_workspace_path("projects", self.emulator.project_id,
+                                                 "work-items"),
+            {"name": "Raced", "external_id": f"project.task,{task.id}",
+             "external_source": "odoo"})
+        task.write({"stage_id": self.stages[1].id})
+        self.deliver_webhooks()
+        self.assertTrue(task.plane_work_item_id, "linked through its external_id")
+        self.assertEqual(task.stage_id, self.stages[1], "Plane's older stage not taken in")
+        self.run_jobs()
+        self.assertEqual(self.state_group(self.item(task)), "started")
+        items = self.emulator.store.work_items[self.emulator.project_id].values()
+        self.assertEqual(
+            sum(1 for i in items if i.data["external_id"] == f"project.task,{task.id}"), 1)
