@@ -312,3 +312,30 @@ def test_token_provider_may_call_a_sync_client(server: LoopbackServer) -> None:
         return await asyncio.wait_for(a.me(), 10)
 
     assert asyncio.run(main()) == {"auth": "Bearer pln_fresh_0123456789"}
+
+
+def test_nothing_is_started_at_import(server: LoopbackServer) -> None:
+    # Odoo's master imports the wheel and then forks: no runtime thread may exist before use.
+    import subprocess
+    import sys
+
+    probe = (
+        "import os, sys\n"
+        "def threads():\n"
+        "    names = [open(f'/proc/self/task/{t}/comm').read().strip()\n"
+        "             for t in os.listdir('/proc/self/task')]\n"
+        "    return sum(n.startswith('plane-connector') for n in names)\n"
+        "import plane_connector\n"
+        "client = plane_connector.PlaneClient(sys.argv[1], api_key='plane_api_' + '9' * 32)\n"
+        "before = threads()\n"
+        "client.me()\n"
+        "print(before, threads())\n"
+    )
+    server.handler = lambda s: Reply(json={})
+    out = subprocess.run(
+        [sys.executable, "-c", probe, server.url], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    before, after = map(int, out.stdout.split())
+    assert before == 0
+    assert after >= 1
