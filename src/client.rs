@@ -66,6 +66,9 @@ impl Credential {
     }
 }
 
+/// Largest response body read: a full 1000-item page of work items is a few MiB.
+pub const MAX_BODY_BYTES: usize = 64 << 20;
+
 /// Name and value of the authentication header of one attempt.
 type AuthHeader = (&'static str, String);
 
@@ -315,6 +318,10 @@ impl Client {
             let (status, headers, body) = match result {
                 Ok(answer) => answer,
                 Err((err, maybe_sent)) => {
+                    if !matches!(err, CoreError::Transport { .. }) {
+                        // A bad header value or an oversized body: resending changes nothing.
+                        return Err(err);
+                    }
                     self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
                     let idempotent = req.idempotent;
                     if policy.should_retry(
@@ -612,11 +619,32 @@ impl Client {
         })?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp
-            .text()
+        let mut resp = resp;
+        let mut raw: Vec<u8> = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
             .await
-            .map_err(|e| (self.transport_error(&req.method, &path, &e), true))?;
-        Ok((status, headers, body))
+            .map_err(|e| (self.transport_error(&req.method, &path, &e), true))?
+        {
+            if raw.len() + chunk.len() > MAX_BODY_BYTES {
+                // A broken or hostile server must not exhaust an Odoo worker's memory.
+                let err = CoreError::Http {
+                    status,
+                    method: req.method.clone(),
+                    path,
+                    message: format!(
+                        "the response body exceeds {} MiB; not reading it",
+                        MAX_BODY_BYTES >> 20
+                    ),
+                    body: String::new(),
+                    retry_after: None,
+                    existing_id: None,
+                };
+                return Err((err, true));
+            }
+            raw.extend_from_slice(&chunk);
+        }
+        Ok((status, headers, String::from_utf8_lossy(&raw).into_owned()))
     }
 
     fn transport_error(&self, method: &str, path: &str, err: &reqwest::Error) -> CoreError {

@@ -419,3 +419,19 @@ def test_json_roundtrip_types(server: LoopbackServer) -> None:
     doc = {"big": 2**63 + 5, "neg": -(2**62), "f": 0.1, "nested": {"l": [[], {}]}, "u": "é"}
     server.handler = lambda s: Reply(body=json.dumps(doc).encode())
     assert client(server).get("x") == doc
+
+
+def test_oversized_body_is_refused_not_retried(server: LoopbackServer) -> None:
+    row = b'"' + b"x" * 62 + b'",'
+    blob = b"[" + row * ((65 << 20) // len(row)) + b'""]'
+    server.handler = lambda s: Reply(body=blob)
+    with pytest.raises(HTTPError, match="exceeds 64 MiB"):
+        client(server).get("x")
+    assert len(server.requests) == 1
+
+
+def test_credential_with_a_newline_is_a_config_error(server: LoopbackServer) -> None:
+    with pytest.raises(ConfigError, match="not allowed in an HTTP header") as info:
+        client(server, api_key="plane_api_abc\ndef0123456789").get("x")
+    assert "abc" not in str(info.value)
+    assert server.requests == []
