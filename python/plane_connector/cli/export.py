@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from plane_connector import ConfigError, PlaneClient, PlaneError
-
-DEFAULT_BASE_URL = "https://api.plane.so"
+from plane_connector.cli._connection import add_connection_args
 
 _log = logging.getLogger(__name__)
 
@@ -31,17 +30,7 @@ def add_parser(subparsers: Any) -> None:
         description="Walk GET workspaces/<slug>/projects/<id>/work-items/ page by page and write "
         "one JSON object per line. The resume cursor is printed to stderr after each page.",
     )
-    p.add_argument(
-        "--base-url",
-        default=os.environ.get("PLANE_BASE_URL") or DEFAULT_BASE_URL,
-        help=f"Plane base URL (env PLANE_BASE_URL, default {DEFAULT_BASE_URL})",
-    )
-    p.add_argument(
-        "--api-key-ref",
-        default=os.environ.get("PLANE_API_KEY_REF"),
-        help="secret reference of the API key, e.g. env:PLANE_API_KEY (env PLANE_API_KEY_REF); "
-        "never the key itself",
-    )
+    add_connection_args(p)
     p.add_argument("--workspace", required=True, help="workspace slug")
     p.add_argument("--project", required=True, help="project id (UUID)")
     p.add_argument("--per-page", type=int, default=100, help="page size, 1-1000 (default 100)")
