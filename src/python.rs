@@ -677,324 +677,245 @@ struct AsyncPlaneClient {
     shared: Shared,
 }
 
+/// The Python methods both clients share. Each class supplies `run(py, Op)`: the sync client runs
+/// the operation with the GIL released, the async one wraps it in an asyncio awaitable.
 macro_rules! client_class {
-    ($ty:ident, $name:literal, { $($extra:tt)* }) => {
-    #[pymethods]
-    impl $ty {
-        #[new]
-        #[pyo3(signature = (
-            base_url = "https://api.plane.so", *, api_key = None, access_token = None,
-            timeout = 30.0, requests_per_minute = 60, max_retries = 3, rate_window = 60.0,
-            max_wait = 120.0, rate_budget = None, token_provider = None, backoff_base = 0.5
-        ))]
-        #[allow(clippy::too_many_arguments)]
-        fn new(
-            py: Python<'_>,
-            base_url: &str,
-            api_key: Option<String>,
-            access_token: Option<String>,
-            timeout: f64,
-            requests_per_minute: u32,
-            max_retries: u32,
-            rate_window: f64,
-            max_wait: f64,
-            rate_budget: Option<Py<PyAny>>,
-            token_provider: Option<Py<PyAny>>,
-            backoff_base: f64,
-        ) -> PyResult<Self> {
-            let rate_budget = rate_budget.filter(|b| !b.is_none(py));
-            let token_provider = token_provider.filter(|t| !t.is_none(py));
-            if let Some(b) = &rate_budget {
-                if !b.bind(py).hasattr("reserve")? {
-                    return Err(to_pyerr(
-                        py,
-                        CoreError::Config(
-                            "rate_budget must have a reserve(key_id, limit, window) method".into(),
-                        ),
-                        None,
-                    ));
+    ($ty:ident, $name:literal) => {
+        #[pymethods]
+        impl $ty {
+            #[new]
+            #[pyo3(signature = (
+                    base_url = "https://api.plane.so", *, api_key = None, access_token = None,
+                    timeout = 30.0, requests_per_minute = 60, max_retries = 3, rate_window = 60.0,
+                    max_wait = 120.0, rate_budget = None, token_provider = None, backoff_base = 0.5
+                ))]
+            #[allow(clippy::too_many_arguments)]
+            fn new(
+                py: Python<'_>,
+                base_url: &str,
+                api_key: Option<String>,
+                access_token: Option<String>,
+                timeout: f64,
+                requests_per_minute: u32,
+                max_retries: u32,
+                rate_window: f64,
+                max_wait: f64,
+                rate_budget: Option<Py<PyAny>>,
+                token_provider: Option<Py<PyAny>>,
+                backoff_base: f64,
+            ) -> PyResult<Self> {
+                let rate_budget = rate_budget.filter(|b| !b.is_none(py));
+                let token_provider = token_provider.filter(|t| !t.is_none(py));
+                if let Some(b) = &rate_budget {
+                    if !b.bind(py).hasattr("reserve")? {
+                        return Err(to_pyerr(
+                            py,
+                            CoreError::Config(
+                                "rate_budget must have a reserve(key_id, limit, window) method"
+                                    .into(),
+                            ),
+                            None,
+                        ));
+                    }
                 }
-            }
-            if let Some(t) = &token_provider {
-                if !t.bind(py).is_callable() {
-                    return Err(to_pyerr(
-                        py,
-                        CoreError::Config("token_provider must be callable".into()),
-                        None,
-                    ));
+                if let Some(t) = &token_provider {
+                    if !t.bind(py).is_callable() {
+                        return Err(to_pyerr(
+                            py,
+                            CoreError::Config("token_provider must be callable".into()),
+                            None,
+                        ));
+                    }
                 }
+                Shared::new(
+                    base_url,
+                    api_key,
+                    access_token,
+                    timeout,
+                    requests_per_minute,
+                    max_retries,
+                    rate_window,
+                    max_wait,
+                    rate_budget,
+                    token_provider,
+                    backoff_base,
+                )
+                .map(|shared| Self { shared })
+                .map_err(|e| to_pyerr(py, e, None))
             }
-            Shared::new(
-                base_url,
-                api_key,
-                access_token,
-                timeout,
-                requests_per_minute,
-                max_retries,
-                rate_window,
-                max_wait,
-                rate_budget,
-                token_provider,
-                backoff_base,
-            )
-            .map(|shared| Self { shared })
-            .map_err(|e| to_pyerr(py, e, None))
-        }
 
-        fn __repr__(&self) -> String {
-            self.shared.repr($name)
-        }
+            fn __repr__(&self) -> String {
+                self.shared.repr($name)
+            }
 
-        /// The normalised base URL (scheme, host, port, sub-path; no `/api/v1`).
-        #[getter]
-        fn base_url(&self) -> String {
-            self.shared.core.base_url().to_string()
-        }
+            /// The normalised base URL (scheme, host, port, sub-path; no `/api/v1`).
+            #[getter]
+            fn base_url(&self) -> String {
+                self.shared.core.base_url().to_string()
+            }
 
-        /// The latest `X-RateLimit-Remaining` / `X-RateLimit-Reset` seen.
-        #[getter]
-        fn rate_limit(&self) -> RateLimitInfo {
-            self.shared.rate_limit()
-        }
+            /// The latest `X-RateLimit-Remaining` / `X-RateLimit-Reset` seen.
+            #[getter]
+            fn rate_limit(&self) -> RateLimitInfo {
+                self.shared.rate_limit()
+            }
 
-        /// Counters: requests, retries, throttle_waits, throttle_wait_seconds, rate_limited,
-        /// transport_errors.
-        #[getter]
-        fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-            self.shared.stats(py)
-        }
+            /// Counters: requests, retries, throttle_waits, throttle_wait_seconds, rate_limited,
+            /// transport_errors.
+            #[getter]
+            fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+                self.shared.stats(py)
+            }
 
-        /// sha256 hex of the credential: the key of the rate budget (never the key itself).
-        #[getter]
-        fn key_id(&self) -> String {
-            self.shared.core.key_id().to_string()
-        }
+            /// sha256 hex of the credential: the key of the rate budget (never the key itself).
+            #[getter]
+            fn key_id(&self) -> String {
+                self.shared.core.key_id().to_string()
+            }
 
-        /// A lazy iterator over the items of every page, following `next_cursor`.
-        #[pyo3(signature = (path, *, params = None, per_page = 100, cursor = None))]
-        fn paginate(
-            &self,
-            py: Python<'_>,
-            path: &str,
-            params: Option<&Bound<'_, PyAny>>,
-            per_page: u32,
-            cursor: Option<String>,
-        ) -> PyResult<CursorPager> {
-            self.shared.pager(py, path, params, per_page, cursor)
-        }
+            /// A lazy iterator over the items of every page, following `next_cursor`.
+            #[pyo3(signature = (path, *, params = None, per_page = 100, cursor = None))]
+            fn paginate(
+                &self,
+                py: Python<'_>,
+                path: &str,
+                params: Option<&Bound<'_, PyAny>>,
+                per_page: u32,
+                cursor: Option<String>,
+            ) -> PyResult<CursorPager> {
+                self.shared.pager(py, path, params, per_page, cursor)
+            }
 
-        $($extra)*
-    }
+            /// Sends one request; `path` is relative to `/api/v1/`. Decoded JSON, or None for 204.
+            #[pyo3(signature = (method, path, *, params = None, json = None))]
+            fn request<'py>(
+                &self,
+                py: Python<'py>,
+                method: &str,
+                path: &str,
+                params: Option<&Bound<'_, PyAny>>,
+                json: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                self.run(py, Op::Send(Shared::request(method, path, params, json)?))
+            }
+
+            #[pyo3(signature = (path, *, params = None))]
+            fn get<'py>(
+                &self,
+                py: Python<'py>,
+                path: &str,
+                params: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                self.request(py, "GET", path, params, None)
+            }
+
+            #[pyo3(signature = (path, *, json = None, params = None))]
+            fn post<'py>(
+                &self,
+                py: Python<'py>,
+                path: &str,
+                json: Option<&Bound<'_, PyAny>>,
+                params: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                self.request(py, "POST", path, params, json)
+            }
+
+            #[pyo3(signature = (path, *, json = None, params = None))]
+            fn patch<'py>(
+                &self,
+                py: Python<'py>,
+                path: &str,
+                json: Option<&Bound<'_, PyAny>>,
+                params: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                self.request(py, "PATCH", path, params, json)
+            }
+
+            #[pyo3(signature = (path, *, params = None))]
+            fn delete<'py>(
+                &self,
+                py: Python<'py>,
+                path: &str,
+                params: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                self.request(py, "DELETE", path, params, None)
+            }
+
+            /// GET `users/me/`: the user (or bot) the credential belongs to.
+            fn me<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                self.run(py, Op::Send(Request::new("GET", "users/me/")))
+            }
+
+            /// POST carrying external_id + external_source; a 409 returns the existing object.
+            fn create_idempotent<'py>(
+                &self,
+                py: Python<'py>,
+                path: &str,
+                json: &Bound<'_, PyAny>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                self.run(py, Op::Create(path.to_string(), py_to_json(json, 0)?))
+            }
+
+            /// A request to a path under the base URL root (not `/api/v1/`), e.g. `/auth/o/token/`.
+            #[pyo3(signature = (
+                    method, path, *, form = None, json = None, basic_auth = None, bearer = None,
+                    params = None
+                ))]
+            #[allow(clippy::too_many_arguments)]
+            fn oauth_request<'py>(
+                &self,
+                py: Python<'py>,
+                method: &str,
+                path: &str,
+                form: Option<&Bound<'_, PyAny>>,
+                json: Option<&Bound<'_, PyAny>>,
+                basic_auth: Option<(String, String)>,
+                bearer: Option<String>,
+                params: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                let req = Shared::oauth(method, path, form, json, basic_auth, bearer, params)?;
+                self.run(py, Op::Send(req))
+            }
+        }
     };
 }
 
-client_class!(PlaneClient, "PlaneClient", {
-    /// Sends one request; `path` is relative to `/api/v1/`. Decoded JSON, or None for 204.
-    #[pyo3(signature = (method, path, *, params = None, json = None))]
-    fn request(
-        &self,
-        py: Python<'_>,
-        method: &str,
-        path: &str,
-        params: Option<&Bound<'_, PyAny>>,
-        json: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let req = Shared::request(method, path, params, json)?;
-        self.send(py, req)
-    }
-
-    #[pyo3(signature = (path, *, params = None))]
-    fn get(
-        &self,
-        py: Python<'_>,
-        path: &str,
-        params: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        self.send(py, Shared::request("GET", path, params, None)?)
-    }
-
-    #[pyo3(signature = (path, *, json = None, params = None))]
-    fn post(
-        &self,
-        py: Python<'_>,
-        path: &str,
-        json: Option<&Bound<'_, PyAny>>,
-        params: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        self.send(py, Shared::request("POST", path, params, json)?)
-    }
-
-    #[pyo3(signature = (path, *, json = None, params = None))]
-    fn patch(
-        &self,
-        py: Python<'_>,
-        path: &str,
-        json: Option<&Bound<'_, PyAny>>,
-        params: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        self.send(py, Shared::request("PATCH", path, params, json)?)
-    }
-
-    #[pyo3(signature = (path, *, params = None))]
-    fn delete(
-        &self,
-        py: Python<'_>,
-        path: &str,
-        params: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        self.send(py, Shared::request("DELETE", path, params, None)?)
-    }
-
-    /// GET `users/me/`: the user (or bot) the credential belongs to.
-    fn me(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.send(py, Request::new("GET", "users/me/"))
-    }
-
-    /// POST carrying external_id + external_source; a 409 returns the existing object.
-    fn create_idempotent(
-        &self,
-        py: Python<'_>,
-        path: &str,
-        json: &Bound<'_, PyAny>,
-    ) -> PyResult<Py<PyAny>> {
-        let body = py_to_json(json, 0)?;
-        let hooks = self.shared.hooks(py);
-        let core = self.shared.core.clone();
-        let path = path.to_string();
-        let value = run_sync(py, &hooks, async {
-            core.create_idempotent(&hooks, &path, body).await
-        })?;
-        Ok(json_to_py(py, &value)?.unbind())
-    }
-
-    /// A request to a path under the base URL root (not `/api/v1/`), e.g. `/auth/o/token/`.
-    #[pyo3(signature = (method, path, *, form = None, json = None, basic_auth = None, bearer = None, params = None))]
-    #[allow(clippy::too_many_arguments)]
-    fn oauth_request(
-        &self,
-        py: Python<'_>,
-        method: &str,
-        path: &str,
-        form: Option<&Bound<'_, PyAny>>,
-        json: Option<&Bound<'_, PyAny>>,
-        basic_auth: Option<(String, String)>,
-        bearer: Option<String>,
-        params: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let req = Shared::oauth(method, path, form, json, basic_auth, bearer, params)?;
-        self.send(py, req)
-    }
-});
+client_class!(PlaneClient, "PlaneClient");
 
 impl PlaneClient {
-    fn send(&self, py: Python<'_>, req: Request) -> PyResult<Py<PyAny>> {
+    /// Runs `op` to completion with the GIL released.
+    fn run<'py>(&self, py: Python<'py>, op: Op) -> PyResult<Bound<'py, PyAny>> {
         let hooks = self.shared.hooks(py);
         let core = self.shared.core.clone();
-        let value = run_sync(py, &hooks, async { core.send(&hooks, &req).await })?;
-        Ok(JsonOut(value).into_pyobject(py)?.unbind())
+        let value = run_sync(py, &hooks, op.execute(&core, &hooks))?;
+        JsonOut(value).into_pyobject(py)
     }
 }
 
-client_class!(AsyncPlaneClient, "AsyncPlaneClient", {
-    #[pyo3(signature = (method, path, *, params = None, json = None))]
-    fn request<'py>(
-        &self,
-        py: Python<'py>,
-        method: &str,
-        path: &str,
-        params: Option<&Bound<'_, PyAny>>,
-        json: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let req = Shared::request(method, path, params, json)?;
-        self.send(py, req)
-    }
-
-    #[pyo3(signature = (path, *, params = None))]
-    fn get<'py>(
-        &self,
-        py: Python<'py>,
-        path: &str,
-        params: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.send(py, Shared::request("GET", path, params, None)?)
-    }
-
-    #[pyo3(signature = (path, *, json = None, params = None))]
-    fn post<'py>(
-        &self,
-        py: Python<'py>,
-        path: &str,
-        json: Option<&Bound<'_, PyAny>>,
-        params: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.send(py, Shared::request("POST", path, params, json)?)
-    }
-
-    #[pyo3(signature = (path, *, json = None, params = None))]
-    fn patch<'py>(
-        &self,
-        py: Python<'py>,
-        path: &str,
-        json: Option<&Bound<'_, PyAny>>,
-        params: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.send(py, Shared::request("PATCH", path, params, json)?)
-    }
-
-    #[pyo3(signature = (path, *, params = None))]
-    fn delete<'py>(
-        &self,
-        py: Python<'py>,
-        path: &str,
-        params: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.send(py, Shared::request("DELETE", path, params, None)?)
-    }
-
-    fn me<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.send(py, Request::new("GET", "users/me/"))
-    }
-
-    fn create_idempotent<'py>(
-        &self,
-        py: Python<'py>,
-        path: &str,
-        json: &Bound<'_, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let body = py_to_json(json, 0)?;
-        let core = self.shared.core.clone();
-        let path = path.to_string();
-        run_async(py, self.shared.hooks(py), move |hooks| async move {
-            core.create_idempotent(hooks.as_ref(), &path, body)
-                .await
-                .map(Some)
-        })
-    }
-
-    #[pyo3(signature = (method, path, *, form = None, json = None, basic_auth = None, bearer = None, params = None))]
-    #[allow(clippy::too_many_arguments)]
-    fn oauth_request<'py>(
-        &self,
-        py: Python<'py>,
-        method: &str,
-        path: &str,
-        form: Option<&Bound<'_, PyAny>>,
-        json: Option<&Bound<'_, PyAny>>,
-        basic_auth: Option<(String, String)>,
-        bearer: Option<String>,
-        params: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let req = Shared::oauth(method, path, form, json, basic_auth, bearer, params)?;
-        self.send(py, req)
-    }
-});
+client_class!(AsyncPlaneClient, "AsyncPlaneClient");
 
 impl AsyncPlaneClient {
-    fn send<'py>(&self, py: Python<'py>, req: Request) -> PyResult<Bound<'py, PyAny>> {
+    /// Wraps `op` in an asyncio awaitable.
+    fn run<'py>(&self, py: Python<'py>, op: Op) -> PyResult<Bound<'py, PyAny>> {
         let core = self.shared.core.clone();
         run_async(py, self.shared.hooks(py), move |hooks| async move {
-            core.send(hooks.as_ref(), &req).await
+            op.execute(&core, hooks.as_ref()).await
         })
+    }
+}
+
+/// One call of a client method, run by the sync or the async client.
+enum Op {
+    Send(Request),
+    Create(String, Value),
+}
+
+impl Op {
+    async fn execute<H: Hooks>(self, core: &Client, hooks: &H) -> Result<Option<Value>, CoreError> {
+        match self {
+            Op::Send(req) => core.send(hooks, &req).await,
+            Op::Create(path, body) => core.create_idempotent(hooks, &path, body).await.map(Some),
+        }
     }
 }
 
