@@ -148,7 +148,9 @@ class ProjectTask(models.Model):
         )
 
     def _plane_queue_push(self):
-        tasks = self._plane_syncable()
+        # sudo: the sync fields are bookkeeping, not the user's edit; a portal user editing a
+        # shared task may write only the project-sharing fields.
+        tasks = self.sudo()._plane_syncable()
         if not tasks:
             return
         self.env["plane.sync.job"].sudo()._plane_enqueue(tasks)
@@ -156,7 +158,9 @@ class ProjectTask(models.Model):
 
     def _plane_queue_archive(self):
         Job = self.env["plane.sync.job"].sudo()
-        for task in self.filtered(lambda t: t.plane_work_item_id and t.project_id.plane_project_id):
+        for task in self.sudo().filtered(
+            lambda t: t.plane_work_item_id and t.project_id.plane_project_id
+        ):
             Job._plane_enqueue(task, kind="archive", work_item_id=task.plane_work_item_id)
 
     def action_plane_push(self):

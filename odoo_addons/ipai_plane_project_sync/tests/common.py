@@ -117,6 +117,19 @@ class ProjectSyncCase(PlaneEmulatorCase):
         return [r for r in self.emulator.requests
                 if (method is None or r.method == method) and contains in r.path]
 
+    def create_as_if_pushed(self, task, name=None):
+        """Create the task's work item the way a push does, without the push's commit."""
+        return self.client.create_idempotent(
+            self.connector._plane_workspace_path("projects", self.emulator.project_id,
+                                                 "work-items"),
+            {"name": name or task.name, "external_id": f"project.task,{task.id}",
+             "external_source": "odoo"})
+
+    def items_of(self, task):
+        """The emulator's work items carrying this task's external_id."""
+        items = self.emulator.store.work_items[self.emulator.project_id].values()
+        return [i for i in items if i.data["external_id"] == f"project.task,{task.id}"]
+
     def item(self, task):
         return self.emulator.work_item(task.plane_work_item_id)
 

@@ -48,11 +48,7 @@ class TestBackfill(ProjectSyncCase):
             claimed = Job.with_env(self.env(cr=cr))._plane_claim(1)
         victim = Job.browse(claimed)
         self.assertEqual(victim.kind, "push")
-        self.client.create_idempotent(
-            self.connector._plane_workspace_path("projects", self.emulator.project_id,
-                                                 "work-items"),
-            {"name": victim.task_id.name, "external_id": f"project.task,{victim.task_id.id}",
-             "external_source": "odoo"})
+        self.create_as_if_pushed(victim.task_id)
         victim.lease_until = fields.Datetime.now() - dt.timedelta(seconds=1)
         self.env.flush_all()
 

@@ -8,6 +8,8 @@ from odoo.tests import tagged
 
 from .common import ProjectSyncCase
 
+JOB_LOGGER = "odoo.addons.ipai_plane_project_sync.models.plane_sync_job"
+
 
 @tagged("post_install", "-at_install")
 class TestProjectSync(ProjectSyncCase):
@@ -77,18 +79,21 @@ class TestProjectSync(ProjectSyncCase):
         self.assertEqual(len(self.requests("PATCH", "/work-items/")), patches + 1)
         self.assertEqual(self.item(task)["name"], "Spec v9")
 
+    def test_a_project_user_edit_is_queued_and_pushed(self):
+        task = self.synced_task(user_ids=[Command.set(self.jane.ids)])
+        task.with_user(self.jane).write({"name": "Edited by Jane"})
+        self.assertEqual(task.plane_sync_state, "pending")
+        self.run_jobs()
+        self.assertEqual(self.item(task)["name"], "Edited by Jane")
+        self.assertEqual(task.plane_sync_state, "synced")
+
     def test_interrupted_first_sync_resumes_without_duplicate(self):
         task = self.new_task("Half pushed")
         # The first push reached Plane, then the worker died before committing the link.
-        self.client.create_idempotent(
-            self.connector._plane_workspace_path("projects", self.emulator.project_id,
-                                                 "work-items"),
-            {"name": "Half pushed", "external_id": f"project.task,{task.id}",
-             "external_source": "odoo"})
+        self.create_as_if_pushed(task)
         task.write({"name": "Half pushed, renamed"})
         self.run_jobs()
-        matching = [i for i in self.emulator.store.work_items[self.emulator.project_id].values()
-                    if i.data["external_id"] == f"project.task,{task.id}"]
+        matching = self.items_of(task)
         self.assertEqual(len(matching), 1)
         self.assertEqual(task.plane_work_item_id, matching[0].id)
         self.assertEqual(matching[0].data["name"], "Half pushed, renamed")
@@ -146,9 +151,7 @@ class TestProjectSync(ProjectSyncCase):
         self.run_jobs()
         self.assertTrue(parent.plane_work_item_id)
         self.assertEqual(self.item(child)["parent"], parent.plane_work_item_id)
-        items = self.emulator.store.work_items[self.emulator.project_id].values()
-        self.assertEqual(
-            sum(1 for i in items if i.data["external_id"] == f"project.task,{parent.id}"), 1)
+        self.assertEqual(len(self.items_of(parent)), 1)
 
     def test_plane_comment_lands_in_chatter_once(self):
         task = self.synced_task()
@@ -333,17 +336,36 @@ class TestProjectSync(ProjectSyncCase):
         task = self.new_task("Raced")
         # The worker's create reached Plane (its webhook is on its way) but the link is not
         # committed yet; meanwhile the user moves the task on.
-        self.client.create_idempotent(
-            self.connector._plane_workspace_path("projects", self.emulator.project_id,
-                                                 "work-items"),
-            {"name": "Raced", "external_id": f"project.task,{task.id}",
-             "external_source": "odoo"})
+        self.create_as_if_pushed(task)
         task.write({"stage_id": self.stages[1].id})
         self.deliver_webhooks()
         self.assertTrue(task.plane_work_item_id, "linked through its external_id")
         self.assertEqual(task.stage_id, self.stages[1], "Plane's older stage not taken in")
         self.run_jobs()
         self.assertEqual(self.state_group(self.item(task)), "started")
-        items = self.emulator.store.work_items[self.emulator.project_id].values()
-        self.assertEqual(
-            sum(1 for i in items if i.data["external_id"] == f"project.task,{task.id}"), 1)
+        self.assertEqual(len(self.items_of(task)), 1)
+
+    def test_a_job_gives_up_after_max_attempts_and_can_be_retried(self):
+        self.env["ir.config_parameter"].sudo().set_param("plane.project_sync.max_attempts", "2")
+        task = self.synced_task()
+        fault = self.emulator.faults.add(route_regex=r"/work-items/", method="PATCH",
+                                         kind="status", status=400, count=None)
+        task.write({"name": "Never accepted"})
+        job = self.env["plane.sync.job"].search([("task_id", "=", task.id)], limit=1)
+        job.next_attempt_at = job.create_date
+        self.run_jobs()
+        job.next_attempt_at = job.create_date  # the backoff has passed
+        with self.assertLogs(JOB_LOGGER, "ERROR") as logged:
+            self.run_jobs()
+        self.assertIn("gave up after 2 attempts", logged.output[0])
+        self.assertEqual((job.state, job.attempts), ("dead", 2))
+        self.assertIn("400", job.last_error)
+        self.assertEqual(task.plane_sync_state, "error")
+        self.run_jobs()
+        self.assertEqual(job.attempts, 2, "a dead job is not tried again by itself")
+        self.emulator.faults.remove(fault)
+        job.action_retry()
+        self.assertEqual((job.state, job.attempts), ("pending", 0))
+        self.run_jobs()
+        self.assertEqual(job.state, "done")
+        self.assertEqual(self.item(task)["name"], "Never accepted")
