@@ -237,3 +237,5 @@ def test_cli_configuration_error_as_json() -> None:
     assert out.returncode == 2
     data = json.loads(out.stdout)
     assert data["ok"] is False and data["config_error"] is True
+    assert data["endpoint"] == "https://api.plane.so/api/v1/users/me/"
+    assert "no API key reference" in data["error"]

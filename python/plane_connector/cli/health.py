@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import Any
 
 from plane_connector import health
@@ -67,7 +66,16 @@ def _user(result: health.HealthResult) -> str:
 
 def _config_error(args: argparse.Namespace, message: str) -> int:
     if args.json:
-        print(json.dumps({"ok": False, "config_error": True, "error": message, "at": time.time()}))
+        # Same keys as a checked result, so a deploy script parses one shape.
+        result = health.HealthResult(
+            ok=False,
+            status=None,
+            latency_ms=0.0,
+            endpoint=health.display_url(args.base_url),
+            error=message,
+            config_error=True,
+        )
+        print(json.dumps(result.as_dict(), indent=2))
     else:
         print(f"plane-connector health: {message}", file=sys.stderr)
     return 2
