@@ -140,6 +140,9 @@ class ProjectProject(models.Model):
 
     def _plane_link(self, plane_project: dict) -> None:
         self.ensure_one()
+        if self.plane_project_id and self.plane_project_id != plane_project["id"]:
+            # Its tasks point at work items of the other Plane project.
+            raise UserError("Unlink this project from its Plane project first.")
         other = self.with_context(active_test=False).search(
             [("plane_project_id", "=", plane_project["id"]), ("id", "!=", self.id)], limit=1)
         if other:
