@@ -369,3 +369,21 @@ class TestProjectSync(ProjectSyncCase):
         self.run_jobs()
         self.assertEqual(job.state, "done")
         self.assertEqual(self.item(task)["name"], "Never accepted")
+
+    def test_a_change_whose_webhook_was_lost_arrives_through_the_sweep(self):
+        task = self.synced_task()
+        states = self.emulator.store.states[self.emulator.project_id]
+        done = next(s.id for s in states.values() if s.data["group"] == "completed")
+        self.emulator.update_work_item(task.plane_work_item_id, state=done)
+        self.skip_webhooks()  # Plane gave up on the webhook: nothing reaches /plane/webhook
+        requests = len(self.emulator.requests)
+        self.connector._cron_reconcile()
+        self.env.invalidate_all()
+        self.assertEqual(task.stage_id, self.stages[2])
+        self.assertFalse(self.env["plane.sync.job"].search(
+            [("task_id", "=", task.id), ("state", "=", "pending")]), "nothing to push back")
+        # Fed again (the next sweep overlaps), the same change is a no-op.
+        self.connector._cron_reconcile()
+        self.env.invalidate_all()
+        self.assertEqual(task.stage_id, self.stages[2])
+        self.assertGreater(len(self.emulator.requests), requests)
