@@ -125,15 +125,17 @@ impl Hooks for PyHooks {
         window: f64,
     ) -> Option<Result<f64, CoreError>> {
         let budget = self.rate_budget.as_ref()?;
-        Some(Python::attach(|py| {
-            let answer = budget
-                .bind(py)
-                .call_method1("reserve", (key_id, limit, window))
-                .and_then(|v| v.extract::<f64>());
-            match answer {
-                Ok(wait) => Ok(if wait.is_finite() { wait } else { 0.0 }),
-                Err(e) => Err(self.keep(e, "rate_budget.reserve()")),
-            }
+        Some(blocking_hook(|| {
+            Python::attach(|py| {
+                let answer = budget
+                    .bind(py)
+                    .call_method1("reserve", (key_id, limit, window))
+                    .and_then(|v| v.extract::<f64>());
+                match answer {
+                    Ok(wait) => Ok(if wait.is_finite() { wait } else { 0.0 }),
+                    Err(e) => Err(self.keep(e, "rate_budget.reserve()")),
+                }
+            })
         }))
     }
 
@@ -141,19 +143,34 @@ impl Hooks for PyHooks {
         let Some(provider) = self.token_provider.as_ref() else {
             return Err(CoreError::Config("no token_provider configured".into()));
         };
-        Python::attach(|py| {
-            match provider
-                .bind(py)
-                .call1((force_refresh,))
-                .and_then(|v| v.extract::<String>())
-            {
-                Ok(token) if !token.is_empty() => Ok(token),
-                Ok(_) => Err(CoreError::Config(
-                    "token_provider returned an empty token".into(),
-                )),
-                Err(e) => Err(self.keep(e, "token_provider")),
-            }
+        blocking_hook(|| {
+            Python::attach(|py| {
+                match provider
+                    .bind(py)
+                    .call1((force_refresh,))
+                    .and_then(|v| v.extract::<String>())
+                {
+                    Ok(token) if !token.is_empty() => Ok(token),
+                    Ok(_) => Err(CoreError::Config(
+                        "token_provider returned an empty token".into(),
+                    )),
+                    Err(e) => Err(self.keep(e, "token_provider")),
+                }
+            })
         })
+    }
+}
+
+/// Runs a Python hook that may block: a database round trip for the shared budget, or a token
+/// refresh that itself sends an HTTP request through this same runtime. On a runtime worker
+/// thread (the async client) that would starve the runtime's two workers and deadlock when
+/// several requests wait on one refresh, so tokio is told to move its other tasks elsewhere.
+fn blocking_hook<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 

@@ -314,7 +314,7 @@ def test_async_client_reissues_bot_token_once_for_concurrent_requests(
 ) -> None:
     # A bot token: Plane does not revoke the old one when it issues a new one, so requests sent
     # with it while the new one is fetched still succeed. (With a rotating user token, a request
-    # refused in that window waits for the refresh; see the report on the async client's hooks.)
+    # refused in that window waits for the refresh: see the test below.)
     installation = emu.install_oauth_app(app.client_id)
     complete_authorization(app, store, "bot", app_installation_id=installation)
     expiring_copy(store, "bot", seconds=120)  # inside the 300 s margin, still accepted by Plane
@@ -327,6 +327,27 @@ def test_async_client_reissues_bot_token_once_for_concurrent_requests(
 
     pages = asyncio.run(asyncio.wait_for(main(), 60))
     assert len(pages) == 6 and all(p["results"] for p in pages)
+    assert emu.token_requests.get("client_credentials") == 2  # the install, then one re-issue
+
+
+def test_async_client_requests_that_must_wait_for_the_refresh_do_not_deadlock(
+    emu: PlaneEmulator, app: OAuthApp, store: PostgresTokenStore
+) -> None:
+    # 5 s left is inside the provider's hard floor: every caller must wait for the new token.
+    # The refresh itself is an HTTP call through the same runtime, so hooks that blocked the
+    # runtime's worker threads used to leave nobody to drive it (a hang, not an error).
+    installation = emu.install_oauth_app(app.client_id)
+    complete_authorization(app, store, "bot", app_installation_id=installation)
+    expiring_copy(store, "bot", seconds=5)
+    provider = token_provider(app, store, "bot")
+
+    async def main() -> list[Any]:
+        client = AsyncPlaneClient(emu.base_url, token_provider=provider)
+        path = f"workspaces/{emu.workspace_slug}/projects/"
+        return await asyncio.gather(*(client.get(path) for _ in range(8)))
+
+    pages = asyncio.run(asyncio.wait_for(main(), 60))
+    assert len(pages) == 8 and all(p["results"] for p in pages)
     assert emu.token_requests.get("client_credentials") == 2  # the install, then one re-issue
 
 
