@@ -466,11 +466,10 @@ fn verify_signature(
     let Some(sig) = signature else {
         return Ok(false);
     };
-    // Large bodies: hash without holding the GIL.
+    // Large bodies: hash without holding the GIL. No copy is needed: `bytes` is immutable and
+    // the caller's reference keeps it alive for the whole call.
     if body.len() > 64 * 1024 {
-        let body = body.to_vec();
-        let sig = sig.to_owned();
-        return Ok(py.detach(move || crate::signature::verify(&key, &body, &sig)));
+        return Ok(py.detach(|| crate::signature::verify(&key, body, sig)));
     }
     Ok(crate::signature::verify(&key, body, sig))
 }
