@@ -337,7 +337,11 @@ impl Client {
                 }
             };
             if throttled {
-                self.observe_rate_headers(&headers, now);
+                // With a shared budget, `Remaining: 0` is the budget working as planned (it counts
+                // every process and already scheduled the next slot); blocking on it as if an
+                // unknown process used the key would stall every worker for a whole window.
+                let budgeted = throttled && reservation.is_none();
+                self.observe_rate_headers(&headers, now, !budgeted);
             }
             if status == 429 {
                 self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
@@ -520,7 +524,12 @@ impl Client {
         f(&mut guard)
     }
 
-    fn observe_rate_headers(&self, headers: &reqwest::header::HeaderMap, now: f64) {
+    fn observe_rate_headers(
+        &self,
+        headers: &reqwest::header::HeaderMap,
+        now: f64,
+        block_on_empty: bool,
+    ) {
         let remaining = parse_int_header(header(headers, "x-ratelimit-remaining"));
         let reset = parse_int_header(header(headers, "x-ratelimit-reset")).map(|v| v as f64);
         if remaining.is_none() && reset.is_none() {
@@ -535,7 +544,7 @@ impl Client {
                 rate.reset_at = reset;
             }
         }
-        if let Some(r) = remaining {
+        if let (Some(r), true) = (remaining, block_on_empty) {
             let (limit, window, max_wait) = (
                 self.config.requests_per_minute,
                 self.config.rate_window,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -93,3 +94,37 @@ def test_two_clients_on_one_key_in_one_process_share_the_limit(
         a.me()
         b.me()
     assert a.stats["rate_limited"] == b.stats["rate_limited"] == 0
+
+
+class RecordingBudget:
+    """A LocalRateBudget that remembers every wait it granted."""
+
+    def __init__(self) -> None:
+        from plane_connector.ratebudget import LocalRateBudget
+
+        self.inner = LocalRateBudget()
+        self.granted: list[float] = []
+
+    def reserve(self, key_id: str, limit: int, window: float) -> float:
+        wait = self.inner.reserve(key_id, limit, window)
+        self.granted.append(wait)
+        return wait
+
+
+def test_with_a_shared_budget_remaining_zero_adds_no_wait_of_its_own(
+    emu: testing.PlaneEmulator,
+) -> None:
+    # The budget counts every process, so the server's `Remaining: 0` at the end of each window is
+    # the budget working as planned; the client must wait what the budget says and no more (it
+    # used to block a whole extra window every time the server reached 0).
+    budget = RecordingBudget()
+    c = PlaneClient(emu.base_url, api_key=emu.api_key, requests_per_minute=20, rate_window=0.6,
+                    rate_budget=budget)  # fmt: skip
+    for _ in range(70):  # 3.5 windows of the server's 20 per 0.6 s
+        c.me()
+        time.sleep(0.02)  # spread out, as workers' requests are: Remaining hits 0 late
+    assert c.stats["rate_limited"] == 0
+    assert len(budget.granted) == 70
+    assert c.rate_limit.remaining is not None
+    # Every wait the client made is one the budget granted (sleep overshoot aside).
+    assert c.stats["throttle_wait_seconds"] <= sum(budget.granted) + 0.01 * 70
