@@ -26,6 +26,13 @@ from plane_connector.dedupe import Connect, check_table_name, describe_error, ps
 _log = logging.getLogger(__name__)
 
 DEFAULT_TABLE = "plane_rate_budget"
+DEFAULT_MARGIN_FRACTION = 0.01
+DEFAULT_MARGIN_SECONDS = 0.05
+
+
+def slot_margin(window: float, fraction: float, seconds: float) -> float:
+    """Extra spacing between a slot and the one it replaces a window later (see module doc)."""
+    return float(window) * fraction + seconds
 
 
 @runtime_checkable
@@ -61,8 +68,15 @@ def _check(key_id: str, limit: int, window: float) -> None:
 class LocalRateBudget:
     """In-process budget (threads of one process): the same schedule as the PostgreSQL one."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        margin_fraction: float = DEFAULT_MARGIN_FRACTION,
+        margin_seconds: float = DEFAULT_MARGIN_SECONDS,
+    ) -> None:
         self._clock = clock
+        self._margin = (margin_fraction, margin_seconds)
         self._lock = threading.Lock()
         self._slots: dict[str, collections.deque[float]] = {}
 
@@ -72,7 +86,8 @@ class LocalRateBudget:
         with self._lock:
             now = self._clock()
             slots = self._slots.setdefault(key_id, collections.deque())
-            slot = now if len(slots) < limit else max(now, slots[-limit] + window)
+            margin = slot_margin(window, *self._margin)
+            slot = now if len(slots) < limit else max(now, slots[-limit] + window + margin)
             slots.append(slot)
             # Only the last `limit` slots can ever matter for the next grant.
             while len(slots) > limit:
@@ -95,11 +110,18 @@ class PostgresRateBudget:
     """
 
     def __init__(
-        self, connect: Connect, *, table: str = DEFAULT_TABLE, fail_open: bool = False
+        self,
+        connect: Connect,
+        *,
+        table: str = DEFAULT_TABLE,
+        fail_open: bool = False,
+        margin_fraction: float = DEFAULT_MARGIN_FRACTION,
+        margin_seconds: float = DEFAULT_MARGIN_SECONDS,
     ) -> None:
         self._connect = connect
         self.table = check_table_name(table)
         self.fail_open = fail_open
+        self._margin = (margin_fraction, margin_seconds)
         self._ready = False
 
     @classmethod
@@ -110,11 +132,13 @@ class PostgresRateBudget:
         table: str = DEFAULT_TABLE,
         fail_open: bool = False,
         connect_timeout: float = 5.0,
+        **margins: float,
     ) -> PostgresRateBudget:
         return cls(
             psycopg2_connect(dsn, connect_timeout=connect_timeout),
             table=table,
             fail_open=fail_open,
+            **margins,
         )
 
     def __repr__(self) -> str:
@@ -156,7 +180,8 @@ class PostgresRateBudget:
                 (key_id, int(limit) - 1),
             )
             row = cur.fetchone()
-            slot = now if row is None else max(now, float(row[0]) + float(window))
+            margin = slot_margin(window, *self._margin)
+            slot = now if row is None else max(now, float(row[0]) + float(window) + margin)
             cur.execute(f"INSERT INTO {t} (key_id, slot_at) VALUES (%s, %s)", (key_id, slot))
             # Slots older than one window can no longer be the limit-th most recent one that
             # matters: the grant would be `now` anyway.

@@ -41,7 +41,7 @@ class FakeClock:
 
 def test_local_budget_schedule() -> None:
     clock = FakeClock()
-    budget = LocalRateBudget(clock=clock)
+    budget = LocalRateBudget(clock=clock, margin_fraction=0.0, margin_seconds=0.0)
     waits = [budget.reserve("k", 3, 10.0) for _ in range(7)]
     assert waits == [0, 0, 0, 10, 10, 10, 20]
     clock.now += 15  # time passes: two of the last three slots are still in the window
@@ -55,7 +55,15 @@ def test_local_budget_threads() -> None:
     with ThreadPoolExecutor(8) as pool:
         slots = list(pool.map(lambda _: budget.reserve_slot("k", 5, 60.0).slot_at, range(40)))
     assert_within_limit(slots, 5, 60.0)
-    assert max(slots) - min(slots) == pytest.approx(7 * 60.0, abs=1.0)  # tight, not wasteful
+    # Tight, not wasteful: 7 windows plus the default margin (1% + 50 ms) each.
+    assert max(slots) - min(slots) == pytest.approx(7 * 60.65, abs=1.0)
+
+
+def test_margin_spaces_a_slot_from_the_one_it_replaces() -> None:
+    # Plane counts arrivals, which lag their slots by a varying amount; the margin absorbs it.
+    clock = FakeClock()
+    budget = LocalRateBudget(clock=clock, margin_fraction=0.02, margin_seconds=0.1)
+    assert [budget.reserve("k", 2, 10.0) for _ in range(3)] == pytest.approx([0, 0, 10.3])
 
 
 @pytest.mark.parametrize("bad", [("", 5, 1.0), ("k", 0, 1.0), ("k", 5, 0.0), ("k", 5, -1.0)])
