@@ -84,9 +84,10 @@ class PlaneWebhookController(http.Controller):
         if answer.get("status") == "accepted":
             try:
                 with registry.cursor() as cr:
-                    api.Environment(cr, SUPERUSER_ID, {})[
-                        "plane.webhook.delivery"
-                    ]._plane_trigger_processing()
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    env["plane.webhook.delivery"]._plane_trigger_processing()
+                    # Test cursors do not flush the ORM on exit the way a real commit does.
+                    env.flush_all()
             except Exception as exc:  # noqa: BLE001 - stored already; the cron's timer runs it
                 _log.warning("Plane delivery stored, but the cron could not be woken: %s", exc)
         return _answer(status, answer)
