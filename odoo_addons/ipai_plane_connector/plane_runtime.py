@@ -21,6 +21,10 @@ PARAM_WORKSPACE = "plane.workspace_slug"
 PARAM_API_KEY_REF = "plane.api_key_ref"
 PARAM_WEBHOOK_SECRET_REF = "plane.webhook_secret_ref"  # noqa: S105 - a parameter name
 # OAuth "Plane Apps" (Plane Cloud and commercial editions only; CE knows only API keys).
+# Plane's per-key budget: 60/min by default, 300/min for a service token; the window is a
+# parameter so that tests can run a time-scaled emulator through the real configuration path.
+PARAM_REQUESTS_PER_MINUTE = "plane.requests_per_minute"
+PARAM_RATE_WINDOW = "plane.rate_window"
 PARAM_AUTH_MODE = "plane.auth_mode"  # "api_key" (default) or "oauth"
 PARAM_OAUTH_CLIENT_ID = "plane.oauth_client_id"
 PARAM_OAUTH_SECRET_REF = "plane.oauth_client_secret_ref"  # noqa: S105 - a parameter name

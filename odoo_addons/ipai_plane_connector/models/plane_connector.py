@@ -87,7 +87,24 @@ class PlaneConnector(models.AbstractModel):
             "oauth_client_id": (params.get_param(rt.PARAM_OAUTH_CLIENT_ID) or "").strip(),
             "oauth_client_secret_ref": (params.get_param(rt.PARAM_OAUTH_SECRET_REF) or "").strip(),
             "oauth_token_key_ref": (params.get_param(rt.PARAM_OAUTH_KEY_REF) or "").strip(),
+            "requests_per_minute": (params.get_param(rt.PARAM_REQUESTS_PER_MINUTE) or "").strip(),
+            "rate_window": (params.get_param(rt.PARAM_RATE_WINDOW) or "").strip(),
         }
+
+    @api.model
+    def _plane_rate_settings(self, config) -> tuple[int, float]:
+        """Requests per window and the window length (s) from the settings, or Plane's 60/60."""
+        try:
+            rpm = int(config["requests_per_minute"] or 60)
+            window = float(config["rate_window"] or 60.0)
+        except ValueError:
+            raise UserError(
+                "plane.requests_per_minute must be a whole number and plane.rate_window a "
+                "number of seconds."
+            ) from None
+        if rpm < 1 or not window > 0:
+            raise UserError("plane.requests_per_minute and plane.rate_window must be positive.")
+        return rpm, window
 
     @api.model
     def _plane_client(self):
@@ -95,6 +112,8 @@ class PlaneConnector(models.AbstractModel):
         self._plane_require_wheel()
         config = self._plane_config()
         registry = self.env.registry
+        rpm, window = self._plane_rate_settings(config)
+        rate = {"requests_per_minute": rpm, "rate_window": window}
         if config["auth_mode"] == "oauth":
 
             def build():
@@ -106,10 +125,12 @@ class PlaneConnector(models.AbstractModel):
                 provider = oauth.token_provider(app, store, rt.OAUTH_TOKEN_NAME)
                 return plane_connector.PlaneClient(
                     config["base_url"], token_provider=provider,
-                    rate_budget=self._plane_rate_budget(registry),
+                    rate_budget=self._plane_rate_budget(registry), **rate,
                 )
 
-            cache_ref = f"oauth:{config['oauth_client_id']}:{config['oauth_token_key_ref']}"
+            cache_ref = (
+                f"oauth:{config['oauth_client_id']}:{config['oauth_token_key_ref']}|{rpm}/{window}"
+            )
             return rt.get_client(self.env.cr.dbname, config["base_url"], cache_ref, build)
         ref = config["api_key_ref"]
         if not ref:
@@ -124,10 +145,12 @@ class PlaneConnector(models.AbstractModel):
             except plane_secrets.SecretError as exc:
                 raise UserError(f"Plane API key reference cannot be resolved: {exc}") from None
             return plane_connector.PlaneClient(
-                config["base_url"], api_key=api_key, rate_budget=self._plane_rate_budget(registry)
+                config["base_url"], api_key=api_key,
+                rate_budget=self._plane_rate_budget(registry), **rate,
             )
 
-        return rt.get_client(self.env.cr.dbname, config["base_url"], ref, build)
+        # The rate is in the cache key so that changing it takes effect without a restart.
+        return rt.get_client(self.env.cr.dbname, config["base_url"], f"{ref}|{rpm}/{window}", build)
 
     # -- OAuth (Plane Apps)
 

@@ -29,6 +29,20 @@ class TestConnector(PlaneEmulatorCase):
         )
         self.assertIsNot(self.connector._plane_client(), client, "new config, new client")
 
+    def test_rate_settings_build_the_client(self):
+        params = self.env["ir.config_parameter"].sudo()
+        default = self.connector._plane_client()
+        params.set_param(rt.PARAM_REQUESTS_PER_MINUTE, "300")  # a Plane service token's budget
+        params.set_param(rt.PARAM_RATE_WINDOW, "60")
+        service = self.connector._plane_client()
+        self.assertIsNot(service, default, "a new rate makes a new client")
+        self.assertEqual(service.rate_limit.limit, 300)
+        for rpm, window in (("many", "60"), ("0", "60"), ("60", "-1")):
+            params.set_param(rt.PARAM_REQUESTS_PER_MINUTE, rpm)
+            params.set_param(rt.PARAM_RATE_WINDOW, window)
+            with self.assertRaises(UserError):
+                self.connector._plane_client()
+
     def test_rate_budget_is_shared_in_postgres(self):
         self.connector._plane_request("GET", "users/me/")
         key_id = hashlib.sha256(self.emulator.api_key.encode()).hexdigest()

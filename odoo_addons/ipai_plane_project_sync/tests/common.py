@@ -57,28 +57,17 @@ class ProjectSyncCase(PlaneEmulatorCase):
 
     @classmethod
     def _install_client(cls):
-        """The connector's client for this emulator, with the emulator's rate and time scale.
+        """Point the connector's rate settings at this emulator's rate and time scale.
 
-        The connector builds 60-per-minute clients; a test emulator may be faster or slower,
-        so the client cache is primed with one that matches it (same key, shared budget).
+        The real configuration path builds the client (`plane.requests_per_minute`,
+        `plane.rate_window`), with the shared PostgreSQL budget as in production.
         """
-        from plane_connector import PlaneClient
-
         rt.forget_clients()
-        connector = cls.env["plane.connector"]
-        config = connector._plane_config()
-        registry = cls.env.registry
-
-        def build():
-            return PlaneClient(
-                config["base_url"], api_key=os.environ[API_KEY_ENV],
-                requests_per_minute=cls.client_rate_limit or cls.emulator_rate_limit,
-                rate_window=60.0 * cls.time_scale,
-                rate_budget=connector._plane_rate_budget(registry),
-            )
-
-        cls.client = rt.get_client(cls.env.cr.dbname, config["base_url"],
-                                   config["api_key_ref"], build)
+        params = cls.env["ir.config_parameter"].sudo()
+        params.set_param(rt.PARAM_REQUESTS_PER_MINUTE,
+                         str(cls.client_rate_limit or cls.emulator_rate_limit))
+        params.set_param(rt.PARAM_RATE_WINDOW, str(60.0 * cls.time_scale))
+        cls.client = cls.env["plane.connector"]._plane_client()
 
     # -- helpers
 
