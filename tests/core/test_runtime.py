@@ -239,8 +239,13 @@ def test_many_threads_share_one_window(server: LoopbackServer) -> None:
     assert not errors
     times = sorted(r.at for r in server.requests)
     assert len(times) == 20
+    # Arrival times, stamped by a Python server thread: under CPU load an early request's stamp
+    # can lag by tens of milliseconds while a later one's does not, which no client can prevent.
+    # The tolerance covers that jitter; a client that ignored the shared window would put 20
+    # arrivals in one window, far beyond it.
+    jitter = 0.05
     for i, t in enumerate(times):
-        assert sum(1 for u in times[i:] if u - t < 0.4) <= 6
+        assert sum(1 for u in times[i:] if u - t < 0.4 - jitter) <= 6
 
 
 def test_async_client_after_fork(server: LoopbackServer) -> None:
