@@ -180,7 +180,7 @@ def test_unparseable_stored_payload_is_a_failure_not_a_crash(pg_store, pg_dsn) -
 
 def test_last_error_is_redacted_and_truncated() -> None:
     err = RuntimeError(
-        "POST failed for X-API-Key plane_api_0123456789abcdef0123456789abcdef with "
+        "POST failed for X-API-Key plane_api_" + "0123456789abcdef" * 2 + " with "
         "Authorization: Bearer pln_abcdefghijklmnop, dsn postgresql://odoo:hunter2@db/odoo "
         "password=swordfish " + "x" * 5000
     )
