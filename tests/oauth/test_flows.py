@@ -309,6 +309,17 @@ def test_no_secret_in_logs_reprs_or_errors(
         assert value and value not in text
 
 
+def concurrent_async_gets(emu: PlaneEmulator, provider: Any, n: int) -> list[Any]:
+    """``n`` concurrent GETs of the project list through one AsyncPlaneClient (60 s cap)."""
+
+    async def main() -> list[Any]:
+        client = AsyncPlaneClient(emu.base_url, token_provider=provider)
+        path = f"workspaces/{emu.workspace_slug}/projects/"
+        return await asyncio.gather(*(client.get(path) for _ in range(n)))
+
+    return asyncio.run(asyncio.wait_for(main(), 60))
+
+
 def test_async_client_reissues_bot_token_once_for_concurrent_requests(
     emu: PlaneEmulator, app: OAuthApp, store: PostgresTokenStore
 ) -> None:
@@ -319,13 +330,7 @@ def test_async_client_reissues_bot_token_once_for_concurrent_requests(
     complete_authorization(app, store, "bot", app_installation_id=installation)
     expiring_copy(store, "bot", seconds=120)  # inside the 300 s margin, still accepted by Plane
     provider = token_provider(app, store, "bot", margin=300)
-
-    async def main() -> list[Any]:
-        client = AsyncPlaneClient(emu.base_url, token_provider=provider)
-        path = f"workspaces/{emu.workspace_slug}/projects/"
-        return await asyncio.gather(*(client.get(path) for _ in range(6)))
-
-    pages = asyncio.run(asyncio.wait_for(main(), 60))
+    pages = concurrent_async_gets(emu, provider, 6)
     assert len(pages) == 6 and all(p["results"] for p in pages)
     assert emu.token_requests.get("client_credentials") == 2  # the install, then one re-issue
 
@@ -340,13 +345,7 @@ def test_async_client_requests_that_must_wait_for_the_refresh_do_not_deadlock(
     complete_authorization(app, store, "bot", app_installation_id=installation)
     expiring_copy(store, "bot", seconds=5)
     provider = token_provider(app, store, "bot")
-
-    async def main() -> list[Any]:
-        client = AsyncPlaneClient(emu.base_url, token_provider=provider)
-        path = f"workspaces/{emu.workspace_slug}/projects/"
-        return await asyncio.gather(*(client.get(path) for _ in range(8)))
-
-    pages = asyncio.run(asyncio.wait_for(main(), 60))
+    pages = concurrent_async_gets(emu, provider, 8)
     assert len(pages) == 8 and all(p["results"] for p in pages)
     assert emu.token_requests.get("client_credentials") == 2  # the install, then one re-issue
 
