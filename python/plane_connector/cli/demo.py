@@ -189,7 +189,7 @@ def _health_and_export(
     bar.done()
     report.export_seconds = time.monotonic() - started
     report.unique_ids = len(seen)
-    report.pages = -(-report.items_exported // per_page) if report.items_exported else 0
+    report.pages = pager.pages
     report.client = dict(client.stats)
 
 
@@ -273,7 +273,7 @@ def _print_report(report: Report, *, as_json: bool, out: TextIO) -> None:
         f"  health check          {report.health}",
         f"  items exported        {report.items_exported} ({report.unique_ids} unique ids"
         + (f", expected {report.items_expected})" if report.items_expected is not None else ")"),
-        f"  export time           {report.export_seconds:.1f} s over ~{report.pages} pages",
+        f"  export time           {report.export_seconds:.1f} s over {report.pages} pages",
         f"  requests sent         {c.get('requests', 0)}",
         f"  throttle waits        {c.get('throttle_waits', 0)} "
         f"({c.get('throttle_wait_seconds', 0.0):.1f} s waited before sending)",
