@@ -104,7 +104,7 @@ def test_plane_formats_are_found_in_untracked_files(
 ) -> None:
     value = {
         "Plane webhook secret": webhook_secret(),
-        "Plane OAuth token": "pln_" + secrets.token_urlsafe(32),
+        "Plane OAuth token": "pln_" + secrets.token_urlsafe(32) + "7k",  # a digit, as real ones
         "Plane API key": api_key(),
     }[kind]
     repo.write(rel, make_text(value))
@@ -172,7 +172,9 @@ def test_binary_key_store(repo: GitRepo, run_guard: Run) -> None:
     ],
 )
 def test_generic_secrets(repo: GitRepo, run_guard: Run, rel: str, line: str) -> None:
-    value = secrets.token_urlsafe(24).replace("-", "x").replace("_", "y")
+    # A digit and a letter are appended: about 1 draw in 250 of 32 base64url characters has no
+    # digit, and a value without one reads as a word, not a secret (as it should).
+    value = secrets.token_urlsafe(24).replace("-", "4").replace("_", "q") + "7k"
     repo.write(rel, "# config\n" + line.format(v=value) + "\n")
     code, out = run_guard(repo)
     assert code == 1, out
