@@ -12,7 +12,7 @@
 //! leaves the server's window. Times are plain seconds from an injectable clock, so the arithmetic
 //! is tested without sleeping.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -20,7 +20,9 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub struct SlidingWindow {
     /// The requests of the last window, oldest `done` first; only the last `limit` matter.
-    log: Vec<Slot>,
+    /// Kept sorted by insertion rather than re-sorted: with a lifted limit it holds every request
+    /// of the window (thousands), and each call must stay O(log n) plus a short shift at the end.
+    log: VecDeque<Slot>,
     /// Nothing is sent before this time (server said the budget is gone, or a 429).
     blocked_until: f64,
 }
@@ -42,7 +44,7 @@ impl Default for SlidingWindow {
 impl SlidingWindow {
     pub fn new() -> Self {
         SlidingWindow {
-            log: Vec::new(),
+            log: VecDeque::new(),
             blocked_until: f64::NEG_INFINITY,
         }
     }
@@ -55,8 +57,7 @@ impl SlidingWindow {
         if self.log.len() >= limit {
             at = at.max(self.log[self.log.len() - limit].done + window + clock_margin(window));
         }
-        self.log.push(Slot { sent: at, done: at });
-        self.sort();
+        self.insert_sorted(Slot { sent: at, done: at });
         if self.log.len() > limit {
             let excess = self.log.len() - limit;
             self.log.drain(..excess);
@@ -67,14 +68,20 @@ impl SlidingWindow {
     /// The request reserved at `reserved_at` got its answer at `now`: the server counted it at
     /// some moment in between, so the later bound is the safe one to age it from.
     pub fn completed(&mut self, reserved_at: f64, now: f64) {
-        if let Some(slot) = self
-            .log
-            .iter_mut()
-            .find(|s| s.sent == reserved_at && s.done == reserved_at)
-        {
-            slot.done = now.max(reserved_at);
+        let first = self.log.partition_point(|s| s.done < reserved_at);
+        let found = (first..self.log.len())
+            .take_while(|&i| self.log[i].done == reserved_at)
+            .find(|&i| self.log[i].sent == reserved_at);
+        let done = now.max(reserved_at);
+        if let Some(i) = found.filter(|_| done > reserved_at) {
+            if let Some(mut slot) = self.log.remove(i) {
+                slot.done = done;
+                // Before the slots that already had this `done`: they were all behind it (their
+                // `done` was >= its old one), and a stable sort keeps that order.
+                let at = self.log.partition_point(|s| s.done < done);
+                self.log.insert(at, slot);
+            }
         }
-        self.sort();
     }
 
     /// `X-RateLimit-Remaining` from an allowed answer received at `now`.
@@ -136,15 +143,14 @@ impl SlidingWindow {
 
     fn forget_before(&mut self, cutoff: f64) {
         // Strictly older than the window: DRF drops entries at or before `now - window`.
-        self.log.retain(|s| s.done > cutoff);
+        let stale = self.log.partition_point(|s| s.done <= cutoff);
+        self.log.drain(..stale);
     }
 
-    fn sort(&mut self) {
-        self.log.sort_by(|a, b| {
-            a.done
-                .partial_cmp(&b.done)
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
+    /// A new slot goes after every slot with the same or an earlier `done`, as push + stable sort.
+    fn insert_sorted(&mut self, slot: Slot) {
+        let at = self.log.partition_point(|s| s.done <= slot.done);
+        self.log.insert(at, slot);
     }
 
     pub fn reserved(&self) -> usize {
@@ -174,6 +180,9 @@ pub struct LimiterRegistry {
 impl LimiterRegistry {
     pub fn get(&self, key_id: &str) -> Arc<Mutex<SlidingWindow>> {
         let mut map = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = map.get(key_id) {
+            return found.clone();
+        }
         map.entry(key_id.to_string())
             .or_insert_with(|| Arc::new(Mutex::new(SlidingWindow::new())))
             .clone()
@@ -303,5 +312,77 @@ mod tests {
             60.0 + clock_margin(60.0)
         );
         assert_eq!(c.lock().unwrap().reserve(0.0, 1, 60.0), 0.0);
+    }
+
+    /// The log as it was kept before it was made incremental: push, then a full stable sort,
+    /// and a linear search. The incremental log must reserve the same times.
+    #[derive(Default)]
+    struct Reference {
+        log: Vec<Slot>,
+    }
+
+    impl Reference {
+        fn sort(&mut self) {
+            self.log
+                .sort_by(|a, b| a.done.partial_cmp(&b.done).unwrap());
+        }
+
+        fn reserve(&mut self, now: f64, limit: usize, window: f64) -> f64 {
+            self.log.retain(|s| s.done > now - window);
+            let mut at = now;
+            if self.log.len() >= limit {
+                at = at.max(self.log[self.log.len() - limit].done + window + clock_margin(window));
+            }
+            self.log.push(Slot { sent: at, done: at });
+            self.sort();
+            if self.log.len() > limit {
+                let excess = self.log.len() - limit;
+                self.log.drain(..excess);
+            }
+            at
+        }
+
+        fn completed(&mut self, reserved_at: f64, now: f64) {
+            if let Some(slot) = self
+                .log
+                .iter_mut()
+                .find(|s| s.sent == reserved_at && s.done == reserved_at)
+            {
+                slot.done = now.max(reserved_at);
+            }
+            self.sort();
+        }
+    }
+
+    #[test]
+    fn incremental_log_matches_a_full_sort() {
+        // Requests complete out of order and with equal times, on coarse clock steps so ties
+        // happen; a small LCG keeps the sequence reproducible.
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        for limit in [1usize, 3, 60, 1000] {
+            let (mut ours, mut reference) = (SlidingWindow::new(), Reference::default());
+            let mut open: Vec<f64> = Vec::new();
+            let mut now = 0.0;
+            for _ in 0..5000 {
+                now += next(4) as f64 * 0.25;
+                if open.is_empty() || next(3) > 0 {
+                    let a = ours.reserve(now, limit as u32, 10.0);
+                    assert_eq!(a, reference.reserve(now, limit, 10.0));
+                    open.push(a);
+                } else {
+                    let at = open.swap_remove(next(open.len() as u64) as usize);
+                    let done = at.max(now) + next(3) as f64 * 0.5;
+                    ours.completed(at, done);
+                    reference.completed(at, done);
+                }
+                assert_eq!(ours.log.iter().copied().collect::<Vec<_>>(), reference.log);
+            }
+        }
     }
 }
