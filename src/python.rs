@@ -1,10 +1,11 @@
 //! The only module that knows about Python: argument adaptation, the GIL, asyncio, exceptions.
 //!
 //! Sync calls run the core's futures with `block_on` inside `py.detach` (the GIL is released while
-//! the call waits on the network or the throttle) and check for signals every 100 ms so Ctrl-C and
-//! worker shutdown interrupt a wait. Async calls run the same futures on the same per-process
-//! runtime (see runtime.rs), bridged to asyncio by pyo3-async-runtimes' generic API, so the async
-//! client is fork-safe too.
+//! the call waits on the network or the throttle), on the calling thread (the per-process
+//! current-thread runtime of runtime.rs), and check for signals every 100 ms so Ctrl-C and worker
+//! shutdown interrupt a wait. Async calls run the same futures on the per-process multi-thread
+//! runtime, bridged to asyncio by pyo3-async-runtimes' generic API, so the async client is
+//! fork-safe too.
 
 use std::cell::OnceCell;
 use std::collections::VecDeque;
@@ -203,18 +204,34 @@ where
         };
         let state = runtime::current();
         if tokio::runtime::Handle::try_current().is_ok() {
-            // Called from inside the runtime (a token provider or rate budget calling a sync
-            // client): block_on would panic here, so block on a helper thread instead.
+            // Called from inside a runtime (a token provider or rate budget calling a sync
+            // client): block_on would panic here, and the current-thread runtime is held by the
+            // very call that is waiting on this hook. So block on a helper thread, on the
+            // multi-thread runtime.
             std::thread::scope(|s| {
                 s.spawn(|| state.runtime().block_on(interruptible))
                     .join()
                     .unwrap_or_else(|_| Err(CoreError::External("worker thread panicked".into())))
             })
         } else {
-            state.runtime().block_on(interruptible)
+            state.sync_runtime().block_on(async {
+                settle_idle_connections().await;
+                interruptible.await
+            })
         }
     });
     result.map_err(|e| hooks.convert(py, e))
+}
+
+/// Lets the current-thread runtime notice what happened to its pooled connections while no
+/// thread was driving it (a server closing an idle keep-alive connection, say) before this call
+/// checks one out. The first yield makes the scheduler poll the I/O driver, which wakes the
+/// connection tasks that have news; the second lets those tasks run and drop a dead connection
+/// from the pool. Without this a request could be written to a socket the server already closed,
+/// and a POST that fails that way cannot be retried.
+async fn settle_idle_connections() {
+    tokio::task::yield_now().await;
+    tokio::task::yield_now().await;
 }
 
 /// pyo3-async-runtimes' tokio runtime is a process-global built once; after a fork it is dead.

@@ -1,4 +1,8 @@
-//! Per-process runtime, HTTP connection pool and rate limiters.
+//! Per-process runtimes, HTTP connection pools and rate limiters.
+//!
+//! Two runtimes, each with its own pool: sync calls are driven by the calling thread on a
+//! current-thread runtime (no hand-off to another thread, no thread at all in a prefork worker),
+//! async calls and the hooks nested inside a sync call run on a two-worker multi-thread runtime.
 //!
 //! Odoo imports the wheel in its master process and forks workers afterwards. A tokio runtime's
 //! threads and a connection pool's sockets do not survive a fork (the child would share the
@@ -19,6 +23,8 @@ pub struct ProcessState {
     pid: u32,
     runtime: OnceLock<tokio::runtime::Runtime>,
     http: OnceLock<reqwest::Client>,
+    sync_runtime: OnceLock<tokio::runtime::Runtime>,
+    sync_http: OnceLock<reqwest::Client>,
     limiters: LimiterRegistry,
 }
 
@@ -54,6 +60,8 @@ impl ProcessState {
             pid,
             runtime: OnceLock::new(),
             http: OnceLock::new(),
+            sync_runtime: OnceLock::new(),
+            sync_http: OnceLock::new(),
             limiters: LimiterRegistry::default(),
         }
     }
@@ -74,22 +82,53 @@ impl ProcessState {
         })
     }
 
-    /// The shared connection pool of this process.
-    pub fn http(&self) -> &reqwest::Client {
-        self.http.get_or_init(|| {
-            let _guard = self.runtime().enter();
-            reqwest::Client::builder()
-                .user_agent(concat!("plane-connector/", env!("CARGO_PKG_VERSION")))
-                .pool_idle_timeout(std::time::Duration::from_secs(60))
-                .redirect(same_origin_redirects())
+    /// The runtime that sync calls are driven on, by the calling thread itself.
+    ///
+    /// On the multi-thread runtime a sync call from Python hands its request to a worker and
+    /// sleeps until a worker hands the answer back: two cross-thread wake-ups per call, which on
+    /// an idle machine cost more than the loopback round trip itself. A current-thread runtime
+    /// polls the connection on the caller's own thread. Several Python threads may block on it
+    /// at once: one drives the I/O for all and the others take over when it returns.
+    pub fn sync_runtime(&self) -> &tokio::runtime::Runtime {
+        self.sync_runtime.get_or_init(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .thread_name("plane-connector-blocking")
+                .enable_all()
                 .build()
-                .expect("cannot build the HTTP client (TLS roots unavailable?)")
+                .expect("cannot start the tokio runtime (out of threads or file descriptors?)")
         })
+    }
+
+    /// The connection pool for whichever of the two runtimes the caller runs on.
+    ///
+    /// Each pool's connection tasks live on the runtime that opened them, so a pool must not be
+    /// shared: a connection opened by the current-thread runtime only makes progress while some
+    /// thread is inside its `block_on`, and a multi-thread task that checked it out would hang.
+    pub fn http(&self) -> &reqwest::Client {
+        let on_sync = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
+        if on_sync {
+            self.sync_http.get_or_init(build_http)
+        } else {
+            self.http.get_or_init(|| {
+                let _guard = self.runtime().enter();
+                build_http()
+            })
+        }
     }
 
     pub fn limiters(&self) -> &LimiterRegistry {
         &self.limiters
     }
+}
+
+fn build_http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("plane-connector/", env!("CARGO_PKG_VERSION")))
+        .pool_idle_timeout(std::time::Duration::from_secs(60))
+        .redirect(same_origin_redirects())
+        .build()
+        .expect("cannot build the HTTP client (TLS roots unavailable?)")
 }
 
 /// Follows at most 5 redirects and only within the same origin: reqwest strips `Authorization` on a

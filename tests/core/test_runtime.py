@@ -334,13 +334,112 @@ def test_nothing_is_started_at_import(server: LoopbackServer) -> None:
         "client = plane_connector.PlaneClient(sys.argv[1], api_key='plane_api_' + '9' * 32)\n"
         "before = threads()\n"
         "client.me()\n"
-        "print(before, threads())\n"
+        "after_sync = threads()\n"
+        "import asyncio\n"
+        "async def main():\n"
+        "    key = 'plane_api_' + '8' * 32\n"
+        "    await plane_connector.AsyncPlaneClient(sys.argv[1], api_key=key).me()\n"
+        "asyncio.run(main())\n"
+        "print(before, after_sync, threads())\n"
     )
     server.handler = lambda s: Reply(json={})
     out = subprocess.run(
         [sys.executable, "-c", probe, server.url], capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stderr
-    before, after = map(int, out.stdout.split())
+    before, after_sync, after_async = map(int, out.stdout.split())
     assert before == 0
-    assert after >= 1
+    # Sync calls run on the calling thread (a prefork worker gets no extra threads); the async
+    # client's runtime starts on its first use.
+    assert after_sync == 0
+    assert after_async >= 1
+
+
+def test_sync_calls_from_many_threads_are_in_flight_together(server: LoopbackServer) -> None:
+    # Sync calls share one current-thread runtime that one caller drives at a time: the others
+    # must still get their requests onto the wire. The server answers none until all are there.
+    n = 8
+    everyone = threading.Barrier(n)
+
+    def handle(s: object) -> Reply:
+        everyone.wait(20)
+        return Reply(json={"ok": True})
+
+    server.handler = handle
+    c = PlaneClient(server.url, api_key=key())
+    results: list[object] = []
+    threads = [threading.Thread(target=lambda: results.append(c.get("x"))) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [{"ok": True}] * n
+
+
+class _ClosesIdleConnections:
+    """Answers each connection's first request with keep-alive, then closes it, like a proxy
+    whose idle keep-alive timeout is shorter than the client's. Records every request line."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.lines: list[str] = []
+        self.close_now = threading.Semaphore(0)
+        self.closed = threading.Semaphore(0)
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                while len(body) < length:
+                    body += conn.recv(65536)
+                self.lines.append(head.split(b"\r\n")[0].decode())
+                payload = b'{"n": %d}' % len(self.lines)
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive"
+                    + b"\r\nContent-Length: %d\r\n\r\n" % len(payload)
+                    + payload
+                )
+                # Closed only once the client's call has returned and its connection sits idle.
+                self.close_now.acquire(timeout=30)
+            self.closed.release()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_connection_closed_by_the_server_while_idle_is_not_reused() -> None:
+    # Between two sync calls nothing polls the pooled connection, so the client only learns of
+    # the server's close when the next call starts. A POST is not retried: had the client written
+    # it onto the dead connection, this would raise instead of answering.
+    peer = _ClosesIdleConnections()
+    try:
+        c = PlaneClient(peer.url, api_key=key(), max_retries=0)
+        for i in range(5):
+            assert c.post("items/", json={"i": i}) == {"n": i + 1}
+            peer.close_now.release()
+            assert peer.closed.acquire(timeout=10)  # the server has closed that connection
+        assert peer.lines == ["POST /api/v1/items/ HTTP/1.1"] * 5
+        assert peer.connections == 5
+    finally:
+        peer.close()
