@@ -461,12 +461,14 @@ fn build_url(py: Python<'_>, base_url: &str, path: &str) -> PyResult<String> {
 }
 
 /// Accept the secret as `str` (UTF-8 bytes, as Plane keys the HMAC) or `bytes`.
-fn secret_bytes(secret: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+/// The secret's bytes, borrowed: a webhook receiver calls this per delivery, and a copy of the key
+/// would be one more allocation (and one more copy of a secret in freed memory) per call.
+fn secret_bytes<'a>(secret: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
     if let Ok(s) = secret.cast::<PyString>() {
-        return Ok(s.to_str()?.as_bytes().to_vec());
+        return Ok(s.to_str()?.as_bytes());
     }
     if let Ok(b) = secret.cast::<PyBytes>() {
-        return Ok(b.as_bytes().to_vec());
+        return Ok(b.as_bytes());
     }
     Err(PyTypeError::new_err("secret must be str or bytes"))
 }
@@ -486,14 +488,14 @@ fn verify_signature(
     // Large bodies: hash without holding the GIL. No copy is needed: `bytes` is immutable and
     // the caller's reference keeps it alive for the whole call.
     if body.len() > 64 * 1024 {
-        return Ok(py.detach(|| crate::signature::verify(&key, body, sig)));
+        return Ok(py.detach(|| crate::signature::verify(key, body, sig)));
     }
-    Ok(crate::signature::verify(&key, body, sig))
+    Ok(crate::signature::verify(key, body, sig))
 }
 
 #[pyfunction]
 fn sign_body(secret: &Bound<'_, PyAny>, body: &[u8]) -> PyResult<String> {
-    Ok(crate::signature::sign(&secret_bytes(secret)?, body))
+    Ok(crate::signature::sign(secret_bytes(secret)?, body))
 }
 
 // ---------------------------------------------------------------------------------------------
