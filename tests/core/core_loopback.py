@@ -29,6 +29,7 @@ class Seen:
     headers: dict[str, str]
     body: bytes
     at: float
+    peer: tuple[str, int] = ("", 0)  # the client's address: one per TCP connection
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -78,6 +79,7 @@ class LoopbackServer:
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
                     at=time.monotonic(),
+                    peer=self.client_address[:2],
                 )
                 outer.requests.append(seen)
                 outer.arrived.set()

@@ -376,6 +376,19 @@ def test_sync_calls_from_many_threads_are_in_flight_together(server: LoopbackSer
     assert results == [{"ok": True}] * n
 
 
+def test_short_lived_threads_share_one_pooled_connection(server: LoopbackServer) -> None:
+    # Odoo's threaded server runs each HTTP request on a new thread: the connection pool must
+    # outlive the thread that opened a connection, or each request would pay a new TLS handshake.
+    server.handler = lambda s: Reply(json={"ok": True})
+    c = PlaneClient(server.url, api_key=key())
+    for _ in range(10):
+        t = threading.Thread(target=c.get, args=("x",))
+        t.start()
+        t.join(10)
+    assert len(server.requests) == 10
+    assert len({r.peer for r in server.requests}) == 1
+
+
 class _ClosesIdleConnections:
     """Answers each connection's first request with keep-alive, then closes it, like a proxy
     whose idle keep-alive timeout is shorter than the client's. Records every request line."""
