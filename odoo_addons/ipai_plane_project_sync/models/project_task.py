@@ -45,9 +45,9 @@ except ImportError:  # pragma: no cover - Odoo requires pytz
     pytz = None
 
 try:
-    from plane_connector import HTTPError, NotFoundError
+    from plane_connector import NotFoundError
 except ImportError:  # pragma: no cover - external_dependencies stops the install first
-    HTTPError = NotFoundError = Exception
+    NotFoundError = Exception
 
 SYNC_STATES = [
     ("none", "Not in Plane"),
@@ -279,7 +279,11 @@ class ProjectTask(models.Model):
     @api.model
     def _plane_archive_work_item(self, plane_project_id: str, work_item_id: str, task,
                                  project=None) -> None:
-        """Close (cancelled state) and archive a work item whose task was archived or deleted."""
+        """Close a work item (cancelled state) whose task was archived or deleted.
+
+        Plane's public API (v1) has no work-item archive route, only the project one, so the
+        cancelled state is how an API client retires an item; Plane's own auto-archive setting
+        then archives it like any other closed item."""
         if not work_item_id or (task and task.active):
             return
         connector = self.env["plane.connector"]
@@ -298,13 +302,6 @@ class ProjectTask(models.Model):
                 if cancelled:
                     item = connector._plane_request("PATCH", item_path,
                                                     json={"state": cancelled[0]["id"]})
-            try:
-                connector._plane_request("POST", f"{item_path}archive/", json={})
-            except HTTPError as exc:
-                # Older Plane servers have no archive route, and Plane refuses to archive an
-                # item that is not completed/cancelled: the cancelled state then stands.
-                _log.info("Plane work item %s not archived (%s): left cancelled",
-                          work_item_id, getattr(exc, "status", exc))
         if task:
             values = {"plane_sync_state": "archived", "plane_synced_at": fields.Datetime.now(),
                       "plane_sync_error": False}

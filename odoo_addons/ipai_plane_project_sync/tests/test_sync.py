@@ -182,7 +182,7 @@ class TestProjectSync(ProjectSyncCase):
         self.run_jobs()
         self.assertEqual(self.item(task)["name"], "Still here")
 
-    def test_archived_or_deleted_task_archives_the_work_item(self):
+    def test_archived_or_deleted_task_cancels_the_work_item(self):
         task = self.synced_task()
         gone = self.synced_task("To delete")
         item_of_gone = gone.plane_work_item_id
@@ -196,6 +196,8 @@ class TestProjectSync(ProjectSyncCase):
             [("kind", "=", "archive"), ("state", "!=", "done")])
         self.assertFalse(left, left.read(["task_id", "state", "attempts", "last_error",
                                           "next_attempt_at", "lease_until", "work_item_id"]))
+        # Plane's API v1 has no work-item archive route: none is spent from the rate budget.
+        self.assertFalse(self.requests(contains="/archive/"))
         # The cancellations' own webhooks bring neither task back.
         self.deliver_webhooks()
         self.assertFalse(self.env["project.task"].with_context(active_test=False).search(
