@@ -55,7 +55,14 @@ _ENQUEUE_SQL = """
       FROM project_task t JOIN project_project p ON p.id = t.project_id
      WHERE t.id = ANY(%(ids)s) AND p.plane_project_id IS NOT NULL
     ON CONFLICT (task_id, kind) WHERE state = 'pending'
-    DO UPDATE SET writes = plane_sync_job.writes + 1, write_date = EXCLUDED.write_date
+    DO UPDATE SET writes = plane_sync_job.writes + 1, write_date = EXCLUDED.write_date,
+                  -- a push goes to the task's project as it is now (it may have moved); an
+                  -- archive stays with the work item it was queued for
+                  project_id = CASE WHEN plane_sync_job.kind = 'push' THEN EXCLUDED.project_id
+                                    ELSE plane_sync_job.project_id END,
+                  plane_project_id = CASE WHEN plane_sync_job.kind = 'push'
+                                          THEN EXCLUDED.plane_project_id
+                                          ELSE plane_sync_job.plane_project_id END
 """
 
 
@@ -110,6 +117,19 @@ class PlaneSyncJob(models.Model):
             "uid": self.env.uid, "ids": list(tasks.ids),
         })
         self.invalidate_model()
+        self._plane_wake()
+
+    @api.model
+    def _plane_enqueue_retire(self, project, plane_project_id: str, work_item_id: str) -> None:
+        """Queue the cancellation of a work item no task is linked to any more: a moved task's.
+
+        No task on the job: the task now belongs to another project, and its own pending jobs
+        (one per kind) must not coalesce with this one, which is about the old work item."""
+        self.create({
+            "project_id": project.id, "kind": "archive", "plane_project_id": plane_project_id,
+            "work_item_id": work_item_id, "state": "pending",
+            "next_attempt_at": fields.Datetime.now(),
+        })
         self._plane_wake()
 
     @api.model

@@ -124,7 +124,13 @@ class ProjectTask(models.Model):
         if self.env.context.get("plane_remote"):
             return super().write(vals)
         was_active = {t.id: t.active for t in self} if "active" in vals else {}
+        links = {
+            t.id: (t.project_id, t.project_id.plane_project_id, t.plane_work_item_id)
+            for t in self.sudo() if t.plane_work_item_id and t.project_id.plane_project_id
+        } if "project_id" in vals else {}
         result = super().write(vals)
+        if links:
+            self._plane_after_move(links)
         if was_active:
             archived = self.filtered(lambda t: was_active.get(t.id) and not t.active)
             restored = self.filtered(lambda t: not was_active.get(t.id) and t.active)
@@ -140,6 +146,31 @@ class ProjectTask(models.Model):
         if not self.env.context.get("plane_remote"):
             self.with_context(active_test=False)._plane_queue_archive()
         return super().unlink()
+
+    def _plane_after_move(self, links: dict) -> None:
+        """Tasks moved to a project linked to another Plane project, or to none.
+
+        A work item cannot change project through Plane's API (the project is part of its
+        path), so the old item is cancelled and the task, no longer linked, is pushed as a new
+        item of its new project. The old item's webhooks then find no task in that project and
+        bring nothing back (see ``_plane_import_item``)."""
+        Job = self.env["plane.sync.job"].sudo()
+        for task in self.sudo().with_context(active_test=False):
+            old_project, old_plane_id, item_id = links.get(task.id, (None, None, None))
+            if not item_id or task.project_id.plane_project_id == old_plane_id:
+                continue
+            Job._plane_enqueue_retire(old_project, old_plane_id, item_id)
+            values = {"plane_work_item_id": False, "plane_snapshot": False,
+                      "plane_remote_updated_at": False, "plane_sync_error": False}
+            if task.plane_sync_state != "archived":
+                values["plane_sync_state"] = "none"
+            task.with_context(plane_remote=True).write(values)
+            where = ("a new one is created in the Plane project of "
+                     f"{task.project_id.display_name}" if task.project_id.plane_project_id
+                     else "this project is not linked to Plane")
+            task.message_post(body=Markup("<p>%s</p>") % (
+                f"Moved from {old_project.display_name}: its work item there is cancelled, and "
+                f"{where}."), subtype_xmlid="mail.mt_note")
 
     def _plane_syncable(self):
         return self.filtered(
@@ -198,14 +229,10 @@ class ProjectTask(models.Model):
             try:
                 item = connector._plane_request("PATCH", item_path, json=diff)
             except NotFoundError:
-                # Plane hides archived work items (a restored task's, for one): unarchive and
-                # try once more; only then is it really gone.
-                try:
-                    connector._plane_request("DELETE", f"{item_path}unarchive/")
-                    item = connector._plane_request("PATCH", item_path, json=diff)
-                except NotFoundError:
-                    self._plane_mark_deleted_in_plane()
-                    return
+                # Deleted in Plane, or archived there (Plane's API hides archived work items and
+                # has no route to unarchive one): either way out of this API's reach.
+                self._plane_mark_deleted_in_plane()
+                return
         else:
             desired = self._plane_desired(project, {})
             body = {k: v for k, v in desired.items() if v not in (None, [], "")}

@@ -123,5 +123,5 @@ class ProjectSyncCase(PlaneEmulatorCase):
         return self.emulator.work_item(task.plane_work_item_id)
 
     def state_group(self, item):
-        states = self.emulator.store.states[self.emulator.project_id]
+        states = self.emulator.store.states[item.get("project") or self.emulator.project_id]
         return states[item["state"]].data["group"]

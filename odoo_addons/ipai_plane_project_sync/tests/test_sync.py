@@ -182,6 +182,47 @@ class TestProjectSync(ProjectSyncCase):
         self.run_jobs()
         self.assertEqual(self.item(task)["name"], "Still here")
 
+    def test_a_task_moved_to_another_plane_project_gets_a_new_work_item_there(self):
+        plane_other = self.emulator.add_project("Other lab", "OTH")
+        other = self.env["project.project"].create(
+            {"name": "Other lab", "type_ids": [Command.set(self.stages.ids)]})
+        other._plane_link(plane_other)
+        outside = self.env["project.project"].create(
+            {"name": "Not in Plane", "type_ids": [Command.set(self.stages.ids)]})
+        self.run_jobs()
+        task = self.synced_task("Travels")
+        first = task.plane_work_item_id
+
+        task.write({"project_id": other.id})
+        self.run_jobs()
+        self.assertEqual(task.plane_sync_state, "synced", task.plane_sync_error)
+        second = task.plane_work_item_id
+        self.assertNotEqual(second, first)
+        moved = self.emulator.work_item(second)
+        self.assertEqual((moved["project"], moved["name"]), (plane_other["id"], "Travels"))
+        self.assertEqual(self.state_group(self.emulator.work_item(first)), "cancelled")
+        self.assertEqual(len(self.items_of(task)), 1, "no second item in the old project")
+        left = self.env["plane.sync.job"].search([("state", "!=", "done")])
+        self.assertFalse(left, left.read(["kind", "state", "last_error", "work_item_id"]))
+        # The webhooks of both changes: the old item's cancellation brings nothing back.
+        self.deliver_webhooks()
+        Task = self.env["project.task"].with_context(active_test=False)
+        self.assertEqual(Task.search([("name", "=", "Travels")]), task)
+        self.assertEqual((task.project_id, task.plane_work_item_id), (other, second))
+        self.assertNotEqual(self.state_group(self.emulator.work_item(second)), "cancelled")
+
+        # To a project without Plane: the item is cancelled and the task unlinked, kept.
+        task.write({"project_id": outside.id})
+        self.run_jobs()
+        self.deliver_webhooks()
+        self.assertEqual((task.plane_work_item_id, task.plane_sync_state), (False, "none"))
+        self.assertEqual(self.state_group(self.emulator.work_item(second)), "cancelled")
+        self.assertEqual(Task.search([("name", "=", "Travels")]), task)
+        notes = task.message_ids.filtered(lambda m: "Moved from" in (m.body or ""))
+        self.assertEqual(len(notes), 2)
+        self.assertIn("Moved from Other lab", notes[0].body)  # newest first
+        self.assertIn("not linked to Plane", notes[0].body)
+
     def test_archived_or_deleted_task_cancels_the_work_item(self):
         task = self.synced_task()
         gone = self.synced_task("To delete")
