@@ -1,4 +1,4 @@
-"""Plane comments shown in a task's chatter keep their Plane id (one message per comment)."""
+"""A chatter message and its Plane comment: one each way, linked by the comment's id."""
 
 from odoo import fields, models
 
@@ -7,3 +7,6 @@ class MailMessage(models.Model):
     _inherit = "mail.message"
 
     plane_comment_id = fields.Char(index="btree_not_null", readonly=True, copy=False)
+    #: Typed in a linked task's chatter and not yet a Plane comment (the task's comment job sends
+    #: every such message of the task, oldest first).
+    plane_comment_pending = fields.Boolean(index="btree_not_null", readonly=True, copy=False)

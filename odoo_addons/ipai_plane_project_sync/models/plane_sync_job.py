@@ -35,6 +35,7 @@ JOB_STATES = [
 JOB_KINDS = [
     ("push", "Push task"),
     ("archive", "Archive work item"),
+    ("comment", "Send chatter to Plane"),
     ("backfill", "Back-fill from Plane"),
 ]
 PARAM_MAX_ATTEMPTS = "plane.project_sync.max_attempts"
@@ -243,7 +244,9 @@ class PlaneSyncJob(models.Model):
                 self.plane_project_id, self.work_item_id, task, project=self.project_id
             )
             return
-        if task:
+        if task and self.kind == "comment":
+            task._plane_push_comments()
+        elif task:
             task._plane_push()
 
     def _plane_failed(self, exc: Exception) -> str:

@@ -52,6 +52,10 @@ class ProjectProject(models.Model):
     plane_mode_tags = _mode("odoo", "Tags sync")
     plane_mode_assignees = _mode("plane", "Assignees sync")
     plane_mode_parent = _mode("odoo", "Parent task sync")
+    plane_sync_comments = fields.Boolean(
+        string="Chatter to Plane comments", default=True,
+        help="Messages and notes typed in a linked task's chatter are added to its work item as "
+             "comments. Plane comments always come into the chatter.")
     plane_states_json = fields.Text(copy=False, readonly=True)
     plane_labels_json = fields.Text(copy=False, readonly=True)
     plane_members_json = fields.Text(copy=False, readonly=True)

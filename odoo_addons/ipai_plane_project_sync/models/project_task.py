@@ -60,6 +60,7 @@ SYNC_STATES = [
 PARAM_WEB_URL = "plane.web_url"
 EXTERNAL_SOURCE = "odoo"
 _EXTERNAL_ID = re.compile(r"^project\.task,(\d+)$")
+_MESSAGE_EXTERNAL_ID = re.compile(r"^mail\.message,(\d+)$")
 _FIELD_LABELS = {
     "name": "name", "description_html": "description", "priority": "priority",
     "target_date": "deadline", "start_date": "start date", "state": "stage",
@@ -171,6 +172,69 @@ class ProjectTask(models.Model):
             task.message_post(body=Markup("<p>%s</p>") % (
                 f"Moved from {old_project.display_name}: its work item there is cancelled, and "
                 f"{where}."), subtype_xmlid="mail.mt_note")
+
+    # -- chatter -> Plane comments (queued in the poster's transaction, sent by a job)
+
+    def message_post(self, **kwargs):
+        message = super().message_post(**kwargs)
+        # "comment" is what a person types in the chatter (message or note); e-mails and the
+        # notes this module posts itself are other types, and Plane's comments come in with
+        # plane_remote set.
+        if (len(self) == 1 and message.message_type == "comment"
+                and not self.env.context.get("plane_remote")):
+            self._plane_queue_comment(message)
+        return message
+
+    def _plane_queue_comment(self, message) -> None:
+        task = self.sudo()
+        if message.sudo().plane_comment_id or not task.project_id.plane_sync_comments:
+            return
+        if not task._plane_syncable():
+            return
+        message.sudo().plane_comment_pending = True
+        self.env["plane.sync.job"].sudo()._plane_enqueue(task, kind="comment")
+
+    def _plane_push_comments(self) -> None:
+        """Send this task's pending chatter messages to its work item, oldest first.
+
+        Each comment carries the message's external id, so a job that dies after Plane took a
+        comment but before Odoo committed finds it again (409) instead of posting it twice."""
+        self.ensure_one()
+        pending = self.env["mail.message"].sudo().search([
+            ("model", "=", "project.task"), ("res_id", "=", self.id),
+            ("plane_comment_pending", "=", True),
+        ], order="id")
+        if not pending:
+            return
+        if self._plane_syncable() and not self.plane_work_item_id:
+            self._plane_push()  # a comment needs its work item: create it now
+        if not (self._plane_syncable() and self.plane_work_item_id
+                and self.project_id.plane_sync_comments):
+            pending.write({"plane_comment_pending": False})
+            return
+        connector = self.env["plane.connector"]
+        path = connector._plane_workspace_path(
+            "projects", self.project_id.plane_project_id, "work-items", self.plane_work_item_id,
+            "comments")
+        for message in pending:
+            try:
+                comment = connector._plane_create_idempotent(
+                    path, {"comment_html": self._plane_comment_html(message)},
+                    external_id=f"mail.message,{message.id}", external_source=EXTERNAL_SOURCE)
+            except NotFoundError:
+                self._plane_mark_deleted_in_plane()
+                pending.write({"plane_comment_pending": False})
+                return
+            message.write({"plane_comment_id": str(comment["id"]),
+                           "plane_comment_pending": False})
+
+    @api.model
+    def _plane_comment_html(self, message) -> str:
+        author = message.author_id.display_name or "Odoo"
+        # Sanitized again: the chatter stores sanitized HTML, but Plane renders what it gets.
+        body = Markup("<p><em>From Odoo, by %s:</em></p>%s") % (
+            author, Markup(html_sanitize(message.body or "")))  # noqa: S704
+        return str(body)
 
     def _plane_syncable(self):
         return self.filtered(
@@ -459,6 +523,9 @@ class ProjectTask(models.Model):
         data = payload.get("data")
         if action != "created" or not isinstance(data, dict) or not data.get("id"):
             return False
+        if data.get("external_source") == EXTERNAL_SOURCE and _MESSAGE_EXTERNAL_ID.match(
+                str(data.get("external_id") or "")):
+            return True  # a chatter message of ours coming back: it is in the chatter already
         task = self.with_context(active_test=False).search(
             [("plane_work_item_id", "=", ref_id(data.get("issue")) or "")], limit=1)
         if not task:
@@ -472,7 +539,7 @@ class ProjectTask(models.Model):
         body = Markup("<p><em>Comment from Plane by %s:</em></p>%s") % (
             # html_sanitize strips scripts, handlers and unsafe URLs: its output is safe HTML.
             name, Markup(html_sanitize(data.get("comment_html") or "")))  # noqa: S704
-        message = task.message_post(
+        message = task.with_context(plane_remote=True).message_post(
             body=body, message_type="comment", subtype_xmlid="mail.mt_note",
             author_id=author.partner_id.id if author else None,
         )

@@ -2,6 +2,7 @@
 
 from unittest.mock import patch
 
+from markupsafe import Markup
 from odoo import Command
 from odoo.exceptions import UserError
 from odoo.tests import tagged
@@ -167,6 +168,86 @@ class TestProjectSync(ProjectSyncCase):
             "created", {"data": comment, "activity": {}})
         self.assertEqual(
             self.env["mail.message"].search_count([("plane_comment_id", "=", comment["id"])]), 1)
+
+    def plane_comments(self, task):
+        comments = self.emulator.store.comments[self.emulator.project_id].values()
+        return sorted((c.data for c in comments if c.data["issue"] == task.plane_work_item_id),
+                      key=lambda c: c["created_at"])
+
+    def test_chatter_messages_become_plane_comments_once(self):
+        task = self.synced_task()
+        before = len(self.emulator.requests)
+        first = task.with_user(self.jane).message_post(
+            body=Markup("<p>Needs a <b>review</b><script>x()</script></p>"), message_type="comment",
+            subtype_xmlid="mail.mt_note")
+        second = task.message_post(body=Markup("<p>Customer agreed</p>"), message_type="comment",
+                                   subtype_xmlid="mail.mt_comment")
+        task.message_post(body="<p>A system note</p>")  # a notification: stays in Odoo
+        self.assertEqual(len(self.emulator.requests), before, "no HTTP in the user's post")
+        jobs = self.env["plane.sync.job"].search([("task_id", "=", task.id),
+                                                  ("kind", "=", "comment")])
+        self.assertEqual((len(jobs), jobs.state, jobs.writes), (1, "pending", 2))
+
+        self.run_jobs()
+        comments = self.plane_comments(task)
+        self.assertEqual([c["external_id"] for c in comments],
+                         [f"mail.message,{first.id}", f"mail.message,{second.id}"])
+        self.assertIn("Needs a <b>review</b>", comments[0]["comment_html"])
+        self.assertIn("Jane Doe", comments[0]["comment_html"])
+        self.assertNotIn("script", comments[0]["comment_html"])
+        self.assertEqual(first.plane_comment_id, comments[0]["id"])
+        self.assertFalse(first.plane_comment_pending or second.plane_comment_pending)
+
+        # Their webhooks come back: nothing new in the chatter, nothing sent again.
+        count = len(task.message_ids)
+        self.deliver_webhooks()
+        self.run_jobs()
+        self.assertEqual(len(task.message_ids), count)
+        self.assertEqual(len(self.plane_comments(task)), 2)
+
+        # A Plane comment lands in the chatter and is not sent back.
+        self.emulator.add_comment(task.plane_work_item_id, "<p>From Plane</p>")
+        self.deliver_webhooks()
+        self.run_jobs()
+        self.assertEqual(len(task.message_ids), count + 1)
+        self.assertEqual(len(self.plane_comments(task)), 3)
+        self.assertFalse(self.env["plane.sync.job"].search(
+            [("kind", "=", "comment"), ("state", "!=", "done")]))
+
+    def test_a_comment_job_that_died_after_plane_took_the_comment_does_not_repeat_it(self):
+        task = self.synced_task()
+        message = task.message_post(body=Markup("<p>Once</p>"), message_type="comment")
+        # Plane took it, then the job's transaction was lost before Odoo recorded the id.
+        path = self.connector._plane_workspace_path(
+            "projects", self.emulator.project_id, "work-items", task.plane_work_item_id,
+            "comments")
+        taken = self.client.create_idempotent(path, {
+            "comment_html": "<p>Once</p>", "external_id": f"mail.message,{message.id}",
+            "external_source": "odoo"})
+        self.run_jobs()
+        self.assertEqual([c["id"] for c in self.plane_comments(task)], [taken["id"]])
+        self.assertEqual(message.plane_comment_id, taken["id"])
+
+    def test_chatter_stays_in_odoo_when_the_project_says_so(self):
+        task = self.synced_task()
+        self.project.plane_sync_comments = False
+        task.message_post(body=Markup("<p>Internal only</p>"), message_type="comment")
+        self.run_jobs()
+        self.assertEqual(self.plane_comments(task), [])
+        self.assertFalse(self.env["plane.sync.job"].search(
+            [("task_id", "=", task.id), ("kind", "=", "comment")]))
+
+    def test_a_comment_on_a_task_not_yet_in_plane_creates_its_work_item_first(self):
+        task = self.new_task("Fresh")
+        message = task.message_post(body=Markup("<p>Early word</p>"), message_type="comment")
+        # The comment job runs before the push job (its own order in the queue).
+        self.env["plane.sync.job"].search(
+            [("task_id", "=", task.id), ("kind", "=", "comment")])._plane_execute()
+        self.assertTrue(task.plane_work_item_id)
+        self.assertEqual([c["id"] for c in self.plane_comments(task)],
+                         [message.plane_comment_id])
+        self.run_jobs()
+        self.assertEqual(len(self.items_of(task)), 1)
 
     def test_deleted_in_plane_unlinks_and_flags_never_deletes(self):
         task = self.synced_task()
