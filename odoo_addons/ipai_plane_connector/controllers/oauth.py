@@ -4,6 +4,7 @@ Plane Cloud and the commercial editions only; with Plane CE keep the API key.
 """
 
 import logging
+import re
 
 from odoo import http
 from odoo.exceptions import UserError
@@ -15,6 +16,33 @@ _log = logging.getLogger(__name__)
 
 _STATE_KEY = "plane_oauth_state"
 _SETTINGS = "/odoo/action-ipai_plane_connector.action_plane_config_settings"
+
+
+class _RedactCallbackQuery(logging.Filter):
+    """Odoo logs each request line, and the callback's query holds the one-time authorization
+    code (and the state). The code is short-lived and single-use, but a log is no place for it."""
+
+    plane_oauth_redaction = True  # found again after a module reload, where isinstance is not
+    _query = re.compile(re.escape(rt.OAUTH_CALLBACK) + r"\?[^\s\"']*")
+
+    def _clean(self, value):
+        return self._query.sub(rt.OAUTH_CALLBACK + "?[redacted]", value) if isinstance(
+            value, str) else value
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._clean(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._clean(a) for a in record.args)
+        return True
+
+
+def _install_log_redaction() -> None:
+    logger = logging.getLogger("werkzeug")
+    if not any(getattr(f, "plane_oauth_redaction", False) for f in logger.filters):
+        logger.addFilter(_RedactCallbackQuery())
+
+
+_install_log_redaction()
 
 
 class PlaneOAuthController(http.Controller):

@@ -1,6 +1,7 @@
 """OAuth Plane Apps (cloud edition of the emulator): bot installation and the consent flow
 through Odoo's routes; tokens encrypted at rest in PostgreSQL."""
 
+import logging
 import os
 
 from odoo.tests import tagged
@@ -76,7 +77,24 @@ class TestOAuth(PlaneEmulatorCase):
 
     def test_consent_flow_through_odoo_routes(self):
         self.authenticate("admin", "admin")
+        seen = []
+
+        class Capture(logging.Handler):
+            def emit(self, record):
+                seen.append(record.getMessage())
+
+        # Odoo's request log: the handler sees records after the logger's filters ran.
+        werkzeug_log = logging.getLogger("werkzeug")
+        capture = Capture(logging.INFO)
+        werkzeug_log.addHandler(capture)
+        self.addCleanup(werkzeug_log.removeHandler, capture)
+        self.addCleanup(werkzeug_log.setLevel, werkzeug_log.level)
+        werkzeug_log.setLevel(logging.INFO)
         response = self.url_open("/plane/oauth/start", timeout=30)
+        callback_lines = [line for line in seen if rt.OAUTH_CALLBACK in line]
+        self.assertEqual(len(callback_lines), 1, seen)
+        self.assertIn(rt.OAUTH_CALLBACK + "?[redacted]", callback_lines[0])
+        self.assertNotIn("code=", callback_lines[0])
         self.assertEqual(response.status_code, 200, response.text[:300])
         tokens = self.store.load(rt.OAUTH_TOKEN_NAME)
         self.assertIsNotNone(tokens, "the callback stored the tokens")
