@@ -30,7 +30,7 @@ SAMPLE = (
 )
 SECRET = "plane_wh_" + "3c" * 16  # bench-only signing secret
 #: "ours": the store on one pooled connection per sender (as Odoo's cursors); "ours_dsn": the
-#: store from ``PostgresDeliveryStore.from_dsn``, which opens a connection per transaction.
+#: store as ``plane-connector webhook`` opens it from a DSN (``from_dsn`` with its pool).
 #: Each has its own table, so both see every delivery as new.
 STORE_TABLES = {"ours": "bench_webhook_delivery", "ours_dsn": "bench_webhook_delivery_dsn"}
 NAIVE_TABLE = "bench_naive_webhook_delivery"
@@ -112,7 +112,11 @@ def _worker(
         if mode == "ours":
             store = PostgresDeliveryStore(connect, table=table)
         else:  # what `plane-connector webhook serve` with a DSN uses
-            store = PostgresDeliveryStore.from_dsn(dsn, table=table, create=False)
+            from plane_connector.cli.webhook import WEBHOOK_POOL_SIZE
+
+            store = PostgresDeliveryStore.from_dsn(
+                dsn, table=table, create=False, pool_size=WEBHOOK_POOL_SIZE
+            )
         receiver = WebhookReceiver(
             store, SECRET, on_accepted=lambda d: effect(d.delivery_id, d.body)
         )
@@ -291,7 +295,7 @@ def run(cfg: RunConfig) -> BenchResult:
         "deliveries/s, ours with PostgresDeliveryStore.from_dsn",
         ours_dsn["requests_per_s"],
         "req/s",
-        note="a new connection per transaction, as the webhook CLI server uses",
+        note="with its connection pool, as the webhook CLI server opens it",
     )
     for label, o, total in (("ours", ours, n), ("ours, from_dsn", ours_dsn, n_dsn)):
         res.add(f"duplicates let through of {total} ({label})", o["duplicates"], "count", "== 0")

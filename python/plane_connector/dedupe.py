@@ -24,6 +24,7 @@ import json
 import logging
 import re
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -285,11 +286,17 @@ _PG_COLUMNS = (
 _PG_NOW = "(clock_timestamp() AT TIME ZONE 'UTC')"
 
 
-def psycopg2_connect(dsn: str, *, connect_timeout: float = 5.0) -> Connect:
-    """A ``connect()`` for the stores built on psycopg2: one short-lived connection per use.
+def psycopg2_connect(dsn: str, *, connect_timeout: float = 5.0, pool_size: int = 0) -> Connect:
+    """A ``connect()`` for the stores built on psycopg2.
 
-    A fresh connection per transaction costs a few milliseconds on a local server and is
-    immune to forks (Odoo's prefork workers) and to stale pooled connections.
+    ``pool_size=0``: one short-lived connection per transaction. That costs a few milliseconds
+    on a local server and is immune to forks (Odoo's prefork workers) and to stale connections.
+
+    ``pool_size=N``: up to N connections are kept open between transactions, for a long-running
+    server (``plane-connector webhook``). Each is checked with one round trip before reuse, so a
+    connection the server dropped (a restart, an idle timeout) is replaced, not failed on; one
+    that saw any error is closed. The pool belongs to the process that made it: open the store
+    after forking, not before.
     """
     try:
         import psycopg2  # type: ignore[import-untyped]  # noqa: PLC0415 - optional
@@ -298,16 +305,60 @@ def psycopg2_connect(dsn: str, *, connect_timeout: float = 5.0) -> Connect:
             "PostgreSQL stores need psycopg2: pip install 'plane_connector[postgres]'"
         ) from exc
 
+    timeout = max(1, int(connect_timeout))
+    if pool_size <= 0:
+
+        @contextlib.contextmanager
+        def connect() -> Iterator[Any]:
+            conn = psycopg2.connect(dsn, connect_timeout=timeout)
+            try:
+                with conn, conn.cursor() as cur:
+                    yield cur
+            finally:
+                conn.close()
+
+        return connect
+
+    idle: list[Any] = []
+    lock = threading.Lock()
+
+    def alive(conn: Any) -> bool:
+        try:
+            conn.autocommit = True  # the probe must not open the caller's transaction
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            conn.autocommit = False
+            return True
+        except psycopg2.Error:
+            conn.close()
+            return False
+
+    def take() -> Any:
+        while True:
+            with lock:
+                conn = idle.pop() if idle else None
+            if conn is None:
+                return psycopg2.connect(dsn, connect_timeout=timeout)
+            if not conn.closed and alive(conn):
+                return conn
+
     @contextlib.contextmanager
-    def connect() -> Iterator[Any]:
-        conn = psycopg2.connect(dsn, connect_timeout=max(1, int(connect_timeout)))
+    def pooled() -> Iterator[Any]:
+        conn = take()
+        clean = False
         try:
             with conn, conn.cursor() as cur:
                 yield cur
+            clean = not conn.closed
         finally:
-            conn.close()
+            with lock:
+                keep = clean and len(idle) < pool_size
+                if keep:
+                    idle.append(conn)
+            if not keep:
+                conn.close()
 
-    return connect
+    return pooled
 
 
 class PostgresDeliveryStore:
@@ -332,9 +383,14 @@ class PostgresDeliveryStore:
         table: str = DEFAULT_TABLE,
         create: bool = True,
         connect_timeout: float = 5.0,
+        pool_size: int = 0,
     ) -> PostgresDeliveryStore:
-        """A store on its own psycopg2 connections; ``create`` makes the table if absent."""
-        store = cls(psycopg2_connect(dsn, connect_timeout=connect_timeout), table=table)
+        """A store on its own psycopg2 connections; ``create`` makes the table if absent.
+
+        ``pool_size``: connections kept open between transactions (see ``psycopg2_connect``);
+        0 opens one per transaction."""
+        connect = psycopg2_connect(dsn, connect_timeout=connect_timeout, pool_size=pool_size)
+        store = cls(connect, table=table)
         if create:
             store.ensure_schema()
         return store
@@ -916,10 +972,14 @@ class SQLiteDeliveryStore:
         return {s: int(found.get(s, 0)) for s in STATES}
 
 
-def open_store(spec: str, *, create: bool = True) -> PostgresDeliveryStore | SQLiteDeliveryStore:
-    """A store from a CLI-style spec: ``sqlite:PATH``, a bare path, or ``postgresql://…``."""
+def open_store(
+    spec: str, *, create: bool = True, pool_size: int = 0
+) -> PostgresDeliveryStore | SQLiteDeliveryStore:
+    """A store from a CLI-style spec: ``sqlite:PATH``, a bare path, or ``postgresql://…``.
+
+    ``pool_size`` applies to PostgreSQL (connections kept open between transactions)."""
     if spec.startswith(("postgresql://", "postgres://")) or spec.startswith("dbname="):
-        return PostgresDeliveryStore.from_dsn(spec, create=create)
+        return PostgresDeliveryStore.from_dsn(spec, create=create, pool_size=pool_size)
     path = spec[len("sqlite:") :] if spec.startswith("sqlite:") else spec
     if not path:
         raise DeliveryStoreError("empty SQLite path in store spec")

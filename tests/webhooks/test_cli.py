@@ -134,6 +134,53 @@ def test_cli_subprocess_serves_and_never_prints_the_secret(tmp_path, samples) ->
     assert [r.delivery_id for r in rows] == [sample.headers["X-Plane-Delivery"]]
 
 
+def test_cli_subprocess_on_postgresql_keeps_one_pooled_connection(samples, pg_dsn, pg_schema):
+    import psycopg2
+    from plane_connector.dedupe import PostgresDeliveryStore
+
+    app = f"pc-cli-{pg_schema[-12:]}"
+    # The schema on the search path: the server's default table lands in this test's schema.
+    dsn = f"{pg_dsn}?application_name={app}&options=-csearch_path%3D{pg_schema}"
+    env = {**os.environ, "PLANE_TEST_WEBHOOK_SECRET": samples["issue-created"].secret}
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "plane_connector", "webhook", "--port", "0",
+            "--secret-ref", "env:PLANE_TEST_WEBHOOK_SECRET", "--store", dsn,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )  # fmt: skip
+    try:
+        line = proc.stderr.readline()
+        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)/plane/webhook", line)
+        assert match, line
+        port = int(match.group(1))
+        sent = [s for s in samples.values() if s.secret == samples["issue-created"].secret]
+        for sample in sent:
+            assert _post(port, "/plane/webhook", sample.headers, sample.body)[0] == 200
+        conn = psycopg2.connect(pg_dsn)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                            (app,))
+                assert cur.fetchone()[0] == 1  # sequential deliveries: one connection, reused
+        finally:
+            conn.close()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    store = PostgresDeliveryStore.from_dsn(pg_dsn, table=f"{pg_schema}.plane_webhook_delivery",
+                                           create=False)
+    assert {r.delivery_id for r in store.fetch()} == {
+        s.headers["X-Plane-Delivery"] for s in sent
+    }
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

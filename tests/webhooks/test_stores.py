@@ -279,3 +279,74 @@ def _age(store, delivery_ids: list[str], *, days: int) -> None:
         )
     finally:
         conn.close()
+
+
+def _with_app(dsn: str, app: str) -> str:
+    return f"{dsn}{'&' if '?' in dsn else '?'}application_name={app}"
+
+
+def _backends(pg_dsn: str, app: str) -> list[int]:
+    conn = psycopg2.connect(pg_dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (app,))
+            return sorted(r[0] for r in cur.fetchall())
+    finally:
+        conn.close()
+
+
+def test_a_pooled_store_reuses_connections_and_replaces_a_dropped_one(pg_dsn, pg_table) -> None:
+    app = f"pc-pool-{uuid.uuid4().hex[:8]}"
+    store = PostgresDeliveryStore.from_dsn(_with_app(pg_dsn, app), table=pg_table, pool_size=2)
+    for i in range(20):
+        assert store.claim(make_delivery(i)).claimed
+    [backend] = _backends(pg_dsn, app)  # one connection served all 20, and stays open
+
+    # The server drops it while it sits in the pool (a restart, an idle timeout): the next
+    # delivery is stored on a new connection instead of failing.
+    conn = psycopg2.connect(pg_dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s, 10000)", (backend,))
+            assert cur.fetchone()[0]
+    finally:
+        conn.close()
+    d = make_delivery(99)
+    assert store.claim(d).claimed
+    assert [r.delivery_id for r in store.fetch(delivery_id=d.delivery_id)] == [d.delivery_id]
+    assert len(_backends(pg_dsn, app)) == 1
+    assert _backends(pg_dsn, app) != [backend]
+
+    unpooled_app = f"pc-nopool-{uuid.uuid4().hex[:8]}"
+    unpooled = PostgresDeliveryStore.from_dsn(
+        _with_app(pg_dsn, unpooled_app), table=pg_table, create=False
+    )
+    assert unpooled.claim(make_delivery(100)).claimed
+    assert _backends(pg_dsn, unpooled_app) == []  # one connection per transaction, closed
+
+
+def test_a_pooled_store_under_threads_claims_each_delivery_once(pg_dsn, pg_table) -> None:
+    import threading
+
+    app = f"pc-pool-{uuid.uuid4().hex[:8]}"
+    store = PostgresDeliveryStore.from_dsn(_with_app(pg_dsn, app), table=pg_table, pool_size=3)
+    deliveries = [make_delivery(i) for i in range(40)]
+    claimed: list[str] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            for d in deliveries:
+                if store.claim(d).claimed:
+                    claimed.append(d.delivery_id)
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert sorted(claimed) == sorted(d.delivery_id for d in deliveries)
+    assert 1 <= len(_backends(pg_dsn, app)) <= 3  # no more than pool_size kept open
