@@ -3,6 +3,7 @@ the Plane emulator (which signs and sends webhooks the way Plane does)."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -102,34 +103,42 @@ def test_emulator_deliveries_end_to_end(served, samples, plane_emulator_factory,
     assert {r.action for r in rows} == {"created", "updated"}
 
 
-def test_cli_subprocess_serves_and_never_prints_the_secret(tmp_path, samples) -> None:
-    sample = samples["issue-created"]
-    env = {**os.environ, "PLANE_TEST_WEBHOOK_SECRET": sample.secret}
+@contextlib.contextmanager
+def _cli_server(secret: str, store: str) -> Iterator[tuple[subprocess.Popen, int, list[str]]]:
+    """``plane-connector webhook`` as a subprocess: (process, port, its stderr lines so far).
+
+    The caller stops it with SIGINT; whatever it printed until then is appended to the list."""
+    env = {**os.environ, "PLANE_TEST_WEBHOOK_SECRET": secret}
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "plane_connector", "webhook", "--port", "0",
-            "--secret-ref", "env:PLANE_TEST_WEBHOOK_SECRET",
-            "--store", f"sqlite:{tmp_path / 'cli.sqlite3'}",
+            "--secret-ref", "env:PLANE_TEST_WEBHOOK_SECRET", "--store", store,
         ],
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )  # fmt: skip
+    assert proc.stderr is not None
     try:
-        line = proc.stderr.readline()
-        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)/plane/webhook", line)
-        assert match, line
-        port = int(match.group(1))
-        assert _post(port, "/plane/webhook", sample.headers, sample.body)[0] == 200
+        output = [proc.stderr.readline()]
+        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)/plane/webhook", output[0])
+        assert match, output[0]
+        yield proc, int(match.group(1)), output
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
-        output = line + proc.stderr.read()
+        output.append(proc.stderr.read())
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         proc.stderr.close()
-    assert sample.secret not in output
+
+
+def test_cli_subprocess_serves_and_never_prints_the_secret(tmp_path, samples) -> None:
+    sample = samples["issue-created"]
+    with _cli_server(sample.secret, f"sqlite:{tmp_path / 'cli.sqlite3'}") as (_, port, output):
+        assert _post(port, "/plane/webhook", sample.headers, sample.body)[0] == 200
+    assert sample.secret not in "".join(output)
     rows = SQLiteDeliveryStore(str(tmp_path / "cli.sqlite3")).fetch()
     assert [r.delivery_id for r in rows] == [sample.headers["X-Plane-Delivery"]]
 
@@ -141,22 +150,9 @@ def test_cli_subprocess_on_postgresql_keeps_one_pooled_connection(samples, pg_ds
     app = f"pc-cli-{pg_schema[-12:]}"
     # The schema on the search path: the server's default table lands in this test's schema.
     dsn = f"{pg_dsn}?application_name={app}&options=-csearch_path%3D{pg_schema}"
-    env = {**os.environ, "PLANE_TEST_WEBHOOK_SECRET": samples["issue-created"].secret}
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "plane_connector", "webhook", "--port", "0",
-            "--secret-ref", "env:PLANE_TEST_WEBHOOK_SECRET", "--store", dsn,
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )  # fmt: skip
-    try:
-        line = proc.stderr.readline()
-        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)/plane/webhook", line)
-        assert match, line
-        port = int(match.group(1))
-        sent = [s for s in samples.values() if s.secret == samples["issue-created"].secret]
+    secret = samples["issue-created"].secret
+    sent = [s for s in samples.values() if s.secret == secret]
+    with _cli_server(secret, dsn) as (_, port, _output):
         for sample in sent:
             assert _post(port, "/plane/webhook", sample.headers, sample.body)[0] == 200
         conn = psycopg2.connect(pg_dsn)
@@ -167,13 +163,6 @@ def test_cli_subprocess_on_postgresql_keeps_one_pooled_connection(samples, pg_ds
                 assert cur.fetchone()[0] == 1  # sequential deliveries: one connection, reused
         finally:
             conn.close()
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
     store = PostgresDeliveryStore.from_dsn(pg_dsn, table=f"{pg_schema}.plane_webhook_delivery",
                                            create=False)
     assert {r.delivery_id for r in store.fetch()} == {
