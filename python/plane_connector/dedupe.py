@@ -306,19 +306,7 @@ def psycopg2_connect(dsn: str, *, connect_timeout: float = 5.0, pool_size: int =
         ) from exc
 
     timeout = max(1, int(connect_timeout))
-    if pool_size <= 0:
-
-        @contextlib.contextmanager
-        def connect() -> Iterator[Any]:
-            conn = psycopg2.connect(dsn, connect_timeout=timeout)
-            try:
-                with conn, conn.cursor() as cur:
-                    yield cur
-            finally:
-                conn.close()
-
-        return connect
-
+    # With pool_size 0 nothing is ever kept: each use connects, and closes at its end.
     idle: list[Any] = []
     lock = threading.Lock()
 
@@ -343,7 +331,7 @@ def psycopg2_connect(dsn: str, *, connect_timeout: float = 5.0, pool_size: int =
                 return conn
 
     @contextlib.contextmanager
-    def pooled() -> Iterator[Any]:
+    def connect() -> Iterator[Any]:
         conn = take()
         clean = False
         try:
@@ -358,7 +346,7 @@ def psycopg2_connect(dsn: str, *, connect_timeout: float = 5.0, pool_size: int =
             if not keep:
                 conn.close()
 
-    return pooled
+    return connect
 
 
 class PostgresDeliveryStore:
