@@ -460,9 +460,9 @@ fn build_url(py: Python<'_>, base_url: &str, path: &str) -> PyResult<String> {
     crate::url::build_url(base_url, path).map_err(|e| to_pyerr(py, e, None))
 }
 
-/// Accept the secret as `str` (UTF-8 bytes, as Plane keys the HMAC) or `bytes`.
-/// The secret's bytes, borrowed: a webhook receiver calls this per delivery, and a copy of the key
-/// would be one more allocation (and one more copy of a secret in freed memory) per call.
+/// Accept the secret as `str` (UTF-8 bytes, as Plane keys the HMAC) or `bytes`. Borrowed, not
+/// copied: a webhook receiver calls this per delivery, and a copy of the key would be one more
+/// allocation (and one more copy of a secret in freed memory) per call.
 fn secret_bytes<'a>(secret: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
     if let Ok(s) = secret.cast::<PyString>() {
         return Ok(s.to_str()?.as_bytes());
