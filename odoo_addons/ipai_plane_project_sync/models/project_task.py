@@ -187,9 +187,8 @@ class ProjectTask(models.Model):
 
     def _plane_queue_comment(self, message) -> None:
         task = self.sudo()
-        if message.sudo().plane_comment_id or not task.project_id.plane_sync_comments:
-            return
-        if not task._plane_syncable():
+        if (message.sudo().plane_comment_id or not task.project_id.plane_sync_comments
+                or not task._plane_syncable()):
             return
         message.sudo().plane_comment_pending = True
         self.env["plane.sync.job"].sudo()._plane_enqueue(task, kind="comment")
