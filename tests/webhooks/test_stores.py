@@ -326,27 +326,16 @@ def test_a_pooled_store_reuses_connections_and_replaces_a_dropped_one(pg_dsn, pg
 
 
 def test_a_pooled_store_under_threads_claims_each_delivery_once(pg_dsn, pg_table) -> None:
-    import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     app = f"pc-pool-{uuid.uuid4().hex[:8]}"
     store = PostgresDeliveryStore.from_dsn(_with_app(pg_dsn, app), table=pg_table, pool_size=3)
     deliveries = [make_delivery(i) for i in range(40)]
-    claimed: list[str] = []
-    errors: list[BaseException] = []
 
-    def worker() -> None:
-        try:
-            for d in deliveries:
-                if store.claim(d).claimed:
-                    claimed.append(d.delivery_id)
-        except BaseException as exc:  # noqa: BLE001 - surfaced below
-            errors.append(exc)
+    def worker(_: int) -> list[str]:
+        return [d.delivery_id for d in deliveries if store.claim(d).claimed]
 
-    threads = [threading.Thread(target=worker) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        claimed = [i for ids in pool.map(worker, range(6), timeout=60) for i in ids]
     assert sorted(claimed) == sorted(d.delivery_id for d in deliveries)
     assert 1 <= len(_backends(pg_dsn, app)) <= 3  # no more than pool_size kept open
