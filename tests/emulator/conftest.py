@@ -6,43 +6,25 @@ recordings, independently of the connector's own client.
 
 from __future__ import annotations
 
-import http.client
-import json
 import socket
-import struct
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from plane_connector.testing import PlaneEmulator
+from plane_live import Answer, PacedHttp
+from webhook_capture import Received, Receiver  # noqa: F401 - re-exported to the tests
 
 UNSET: Any = object()
 
 
-@dataclass
-class Reply:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        for k, v in self.headers:
-            if k.lower() == name.lower():
-                return v
-        return None
-
+class Reply(Answer):
     @property
     def names(self) -> list[str]:
         """Header names in order, without the ones a server stamps per response."""
         return [k for k, _ in self.headers if k.lower() not in ("date", "server")]
-
-    def json(self) -> Any:
-        return json.loads(self.body)
 
 
 class Api:
@@ -69,19 +51,10 @@ class Api:
         headers: dict[str, str] | None = None,
         raw: bytes | None = None,
     ) -> Reply:
-        sent = {} if key is None else {"X-API-Key": self.emu.api_key if key is UNSET else key}
-        sent.update(headers or {})
-        payload = raw
-        if body is not UNSET:
-            payload = json.dumps(body).encode()
-            sent.setdefault("Content-Type", "application/json")
-        conn = http.client.HTTPConnection(self.emu.host, self.emu.port, timeout=10)
-        try:
-            conn.request(method, path, body=payload, headers=sent)
-            resp = conn.getresponse()
-            return Reply(resp.status, resp.getheaders(), resp.read())
-        finally:
-            conn.close()
+        http = PacedHttp(self.emu.base_url, self.emu.api_key)  # unpaced: budget None
+        answer = http.call(method, path, None if body is UNSET else body, raw=raw,
+                           key="default" if key is UNSET else key, headers=headers)
+        return Reply(answer.status, answer.headers, answer.body)
 
     def get(self, path: str, **kw: Any) -> Reply:
         return self.call("GET", path, **kw)
@@ -94,79 +67,6 @@ class Api:
 
     def delete(self, path: str, **kw: Any) -> Reply:
         return self.call("DELETE", path, **kw)
-
-
-@dataclass
-class Received:
-    path: str
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
-
-
-@dataclass
-class Receiver:
-    """A webhook endpoint on loopback that records raw requests.
-
-    ``status``: the answer; ``reset_first``: that many connections are reset without an answer
-    (a connection-level failure, which Plane retries).
-    """
-
-    status: int = 200
-    reset_first: int = 0
-    received: list[Received] = field(default_factory=list)
-    cond: threading.Condition = field(default_factory=threading.Condition)
-    server: ThreadingHTTPServer | None = None
-
-    def start(self) -> Receiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with receiver.cond:
-                    if receiver.reset_first > 0:
-                        receiver.reset_first -= 1
-                        self.connection.setsockopt(
-                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                        )
-                        self.close_connection = True
-                        return
-                    receiver.received.append(Received(self.path, list(self.headers.items()), body))
-                    receiver.cond.notify_all()
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}/plane-webhook"
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
-
-    def wait(self, n: int, timeout: float = 10.0) -> list[Received]:
-        with self.cond:
-            if not self.cond.wait_for(lambda: len(self.received) >= n, timeout):
-                raise TimeoutError(f"expected {n} webhooks, got {len(self.received)}")
-            return list(self.received)
 
 
 @pytest.fixture

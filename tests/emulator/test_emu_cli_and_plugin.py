@@ -43,6 +43,7 @@ class _Remote:
     """Adapts the CLI's JSON line to what conftest.Api needs."""
 
     def __init__(self, info: dict) -> None:
+        self.base_url = info["base_url"]
         host_port = info["base_url"].removeprefix("http://")
         self.host, port = host_port.split(":")
         self.port = int(port)

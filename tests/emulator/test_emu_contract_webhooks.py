@@ -125,13 +125,33 @@ def test_comment_and_project_created_like_recording(
     assert_like_recording(project, *recorded(samples_dir, "project-created"))
 
 
-def test_delete_sends_only_the_id(emu: PlaneEmulator, api: Api, receiver: Receiver) -> None:
-    item = emu.seed_work_items(1)[0]
-    emu.register_webhook(receiver.url, events=("issue",))
+def test_ce_sends_no_webhook_for_a_deleted_work_item_or_comment(
+    emu: PlaneEmulator, api: Api, receiver: Receiver
+) -> None:
+    # Real Plane CE (checked live, tests/contract/recordings/webhook.*.json): only a project
+    # deletion emits a webhook. The marker created last proves the queue has drained.
+    item, other = emu.seed_work_items(2)
+    emu.add_comment(other, "<p>c</p>")
+    emu.register_webhook(receiver.url)
+    comment = api.get(f"{api.proj}/work-items/{other}/comments/").json()["results"][0]
+    assert api.delete(f"{api.proj}/work-items/{other}/comments/{comment['id']}/").status == 204
     assert api.delete(f"{api.proj}/work-items/{item}/").status == 204
+    emu.delete_work_item(other)
+    marker = api.post(f"{api.proj}/work-items/", {"name": "marker"}).json()
+    emu.wait_webhooks_idle(10)
+    got = [json.loads(r.body) for r in receiver.received]
+    assert [(p["event"], p["action"], p["data"]["id"]) for p in got] == [
+        ("issue", "created", marker["id"])
+    ]
+
+
+def test_project_delete_sends_only_the_id(emu: PlaneEmulator, api: Api, receiver: Receiver) -> None:
+    project = emu.add_project("Doomed", "DOOM")
+    emu.register_webhook(receiver.url, events=("project",))
+    assert api.delete(f"{api.ws}/projects/{project['id']}/").status == 204
     (got,) = receiver.wait(1)
     payload = json.loads(got.body)
-    assert (payload["action"], payload["data"]) == ("deleted", {"id": item})
+    assert (payload["action"], payload["data"]) == ("deleted", {"id": project["id"]})
 
 
 def test_retry_after_connection_failure_new_delivery_id_same_bytes() -> None:

@@ -11,6 +11,7 @@ import html
 import json
 import random
 import re
+import unicodedata
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -70,6 +71,23 @@ def compact(value: Any) -> bytes:
 
 def strip_html(text: str | None) -> str:
     return html.unescape(re.sub(r"<[^>]*>", "", text or "")).strip()
+
+
+def stripped_description(description_html: str | None) -> str | None:
+    """``description_stripped`` as Plane's Issue.save sets it: NULL only for no HTML at all.
+
+    ``<p></p>`` gives ``""`` (seen live), so an empty item is not the same as one never given a
+    description."""
+    if not description_html:
+        return None
+    return strip_html(description_html)
+
+
+def slugify(value: str) -> str:
+    """Django's slugify (State.slug): ASCII-folded, lower-case, words joined by ``-``."""
+    text = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
+    text = re.sub(r"[^\w\s-]", "", text.lower())
+    return re.sub(r"[-\s]+", "-", text).strip("-_")
 
 
 @dataclass
@@ -132,6 +150,8 @@ class PlaneStore:
         self.next_sequence: dict[str, int] = {}
         # Per-project cache of work items in default order (-created_at); dropped on writes.
         self._ordered: dict[str, list[WorkItem]] = {}
+        # Largest work-item sort order per (project, state): where a new item goes.
+        self._sort_max: dict[tuple[str, str], float] = {}
         self._clock_floor = datetime.now(timezone.utc)
 
     # -- ids and time ------------------------------------------------------------------------
@@ -201,8 +221,27 @@ class PlaneStore:
         self.modules[pid] = {}
         self.next_sequence[pid] = 1
         for name_, color, sequence, group, default in DEFAULT_STATES:
-            self.create_state(pid, name_, color, group, sequence=sequence, default=default)
+            state = self.create_state(pid, name_, color, group, sequence=sequence,
+                                      default=default)
+            state.data["slug"] = ""  # bulk-created, bypassing State.save and its slugify
         return project
+
+    def project_api(self, project: Entity) -> dict[str, Any]:
+        """The API's ProjectSerializer: the row plus the annotations its querysets add.
+
+        Webhooks carry the bare row (``project.data``); API answers put the counts and the
+        caller's membership right after ``id`` (seen live)."""
+        data = project.data
+        pid = data["id"]
+        annotations = {
+            "total_members": len(self.project_members.get(pid, ())),
+            "total_cycles": len(self.cycles.get(pid, {})),
+            "total_modules": len(self.modules.get(pid, {})),
+            "is_member": True,
+            "member_role": 20,
+            "is_deployed": False,
+        }
+        return {"id": pid, **annotations, **{k: v for k, v in data.items() if k != "id"}}
 
     def project_by_identifier(self, identifier: str) -> Entity | None:
         for project in self.projects.values():
@@ -225,14 +264,17 @@ class PlaneStore:
     ) -> Entity:
         states = self.states[project_id]
         if sequence is None:
-            sequence = max((s.data["sequence"] for s in states.values()), default=5000.0) + 10000
+            # State.save: the project's largest sequence + 15000 (Plane's hidden Triage state
+            # is not counted), 65535 in a project without states.
+            largest = max((s.data["sequence"] for s in states.values()), default=None)
+            sequence = 65535.0 if largest is None else largest + 15000
         state = Entity(
             {
                 **self._stamp(),
                 "name": name,
                 "description": "",
                 "color": color,
-                "slug": "",
+                "slug": slugify(name),
                 "sequence": float(sequence),
                 "group": group,
                 "is_triage": False,
@@ -253,16 +295,17 @@ class PlaneStore:
         return next((s for s in states if s.data["default"]), states[0])
 
     def create_label(
-        self, project_id: str, name: str, color: str = "#4F46E5", **extra: Any
+        self, project_id: str, name: str, color: str = "", **extra: Any
     ) -> Entity:
         labels = self.labels[project_id]
+        largest = max((lb.data["sort_order"] for lb in labels.values()), default=None)
         label = Entity(
             {
                 **self._stamp(),
                 "name": name,
                 "description": extra.get("description") or "",
                 "color": color,
-                "sort_order": float(65535 * (len(labels) + 1)),
+                "sort_order": 65535.0 if largest is None else largest + 10000,
                 "external_source": extra.get("external_source"),
                 "external_id": extra.get("external_id"),
                 "created_by": self.admin.id,
@@ -283,6 +326,9 @@ class PlaneStore:
         seq = self.next_sequence[project_id]
         self.next_sequence[project_id] = seq + 1
         state_id = values.get("state") or self.default_state(project_id).id
+        # Issue.save: after the largest sort order among the project's items in that state.
+        largest = self._sort_max.get((project_id, state_id))
+        sort_order = 65535.0 if largest is None else largest + 10000
         item = WorkItem(
             {
                 "id": self.new_id(),
@@ -298,7 +344,7 @@ class PlaneStore:
                 "start_date": values.get("start_date"),
                 "target_date": values.get("target_date"),
                 "sequence_id": seq,
-                "sort_order": float(values.get("sort_order", 65535.0 + 10000 * (seq - 1))),
+                "sort_order": float(values.get("sort_order", sort_order)),
                 "completed_at": None,
                 "archived_at": None,
                 "is_draft": bool(values.get("is_draft", False)),
@@ -319,7 +365,13 @@ class PlaneStore:
         self._mark_completed(item)
         self.work_items[project_id][item.id] = item
         self._ordered.pop(project_id, None)
+        self._note_sort_order(item)
         return item
+
+    def _note_sort_order(self, item: WorkItem) -> None:
+        key = (item.data["project"], item.data["state"])
+        self._sort_max[key] = max(self._sort_max.get(key, item.data["sort_order"]),
+                                  item.data["sort_order"])
 
     def update_work_item(
         self, item: WorkItem, values: dict[str, Any], actor_id: str | None
@@ -332,6 +384,7 @@ class PlaneStore:
         self._mark_completed(item)
         item.cached_json = None
         self._ordered.pop(item.data["project"], None)
+        self._note_sort_order(item)
 
     def delete_work_item(self, item: WorkItem) -> None:
         pid = item.data["project"]
@@ -388,6 +441,11 @@ class PlaneStore:
             return {"id": label_id, "name": None, "color": None}
         return {"id": label.id, "name": label.data["name"], "color": label.data["color"]}
 
+    def label_full(self, project_id: str, label_id: str) -> dict[str, Any]:
+        """An expanded label in an API answer: the whole LabelSerializer row."""
+        label = self.labels[project_id].get(label_id)
+        return dict(label.data) if label is not None else self.label_lite(project_id, label_id)
+
     def user_lite(self, user_id: str) -> dict[str, Any]:
         user = self.users.get(user_id)
         return user.lite() if user else {"id": user_id}
@@ -402,13 +460,20 @@ class PlaneStore:
         if expand:
             if "state" in expand:
                 out["state"] = self.state_lite(pid, d["state"])
-            if "labels" in expand:
-                out["labels"] = [self.label_lite(pid, x) for x in d["labels"]]
-            if "assignees" in expand:
-                out["assignees"] = [self.user_lite(x) for x in d["assignees"]]
             if "project" in expand:
                 p = self.projects[pid].data
                 out["project"] = {"id": pid, "identifier": p["identifier"], "name": p["name"]}
+            # labels and assignees are write-only fields that the serializer appends: expanded
+            # ones first, in the order asked for (seen live), then the others.
+            lists = {"labels": [self.label_full(pid, x) for x in d["labels"]]
+                     if "labels" in expand else d["labels"],
+                     "assignees": [self.user_lite(x) for x in d["assignees"]]
+                     if "assignees" in expand else d["assignees"]}
+            order = [e for e in expand if e in lists]
+            order += [k for k in ("assignees", "labels") if k not in order]
+            for key in ("assignees", "labels"):
+                out.pop(key)
+            out.update((key, lists[key]) for key in order)
         if fields:
             out = {k: v for k, v in out.items() if k in fields}
         return out
@@ -423,7 +488,7 @@ class PlaneStore:
             "state": self.state_lite(pid, d["state"]),
             "description": {},
             "description_json": {},
-            "description_stripped": strip_html(d["description_html"]) or None,
+            "description_stripped": stripped_description(d["description_html"]),
         }
         return {k: expanded[k] if k in expanded else d.get(k) for k in WORK_ITEM_WEBHOOK_KEYS}
 

@@ -343,8 +343,7 @@ class PlaneEmulator(PlaneApi):
         with self._lock:
             if pid not in self.store.projects:
                 raise KeyError(f"no project {pid}")
-            data = {"name": name, **values}
-            self._validate_for_helper(pid, data, partial=False)
+            data = self._validate_for_helper(pid, {"name": name, **values}, partial=False)
             item = self.store.create_work_item(pid, data, self.store.admin.id)
             self._emit_created("issue", item, self.store.admin.id)
             return self.store.serialize_work_item(item)
@@ -354,8 +353,8 @@ class PlaneEmulator(PlaneApi):
             item = self.store.find_work_item(item_id)
             if item is None:
                 raise KeyError(item_id)
-            self._validate_for_helper(item.data["project"], changes, partial=True)
-            self._apply_work_item_update(item, changes, self.store.admin.id)
+            clean = self._validate_for_helper(item.data["project"], changes, partial=True)
+            self._apply_work_item_update(item, clean, self.store.admin.id, requested=changes)
             return self.store.serialize_work_item(item)
 
     def delete_work_item(self, item_id: str) -> None:
@@ -378,12 +377,14 @@ class PlaneEmulator(PlaneApi):
             self._emit_created("issue_comment", comment, self.store.admin.id)
             return dict(comment.data)
 
-    def _validate_for_helper(self, pid: str, data: dict[str, Any], *, partial: bool) -> None:
+    def _validate_for_helper(
+        self, pid: str, data: dict[str, Any], *, partial: bool
+    ) -> dict[str, Any]:
         unknown = set(data) - set(_store.WORK_ITEM_WRITABLE)
         if unknown:
             raise ValueError(f"not writable on a work item: {sorted(unknown)}")
         try:
-            self._validate_work_item(pid, data, partial=partial)
+            return self._validate_work_item(pid, data, partial=partial)
         except _Reply as reply:
             raise ValueError(f"invalid work item: {reply.body}") from None
 

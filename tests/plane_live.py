@@ -1,0 +1,191 @@
+"""Live contract mode: the suites that run against the emulator, run against a real Plane instead.
+
+One switch. When ``PLANE_LIVE_BASE_URL`` is set (with ``PLANE_LIVE_API_KEY``,
+``PLANE_LIVE_WORKSPACE`` and ``PLANE_LIVE_PROJECT``), the client suite, the contract probes and the
+project-sync scenarios also talk to that server. Without it everything runs against the
+emulator, as in CI. Optional:
+
+- ``PLANE_LIVE_WEBHOOK_SECRET``: the secret of the workspace webhook (webhook probes check the
+  signature of what arrives);
+- ``PLANE_LIVE_SET_WEBHOOK``: a command that points the workspace webhook at a URL, ``{url}``
+  standing for it (Plane CE manages webhooks only through its session-auth web API, so how this
+  is done is the server operator's business). Without it, probes that need webhooks are skipped;
+- ``PLANE_LIVE_UNSET_WEBHOOK``: a command run at the end to switch the webhook off again;
+- ``PLANE_LIVE_RECORD=1``: write what the live server answered to tests/contract/recordings/.
+
+The key is a secret: it is read from the environment, sent only in the ``X-API-Key`` header and
+never printed, logged or written to a recording.
+
+Plane allows 60 requests a minute per key. Every live request of the test process is paced by
+one of the wheel's own rate budgets (``LIVE_BUDGET``), shared with the ``PlaneClient`` instances
+the live tests build, so a live run never collects a 429; it just takes minutes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from plane_connector.ratebudget import LocalRateBudget
+
+ENV_BASE_URL = "PLANE_LIVE_BASE_URL"
+ENV_KEYS = ("PLANE_LIVE_API_KEY", "PLANE_LIVE_WORKSPACE", "PLANE_LIVE_PROJECT")
+#: What the live tests plan with: Plane's 60 a minute, less a margin for the server's clock.
+LIVE_RATE = 58
+LIVE_WINDOW = 60.0
+LIVE_BUDGET = LocalRateBudget()
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    base_url: str
+    api_key: str = field(repr=False)
+    workspace: str
+    project: str
+    webhook_secret: str | None = field(default=None, repr=False)
+    set_webhook: str | None = None
+    unset_webhook: str | None = None
+    record: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Any = None) -> LiveConfig | None:
+        env = os.environ if environ is None else environ
+        base = (env.get(ENV_BASE_URL) or "").strip()
+        if not base:
+            return None
+        missing = [k for k in ENV_KEYS if not (env.get(k) or "").strip()]
+        if missing:
+            raise RuntimeError(f"{ENV_BASE_URL} is set but {', '.join(missing)} is not")
+        return cls(
+            base_url=base.rstrip("/"),
+            api_key=env["PLANE_LIVE_API_KEY"].strip(),
+            workspace=env["PLANE_LIVE_WORKSPACE"].strip(),
+            project=env["PLANE_LIVE_PROJECT"].strip(),
+            webhook_secret=(env.get("PLANE_LIVE_WEBHOOK_SECRET") or "").strip() or None,
+            set_webhook=(env.get("PLANE_LIVE_SET_WEBHOOK") or "").strip() or None,
+            unset_webhook=(env.get("PLANE_LIVE_UNSET_WEBHOOK") or "").strip() or None,
+            record=(env.get("PLANE_LIVE_RECORD") or "") == "1",
+        )
+
+    @property
+    def can_point_webhook(self) -> bool:
+        return bool(self.set_webhook and self.webhook_secret)
+
+    def point_webhook(self, url: str) -> None:
+        """Run the operator's command that points the workspace webhook at ``url``."""
+        if not self.set_webhook:
+            raise RuntimeError("PLANE_LIVE_SET_WEBHOOK is not set")
+        _run_hook(self.set_webhook.replace("{url}", shlex.quote(url)))
+
+    def unpoint_webhook(self) -> None:
+        if self.unset_webhook:
+            _run_hook(self.unset_webhook)
+
+
+def _run_hook(command: str) -> None:
+    # The command's output may echo configuration; it is not shown unless the command fails,
+    # and then only its exit status and last line (the lab helper never prints the secret).
+    done = subprocess.run(  # noqa: S602 - an operator-provided command line, by design
+        command, shell=True, capture_output=True, text=True, timeout=120
+    )
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
+        raise RuntimeError(f"webhook command failed ({done.returncode}): {tail}")
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+class PacedHttp:
+    """Plain HTTP/1.1 to one Plane server with raw answers, paced by a wheel rate budget.
+
+    The contract probes need the exact status, headers and body bytes, which the client turns
+    into exceptions; pacing still goes through the wheel's budget (``budget=None``: unpaced, for
+    the emulator, whose 429s are then the tests' business). A paced call waits out a 429
+    (``Retry-After``) and counts it; none is expected.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        budget: LocalRateBudget | None = None,
+        rate: int = LIVE_RATE,
+        window: float = LIVE_WINDOW,
+    ) -> None:
+        parts = urlsplit(base_url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.https = parts.scheme == "https"
+        self._key = api_key
+        self.budget = budget
+        self.rate, self.window = rate, window
+        self.sent = 0
+        self.rate_limited = 0
+
+    def __repr__(self) -> str:
+        return f"<PacedHttp {self.host}:{self.port}>"
+
+    @property
+    def key_id(self) -> str:
+        return hashlib.sha256(self._key.encode()).hexdigest()
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        key: str | None = "default",
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        """``key``: ``"default"`` (the configured key), None (no key) or another key value."""
+        sent = dict(headers or {})
+        if key is not None:
+            sent["X-API-Key"] = self._key if key == "default" else key
+        payload = raw
+        if body is not None:
+            payload = json.dumps(body).encode()
+            sent.setdefault("Content-Type", "application/json")
+        for _attempt in range(4):
+            if self.budget is not None and key == "default":
+                wait = self.budget.reserve(self.key_id, self.rate, self.window)
+                if wait > 0:
+                    time.sleep(wait)
+            answer = self._send(method, path, payload, sent)
+            self.sent += 1
+            if answer.status != 429 or key != "default" or self.budget is None:
+                return answer
+            self.rate_limited += 1
+            time.sleep(float(answer.header("Retry-After") or 1) + 0.5)
+        return answer
+
+    def _send(self, method: str, path: str, payload: bytes | None, headers: dict) -> Answer:
+        cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
+        conn = cls(self.host, self.port, timeout=60)
+        try:
+            conn.request(method, path, body=payload, headers=headers)
+            resp = conn.getresponse()
+            return Answer(resp.status, resp.getheaders(), resp.read())
+        finally:
+            conn.close()
