@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from typing import Any
 
 #: The work-item fields the sync maps, in Plane's API names.
@@ -153,13 +154,65 @@ def date_string(value: dt.date | None) -> str | None:
     return value.isoformat() if value else None
 
 
+#: What Plane refuses in a project name and identifier, with a 400 on create and update
+#: (``Project.FORBIDDEN_IDENTIFIER_CHARS_PATTERN``, CE 4ca6d6c7; tests/contract/recordings).
+PLANE_FORBIDDEN_CHARS = "&+,:;$^}{*=?@#|'<>.()%!-"
+PLANE_NAME_MAX = 255
+PLANE_IDENTIFIER_MAX = 12
+PROJECT_NAME_FALLBACK = "Odoo project"
+_SPOKEN = {"&": " and ", "+": " plus ", "@": " at ", "%": " percent "}
+_FORBIDDEN_RE = re.compile("[" + re.escape(PLANE_FORBIDDEN_CHARS) + "]")
+
+
+def plane_project_name(name: str | None) -> str:
+    """A Plane-valid, readable project name for an Odoo project name.
+
+    ``&``, ``+``, ``@`` and ``%`` become words, an apostrophe goes (``Client's`` ->
+    ``Clients``), a point between digits becomes ``_`` (``2.1`` -> ``2_1``), every other
+    forbidden character a space; spaces are then collapsed. Never empty, at most 255
+    characters (cut at a word), and a valid name maps to itself.
+    """
+    text = re.sub(r"(?<=\d)\.(?=\d)", "_", name or "")
+    text = text.replace("'", "")
+    for char, word in _SPOKEN.items():
+        text = text.replace(char, word)
+    text = " ".join(_FORBIDDEN_RE.sub(" ", text).split())
+    if len(text) > PLANE_NAME_MAX:
+        head = text[:PLANE_NAME_MAX + 1]
+        cut = head.rsplit(" ", 1)[0] if " " in head else ""
+        text = cut if len(cut) >= PLANE_NAME_MAX // 2 else text[:PLANE_NAME_MAX].rstrip()
+    return text or PROJECT_NAME_FALLBACK
+
+
+def unique_project_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``name 2``, ``name 3``… : Plane refuses a name another live project has
+    (case-sensitive, 409)."""
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        suffix = f" {n}"
+        candidate = name[:PLANE_NAME_MAX - len(suffix)].rstrip() + suffix
+    return candidate
+
+
 def plane_identifier(name: str, taken: set[str] | None = None) -> str:
-    """A Plane project identifier (upper-case letters/digits, at most 12) from a name."""
-    words = re.findall(r"[A-Za-z0-9]+", name or "")
+    """A Plane project identifier (A-Z and 0-9, at most 12, unique) from a name.
+
+    The initials of a name of several words, else its first five characters; accents are
+    folded (``Über`` gives ``U``), and a taken identifier gets a number.
+    """
+    ascii_name = unicodedata.normalize("NFKD", (name or "").replace("'", "")).encode(
+        "ascii", "ignore").decode()
+    words = re.findall(r"[A-Za-z0-9]+", ascii_name)
     base = "".join(w[0] for w in words).upper() if len(words) > 1 else "".join(words)[:5]
     base = (base.upper() or "ODOO")[:8]
     candidate, n = base, 1
     while taken and candidate in taken:
         n += 1
-        candidate = f"{base}{n}"[:12]
+        candidate = f"{base}{n}"[:PLANE_IDENTIFIER_MAX]
     return candidate
+
+
+def plane_project_description(name: str | None) -> str:
+    """The Plane project's description: where the full Odoo name is kept."""
+    return f"Odoo project: {name or ''} (managed from Odoo)"

@@ -37,7 +37,11 @@ JOB_KINDS = [
     ("archive", "Archive work item"),
     ("comment", "Send chatter to Plane"),
     ("backfill", "Back-fill from Plane"),
+    ("project", "Rename the Plane project"),
+    ("sweep", "Look for work items deleted in Plane"),
 ]
+#: Job kinds about a whole project (no task): at most one pending per project and kind.
+PROJECT_KINDS = ("backfill", "project", "sweep")
 PARAM_MAX_ATTEMPTS = "plane.project_sync.max_attempts"
 PARAM_LEASE = "plane.project_sync.lease_seconds"
 DEFAULT_MAX_ATTEMPTS = 8
@@ -95,10 +99,11 @@ class PlaneSyncJob(models.Model):
             "CREATE UNIQUE INDEX IF NOT EXISTS plane_sync_job_pending_uniq "
             "ON plane_sync_job (task_id, kind) WHERE state = 'pending'"
         )
-        cr.execute(
-            "CREATE UNIQUE INDEX IF NOT EXISTS plane_sync_job_backfill_uniq "
-            "ON plane_sync_job (project_id) WHERE state = 'pending' AND kind = 'backfill'"
-        )
+        for kind in PROJECT_KINDS:
+            cr.execute(
+                f"CREATE UNIQUE INDEX IF NOT EXISTS plane_sync_job_{kind}_uniq "
+                f"ON plane_sync_job (project_id) WHERE state = 'pending' AND kind = '{kind}'"
+            )
         cr.execute(
             "CREATE INDEX IF NOT EXISTS plane_sync_job_due_idx ON plane_sync_job "
             "(next_attempt_at, id) WHERE state IN ('pending', 'running')"
@@ -135,19 +140,32 @@ class PlaneSyncJob(models.Model):
 
     @api.model
     def _plane_enqueue_backfill(self, project) -> None:
+        self._plane_enqueue_project_job(project, "backfill")
+
+    @api.model
+    def _plane_enqueue_project_job(self, project, kind: str) -> bool:
+        """Queue one job about a whole project (back-fill, rename, deletion check), unless
+        one of that kind is already pending; True when one was queued."""
+        if kind not in PROJECT_KINDS:
+            raise ValueError(kind)
+        project.flush_recordset()
         now = fields.Datetime.now()
+        # kind is one of PROJECT_KINDS (checked above): the index predicate must be literal.
         self.env.cr.execute(
-            """
+            f"""
             INSERT INTO plane_sync_job (project_id, kind, plane_project_id, state, attempts,
                                         writes, next_attempt_at, create_uid, create_date,
                                         write_uid, write_date)
-            VALUES (%s, 'backfill', %s, 'pending', 0, 1, %s, %s, %s, %s, %s)
-            ON CONFLICT (project_id) WHERE state = 'pending' AND kind = 'backfill' DO NOTHING
-            """,
-            (project.id, project.plane_project_id, now, self.env.uid, now, self.env.uid, now),
+            VALUES (%s, %s, %s, 'pending', 0, 1, %s, %s, %s, %s, %s)
+            ON CONFLICT (project_id) WHERE state = 'pending' AND kind = '{kind}' DO NOTHING
+            """,  # noqa: S608
+            (project.id, kind, project.plane_project_id, now, self.env.uid, now, self.env.uid,
+             now),
         )
+        queued = self.env.cr.rowcount == 1
         self.invalidate_model()
         self._plane_wake()
+        return queued
 
     @api.model
     def _plane_wake(self) -> None:
@@ -221,33 +239,39 @@ class PlaneSyncJob(models.Model):
         job = self.sudo()
         try:
             with self.env.cr.savepoint():
-                job._plane_execute()
+                more = job._plane_execute()
                 self.env.flush_all()
         except Exception as exc:  # noqa: BLE001 - kept on the job and the task, retried
             self.env.invalidate_all()
             return job._plane_failed(exc)
-        if job.kind == "backfill" and job.project_id.plane_backfill_state == "running":
-            # One page per run: the next page is the next job, so a kill loses one page at most.
-            job.write({"state": "done", "done_at": fields.Datetime.now(), "last_error": False})
-            self._plane_enqueue_backfill(job.project_id)
-            return "done"
         job.write({"state": "done", "done_at": fields.Datetime.now(), "last_error": False})
+        if more:
+            # One page (or batch) per run: the next one is the next job, so a kill loses one
+            # page at most and the cursor saved with this one is where it resumes.
+            self._plane_enqueue_project_job(job.project_id, job.kind)
         return "done"
 
-    def _plane_execute(self) -> None:
+    def _plane_execute(self) -> bool:
+        """Do the job's work; True when a project job has more steps to come."""
         if self.kind == "backfill":
             self.project_id._plane_backfill_page()
-            return
+            return self.project_id.plane_backfill_state == "running"
+        if self.kind == "sweep":
+            return self.project_id._plane_sweep_step()
+        if self.kind == "project":
+            self.project_id._plane_push_project()
+            return False
         task = self.task_id.with_context(active_test=False)
         if self.kind == "archive":
             self.env["project.task"]._plane_archive_work_item(
                 self.plane_project_id, self.work_item_id, task, project=self.project_id
             )
-            return
+            return False
         if task and self.kind == "comment":
             task._plane_push_comments()
         elif task:
             task._plane_push()
+        return False
 
     def _plane_failed(self, exc: Exception) -> str:
         message = _describe(exc)
@@ -281,7 +305,7 @@ class PlaneSyncJob(models.Model):
         return "retry"
 
     def _plane_pending_twin(self):
-        if self.kind == "backfill":
+        if self.kind in PROJECT_KINDS:
             domain = [("project_id", "=", self.project_id.id)]
         else:
             domain = [("task_id", "=", self.task_id.id)] if self.task_id else [("id", "=", 0)]

@@ -7,6 +7,7 @@ the common case.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import time
@@ -14,14 +15,21 @@ import time
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
-from ..mapping import MODES, plane_identifier, plane_values
+from ..mapping import (
+    MODES,
+    plane_identifier,
+    plane_project_description,
+    plane_project_name,
+    plane_values,
+    unique_project_name,
+)
 
 _log = logging.getLogger(__name__)
 
 try:
-    from plane_connector import ConflictError, PlaneError
+    from plane_connector import ConflictError, NotFoundError, PlaneError
 except ImportError:  # pragma: no cover - external_dependencies stops the install first
-    ConflictError = PlaneError = Exception
+    ConflictError = NotFoundError = PlaneError = Exception
 
 BACKFILL_STATES = [
     ("none", "Not started"),
@@ -31,6 +39,22 @@ BACKFILL_STATES = [
 BACKFILL_PAGE = 100
 #: A lookup that misses reloads a cache at most this often (seconds).
 CACHE_MIN_AGE = 60
+#: How often each linked project is checked for work items deleted in Plane (minutes; 0: never).
+#: Plane CE sends no webhook when a work item is deleted, so this check is how Odoo learns it.
+PARAM_SWEEP_MINUTES = "plane.project_sync.deletion_sweep_minutes"
+DEFAULT_SWEEP_MINUTES = 60
+#: Work item ids per listing request of the deletion check (only ids are asked for).
+SWEEP_PAGE = 500
+#: Missing work items confirmed (one GET each) per job run.
+SWEEP_CONFIRM_BATCH = 20
+SWEEP_STATES = [
+    ("idle", "Idle"),
+    ("walking", "Listing Plane's work items"),
+    ("confirming", "Checking the missing ones"),
+]
+#: Tries at a project name and identifier nobody has: Plane answers a taken name and a taken
+#: identifier with the same 409 (naming the name), so each refused pair is set aside.
+CREATE_ATTEMPTS = 4
 
 
 def _mode(default: str, string: str):
@@ -73,6 +97,16 @@ class ProjectProject(models.Model):
                                        string="Tasks in Plane")
     plane_task_total = fields.Integer(compute="_compute_plane_progress", string="Active tasks")
     plane_progress = fields.Float(compute="_compute_plane_progress", string="Back-fill progress")
+    plane_sweep_state = fields.Selection(SWEEP_STATES, string="Deletion check", default="idle",
+                                         required=True, copy=False, readonly=True)
+    plane_sweep_round = fields.Integer(copy=False, readonly=True)
+    plane_sweep_cursor = fields.Char(copy=False, readonly=True)
+    plane_sweep_started_at = fields.Datetime(copy=False, readonly=True)
+    plane_sweep_done_at = fields.Datetime(string="Last deletion check", copy=False,
+                                          readonly=True)
+    plane_sweep_flagged = fields.Integer(string="Found deleted in Plane (last check)",
+                                         copy=False, readonly=True)
+    plane_sweep_error = fields.Char(string="Deletion check note", copy=False, readonly=True)
 
     def init(self):
         self.env.cr.execute(
@@ -113,23 +147,72 @@ class ProjectProject(models.Model):
     # -- linking
 
     def action_plane_create_project(self):
-        """Create a Plane project for this Odoo project, link it and back-fill its tasks."""
+        """Create a Plane project for this Odoo project, link it and back-fill its tasks.
+
+        Plane refuses many ordinary characters in project names (``R&D``, ``ACME Inc.``): the
+        Plane name is a readable mapping of the Odoo name, made unique in the workspace, and
+        the full Odoo name goes into the Plane project's description."""
         self.ensure_one()
         if self.plane_project_id:
             raise UserError("This project is already linked to a Plane project.")
         connector = self.env["plane.connector"]
         path = connector._plane_workspace_path("projects")
-        taken = {p.get("identifier") for p in connector._plane_paginate(path)}
-        body = {"name": self.name, "identifier": plane_identifier(self.name, taken),
-                "description": f"Odoo project {self.name} (managed from Odoo)"}
-        try:
-            created = connector._plane_request("POST", path, json=body)
-        except ConflictError as exc:
-            raise UserError(f"Plane refused the project: {exc}") from None
-        except PlaneError as exc:
-            raise UserError(f"Plane project not created: {exc}") from None
+        refused_names, refused_identifiers = set(), set()
+        created = None
+        for _attempt in range(CREATE_ATTEMPTS):
+            existing = list(connector._plane_paginate(path))
+            name = unique_project_name(
+                plane_project_name(self.name),
+                {p.get("name") for p in existing} | refused_names)
+            identifier = plane_identifier(
+                self.name, {p.get("identifier") for p in existing} | refused_identifiers)
+            body = {"name": name, "identifier": identifier,
+                    "description": plane_project_description(self.name)}
+            try:
+                created = connector._plane_request("POST", path, json=body)
+                break
+            except ConflictError:
+                # Taken by a project the listing does not show (archived), or made meanwhile.
+                refused_names.add(name)
+                refused_identifiers.add(identifier)
+            except PlaneError as exc:
+                raise UserError(f"Plane project not created: {exc}") from None
+        if created is None:
+            raise UserError("Plane refused the project: every name and identifier tried was "
+                            f"taken ({', '.join(sorted(refused_names))}).")
         self._plane_link(created)
         return True
+
+    def write(self, vals):
+        result = super().write(vals)
+        if "name" in vals:
+            # The Plane project follows an Odoo rename, through the job queue: no request
+            # inside the user's transaction.
+            Job = self.env["plane.sync.job"].sudo()
+            for project in self.sudo().filtered("plane_project_id"):
+                Job._plane_enqueue_project_job(project, "project")
+        return result
+
+    def _plane_push_project(self) -> None:
+        """Give the Plane project this project's (mapped) name and full name (job)."""
+        self.ensure_one()
+        if not self.plane_project_id:
+            return
+        connector = self.env["plane.connector"]
+        projects = connector._plane_workspace_path("projects")
+        path = connector._plane_workspace_path("projects", self.plane_project_id)
+        refused = set()
+        for _attempt in range(CREATE_ATTEMPTS):
+            others = {p.get("name") for p in connector._plane_paginate(projects)
+                      if p.get("id") != self.plane_project_id}
+            name = unique_project_name(plane_project_name(self.name), others | refused)
+            try:
+                connector._plane_request("PATCH", path, json={
+                    "name": name, "description": plane_project_description(self.name)})
+                return
+            except ConflictError:
+                refused.add(name)
+        raise UserError(f"Plane refused every name tried for {self.display_name}.")
 
     def action_plane_pick_project(self):
         """Open the list of Plane projects to link one."""
@@ -214,6 +297,132 @@ class ProjectProject(models.Model):
         else:
             values.update(plane_backfill_state="done", plane_backfill_cursor=False)
         self.write(values)
+
+    # -- noticing work items deleted in Plane (Plane CE sends no webhook for it)
+
+    @api.model
+    def _cron_plane_deletion_sweep(self) -> int:
+        """Queue a deletion check for every linked project whose last one is older than the
+        interval (``plane.project_sync.deletion_sweep_minutes``); returns how many."""
+        params = self.env["ir.config_parameter"].sudo()
+        try:
+            minutes = int(params.get_param(PARAM_SWEEP_MINUTES, DEFAULT_SWEEP_MINUTES))
+        except ValueError:
+            minutes = DEFAULT_SWEEP_MINUTES
+        if minutes <= 0:
+            return 0
+        due = fields.Datetime.now() - dt.timedelta(minutes=minutes)
+        projects = self.sudo().search([
+            ("plane_project_id", "!=", False), ("plane_sweep_state", "=", "idle"),
+            "|", ("plane_sweep_done_at", "=", False), ("plane_sweep_done_at", "<", due),
+        ])
+        Job = self.env["plane.sync.job"].sudo()
+        return sum(Job._plane_enqueue_project_job(project, "sweep") for project in projects)
+
+    def _plane_sweep_step(self) -> bool:
+        """One resumable step of the deletion check; True while there is more to do.
+
+        A round lists the Plane project's work item ids page by page (the cursor is saved
+        after each page) and marks every linked task whose item it saw. Plane pages by offset,
+        so an item deleted or created during the walk shifts the pages and another item can be
+        skipped: an unseen task is therefore only a candidate, flagged "Deleted in Plane" once
+        a direct GET of its work item answers 404."""
+        self.ensure_one()
+        if not self.plane_project_id:
+            self.write({"plane_sweep_state": "idle"})
+            return False
+        if self.plane_sweep_state == "walking":
+            return self._plane_sweep_page()
+        if self.plane_sweep_state == "confirming":
+            return self._plane_sweep_confirm()
+        return self._plane_sweep_start()
+
+    def _plane_sweep_start(self) -> bool:
+        connector = self.env["plane.connector"]
+        try:
+            remote = connector._plane_request(
+                "GET", connector._plane_workspace_path("projects", self.plane_project_id))
+        except NotFoundError:
+            remote = None
+        if not remote or remote.get("archived_at"):
+            # An archived project hides its work items and a deleted one has none: that says
+            # nothing about single items, so nothing is flagged.
+            self.write({"plane_sweep_state": "idle", "plane_sweep_done_at": fields.Datetime.now(),
+                        "plane_sweep_error": "The Plane project is archived or deleted: its "
+                                             "work items were not checked."})
+            return False
+        self.write({
+            "plane_sweep_state": "walking", "plane_sweep_round": self.plane_sweep_round + 1,
+            "plane_sweep_cursor": False, "plane_sweep_started_at": fields.Datetime.now(),
+            "plane_sweep_flagged": 0, "plane_sweep_error": False,
+        })
+        return True
+
+    def _plane_sweep_page(self) -> bool:
+        connector = self.env["plane.connector"]
+        path = connector._plane_workspace_path("projects", self.plane_project_id, "work-items")
+        pager = connector._plane_paginate(path, params={"fields": "id"}, per_page=SWEEP_PAGE,
+                                          cursor=self.plane_sweep_cursor or None)
+        seen = []
+        for item in pager:
+            seen.append(str(item["id"]))
+            if len(seen) >= SWEEP_PAGE:
+                break  # the next page is the next step's
+        if seen:
+            self._plane_sweep_mark_seen(seen)
+        next_cursor = pager.next_cursor
+        if next_cursor:
+            self.write({"plane_sweep_cursor": next_cursor})
+        else:
+            self.write({"plane_sweep_state": "confirming", "plane_sweep_cursor": False})
+        return True
+
+    def _plane_sweep_mark_seen(self, item_ids: list[str]) -> None:
+        # Bookkeeping only: plain SQL, so no task write (and no push) is triggered.
+        Task = self.env["project.task"]
+        Task.flush_model(["plane_work_item_id", "plane_sweep_round"])
+        self.env.cr.execute(
+            "UPDATE project_task SET plane_sweep_round = %s "
+            "WHERE project_id = %s AND plane_work_item_id = ANY(%s)",
+            (self.plane_sweep_round, self.id, list(item_ids)))
+        Task.invalidate_model(["plane_sweep_round"])
+
+    def _plane_sweep_confirm(self) -> bool:
+        Task = self.env["project.task"].sudo()
+        candidates = Task.search([
+            ("project_id", "=", self.id), ("plane_work_item_id", "!=", False),
+            ("plane_sync_state", "!=", "unlinked"),
+            "|", ("plane_sweep_round", "=", False),
+            ("plane_sweep_round", "<", self.plane_sweep_round),
+            # Pushed after the walk began: its work item existed then (times are to the
+            # second, so the second the walk began still counts as before).
+            "|", ("plane_synced_at", "=", False),
+            ("plane_synced_at", "<=", self.plane_sweep_started_at),
+        ], limit=SWEEP_CONFIRM_BATCH, order="id")
+        if not candidates:
+            self.write({"plane_sweep_state": "idle",
+                        "plane_sweep_done_at": fields.Datetime.now()})
+            if self.plane_sweep_flagged:
+                _log.info("Plane project %s: %s work item(s) found deleted in Plane",
+                          self.plane_project_id, self.plane_sweep_flagged)
+            return False
+        connector = self.env["plane.connector"]
+        flagged, present = 0, []
+        for task in candidates:
+            path = connector._plane_workspace_path(
+                "projects", self.plane_project_id, "work-items", task.plane_work_item_id)
+            try:
+                connector._plane_request("GET", path, params={"fields": "id"})
+            except NotFoundError:
+                task._plane_mark_deleted_in_plane()
+                flagged += 1
+            else:
+                present.append(task.plane_work_item_id)  # skipped by a page shift
+        if present:
+            self._plane_sweep_mark_seen(present)
+        if flagged:
+            self.write({"plane_sweep_flagged": self.plane_sweep_flagged + flagged})
+        return True
 
     # -- lookups (states, labels, members)
 

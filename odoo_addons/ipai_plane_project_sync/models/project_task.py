@@ -90,6 +90,9 @@ class ProjectTask(models.Model):
     plane_url = fields.Char(string="Open in Plane", compute="_compute_plane_url")
     plane_start_date = fields.Date(string="Start date", copy=False,
                                    help="Synced with the Plane work item's start date")
+    plane_sweep_round = fields.Integer(
+        copy=False, readonly=True,
+        help="The last round of the project's deletion check that saw this work item in Plane")
 
     @api.depends("plane_work_item_id", "project_id.plane_project_id")
     def _compute_plane_url(self):

@@ -1,9 +1,10 @@
 """Tasks <-> work items against the Plane emulator through the wheel's real client."""
 
+import datetime as dt
 from unittest.mock import patch
 
 from markupsafe import Markup
-from odoo import Command
+from odoo import Command, fields
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
@@ -249,19 +250,117 @@ class TestProjectSync(ProjectSyncCase):
         self.run_jobs()
         self.assertEqual(len(self.items_of(task)), 1)
 
+    def sweep(self, steps=None):
+        """Queue this project's deletion check as the cron does, then run it."""
+        self.project.plane_sweep_done_at = False
+        self.env["project.project"]._cron_plane_deletion_sweep()
+        return self.run_jobs(limit=steps) if steps else self.run_jobs()
+
     def test_deleted_in_plane_unlinks_and_flags_never_deletes(self):
         task = self.synced_task()
+        kept = self.synced_task("Kept")
         self.emulator.delete_work_item(task.plane_work_item_id)
-        self.deliver_webhooks()
+        # Plane CE sends no webhook for a deleted work item: only the check notices it.
+        self.assertEqual(self.deliver_webhooks(), 0)
+        self.assertEqual(task.plane_sync_state, "synced")
+        self.sweep()
         self.assertTrue(task.exists())
         self.assertFalse(task.plane_work_item_id)
         self.assertEqual(task.plane_sync_state, "unlinked")
+        self.assertIn("deleted in Plane", task.plane_sync_error)
+        self.assertEqual(kept.plane_sync_state, "synced")
+        self.assertEqual(self.project.plane_sweep_state, "idle")
+        self.assertEqual(self.project.plane_sweep_flagged, 1)
         task.write({"name": "Still here"})
         self.assertFalse(self.env["plane.sync.job"].search(
             [("task_id", "=", task.id), ("state", "=", "pending")]), "not re-created silently")
         task.action_plane_push()
         self.run_jobs()
         self.assertEqual(self.item(task)["name"], "Still here")
+
+    def test_a_deleted_event_still_unlinks_where_plane_sends_one(self):
+        # Plane Cloud's v2 webhooks do report deletions: that path is kept.
+        task = self.synced_task()
+        self.connector._plane_handle_event(
+            "issue", "deleted", {"data": {"id": task.plane_work_item_id}})
+        self.assertEqual(task.plane_sync_state, "unlinked")
+
+    def test_the_deletion_check_does_not_flag_items_a_page_shift_skipped(self):
+        tasks = [self.synced_task(f"Shift {n}") for n in range(5)]
+        newest, skipped = tasks[-1], tasks[-3]
+
+        def item_gets(since):
+            return [r for r in self.emulator.requests[since:] if r.method == "GET"
+                    and "/work-items/" in r.path and not r.path.endswith("/work-items/")]
+
+        with patch("odoo.addons.ipai_plane_project_sync.models.project_project.SWEEP_PAGE", 2):
+            self.sweep(steps=2)  # the project check, then the first page (newest first)
+            self.assertEqual(self.project.plane_sweep_state, "walking")
+            self.assertTrue(self.project.plane_sweep_cursor, "resumable: the cursor is saved")
+            self.assertEqual(newest.plane_sweep_round, self.project.plane_sweep_round)
+            # Deleted in Plane during the walk: every later row moves up one place, and the
+            # item that was first on page 2 is now last on page 1: the walk never lists it.
+            self.emulator.delete_work_item(newest.plane_work_item_id)
+            before = len(self.emulator.requests)
+            self.run_jobs()
+            self.assertNotEqual(skipped.plane_sweep_round, 0)
+            self.assertEqual(len(item_gets(before)), 1, "the skipped item is looked up once")
+            self.assertEqual([t.plane_sync_state for t in tasks], ["synced"] * 5,
+                             "skipped is not deleted; the deleted one was seen before")
+            before = len(self.emulator.requests)
+            self.sweep()  # the next round notices the deletion
+            self.assertEqual(len(item_gets(before)), 1)
+        self.assertEqual(newest.plane_sync_state, "unlinked")
+        self.assertEqual([t.plane_sync_state for t in tasks[:-1]], ["synced"] * 4)
+        self.assertEqual(self.project.plane_sweep_state, "idle")
+
+    def test_the_deletion_check_resumes_after_a_kill(self):
+        tasks = [self.synced_task(f"Resume {n}") for n in range(3)]
+        self.emulator.delete_work_item(tasks[0].plane_work_item_id)
+        with patch("odoo.addons.ipai_plane_project_sync.models.project_project.SWEEP_PAGE", 2):
+            self.sweep(steps=2)
+            cursor = self.project.plane_sweep_cursor
+            # The next page's job is claimed and its worker dies: the lease runs out.
+            Job = self.env["plane.sync.job"]
+            with self.env.registry.cursor() as cr:
+                claimed = Job.with_env(self.env(cr=cr))._plane_claim(1)
+            victim = Job.browse(claimed)
+            self.assertEqual(victim.kind, "sweep")
+            victim.lease_until = victim.create_date
+            self.env.flush_all()
+            self.assertEqual(self.project.plane_sweep_cursor, cursor)
+            self.run_jobs()
+        self.assertEqual(tasks[0].plane_sync_state, "unlinked")
+        self.assertEqual([t.plane_sync_state for t in tasks[1:]], ["synced", "synced"])
+        self.assertFalse(self.env["plane.sync.job"].search([("state", "!=", "done")]))
+
+    def test_the_deletion_check_runs_at_the_configured_interval(self):
+        params = self.env["ir.config_parameter"].sudo()
+        Project = self.env["project.project"]
+        params.set_param("plane.project_sync.deletion_sweep_minutes", "0")
+        self.project.plane_sweep_done_at = False
+        self.assertEqual(Project._cron_plane_deletion_sweep(), 0, "0 switches it off")
+        params.set_param("plane.project_sync.deletion_sweep_minutes", "30")
+        self.assertEqual(Project._cron_plane_deletion_sweep(), 1)
+        self.assertEqual(Project._cron_plane_deletion_sweep(), 0, "one pending check at most")
+        self.run_jobs()
+        self.assertTrue(self.project.plane_sweep_done_at)
+        self.assertEqual(Project._cron_plane_deletion_sweep(), 0, "not due yet")
+        self.project.plane_sweep_done_at = fields.Datetime.now() - dt.timedelta(minutes=31)
+        self.assertEqual(Project._cron_plane_deletion_sweep(), 1, "due again")
+        self.run_jobs()
+
+    def test_an_archived_plane_project_is_not_swept(self):
+        task = self.synced_task()
+        # Archived as in Plane's UI (no API call: other tests count the archive requests).
+        remote = self.emulator.store.projects[self.emulator.project_id].data
+        remote["archived_at"] = remote["updated_at"]
+        try:
+            self.sweep()
+        finally:
+            remote["archived_at"] = None
+        self.assertEqual(task.plane_sync_state, "synced", "hidden is not deleted")
+        self.assertIn("archived", self.project.plane_sweep_error)
 
     def test_a_task_moved_to_another_plane_project_gets_a_new_work_item_there(self):
         plane_other = self.emulator.add_project("Other lab", "OTH")
@@ -439,6 +538,52 @@ class TestProjectSync(ProjectSyncCase):
         link = self.env["plane.project.link"].search(
             [("plane_project_id", "=", project.plane_project_id)])
         self.assertTrue(link, "the connector's reconciliation sweep covers the project")
+
+    def test_an_ordinary_odoo_name_plane_refuses_is_mapped(self):
+        full = "R&D: Website (Phase 2) - ACME Inc."
+        project = self.env["project.project"].create({"name": full})
+        project.action_plane_create_project()
+        created = self.emulator.store.projects[project.plane_project_id].data
+        self.assertEqual(created["name"], "R and D Website Phase 2 ACME Inc")
+        self.assertEqual(created["identifier"], "RDWP2AI")
+        self.assertIn(full, created["description"], "the full Odoo name is kept")
+        self.assertEqual(project.name, full, "the Odoo name is untouched")
+
+    def test_a_taken_plane_name_or_identifier_gets_a_number(self):
+        path = self.connector._plane_workspace_path("projects")
+        self.client.post(path, json={"name": "Ops and Support", "identifier": "OS"})
+        project = self.env["project.project"].create({"name": "Ops & Support"})
+        project.action_plane_create_project()
+        created = self.emulator.store.projects[project.plane_project_id].data
+        self.assertEqual((created["name"], created["identifier"]), ("Ops and Support 2", "OS2"))
+        # A clash the listing did not show (a private project, or one made meanwhile): Plane
+        # answers 409 naming the name either way; the next name and identifier are tried.
+        other = self.env["project.project"].create({"name": "Field Service"})
+        real_paginate = type(self.connector)._plane_paginate
+        made = []
+
+        def paginate(connector, path, **kw):
+            rows = list(real_paginate(connector, path, **kw))
+            if path.endswith("/projects/") and not made:
+                made.append(self.emulator.add_project("Field Service", "FS"))
+            return iter(rows)
+
+        with patch.object(type(self.connector), "_plane_paginate", paginate):
+            other.action_plane_create_project()
+        created = self.emulator.store.projects[other.plane_project_id].data
+        self.assertEqual((created["name"], created["identifier"]), ("Field Service 2", "FS2"))
+
+    def test_an_odoo_rename_renames_the_plane_project_through_a_job(self):
+        project = self.env["project.project"].create({"name": "Renamed Later"})
+        project.action_plane_create_project()
+        self.run_jobs()
+        before = len(self.emulator.requests)
+        project.write({"name": "Ops & Support (EU)"})
+        self.assertEqual(len(self.emulator.requests), before, "no request in the user's write")
+        self.run_jobs()
+        created = self.emulator.store.projects[project.plane_project_id].data
+        self.assertEqual(created["name"], "Ops and Support EU")
+        self.assertIn("Ops & Support (EU)", created["description"])
 
     def test_pick_an_existing_plane_project(self):
         path = self.connector._plane_workspace_path("projects")
