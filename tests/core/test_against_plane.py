@@ -1,14 +1,25 @@
-"""The client against helper B's Plane emulator: pages, rate headers, 409s, Plane's error codes."""
+"""The client against a Plane: the emulator, and with PLANE_LIVE_* set also a real Plane.
+
+Pages, rate headers, 409s and Plane's error codes. The tests that take ``plane`` run against
+both; the ones that take ``emu`` need the emulator's scaled clock or its internals.
+"""
 
 from __future__ import annotations
 
+import math
+import os
 import time
 from collections.abc import Iterator
 
 import pytest
 from plane_connector import AuthError, ConflictError, PlaneClient
+from plane_live import ClientTarget, LiveConfig
 
 testing = pytest.importorskip("plane_connector.testing")
+
+LIVE = LiveConfig.from_env()
+#: A second live key, for the test that spends a whole minute's quota on purpose.
+SECOND_KEY = (os.environ.get("PLANE_LIVE_API_KEY_2") or "").strip() or None
 
 
 @pytest.fixture
@@ -21,47 +32,81 @@ def emu() -> Iterator[testing.PlaneEmulator]:
         emulator.stop()
 
 
-def items_path(emu: testing.PlaneEmulator) -> str:
-    return f"workspaces/{emu.workspace_slug}/projects/{emu.project_id}/work-items/"
+@pytest.fixture(scope="module")
+def live_plane() -> Iterator[ClientTarget | None]:
+    if LIVE is None:
+        yield None
+        return
+    target = ClientTarget.live(LIVE, "Client suite")
+    try:
+        yield target
+    finally:
+        target.drop()
 
 
-def test_pages_through_1050_items_without_a_429(emu: testing.PlaneEmulator) -> None:
-    ids = emu.seed_work_items(1050)
-    c = PlaneClient(emu.base_url, api_key=emu.api_key, requests_per_minute=20, rate_window=0.6)
-    pager = c.paginate(items_path(emu), per_page=50)
+@pytest.fixture(params=["emulator", *(["live"] if LIVE else [])])
+def plane(
+    request: pytest.FixtureRequest, live_plane: ClientTarget | None
+) -> Iterator[ClientTarget]:
+    if request.param == "live":
+        if live_plane is None:
+            pytest.skip("live mode is off (PLANE_LIVE_BASE_URL)")
+        yield live_plane
+        return
+    emulator = testing.PlaneEmulator(rate_limit=20, time_scale=0.01, seed=7).start()
+    try:
+        yield ClientTarget("emulator", emulator.base_url, emulator.api_key,
+                           emulator.workspace_slug, emulator.project_id, rate=20, window=0.6,
+                           budget=None, emulator=emulator)
+    finally:
+        emulator.stop()
+
+
+def test_pages_through_every_item_without_a_429(plane: ClientTarget) -> None:
+    # The emulator: 1,050 items at 20 requests per window. Live: 24 items (each one is a
+    # request at Plane's 60 a minute) in pages of 5.
+    total, per_page = (1050, 50) if plane.kind == "emulator" else (24, 5)
+    ids = plane.ensure_items(total)
+    c = plane.client()
+    pager = c.paginate(plane.items_path, per_page=per_page)
     got = [item["id"] for item in pager]
-    assert len(got) == 1050 == len(set(got))
+    assert len(got) == total == len(set(got))
     assert set(got) == set(ids)
-    assert pager.pages == 21  # 21 requests against a budget of 20 per window
+    assert pager.pages == math.ceil(total / per_page)
     assert c.stats["rate_limited"] == 0
-    assert c.stats["throttle_waits"] >= 1
+    if plane.kind == "emulator":
+        assert c.stats["throttle_waits"] >= 1  # 21 requests against a budget of 20 per window
     assert c.rate_limit.remaining is not None and c.rate_limit.reset_at is not None
 
 
-def test_resume_against_the_emulator(emu: testing.PlaneEmulator) -> None:
-    emu.seed_work_items(250)
-    c = PlaneClient(emu.base_url, api_key=emu.api_key, requests_per_minute=20, rate_window=0.6)
-    pager = c.paginate(items_path(emu), per_page=100)
-    first = [next(pager)["id"] for _ in range(150)]
+def test_resume_from_a_saved_cursor(plane: ClientTarget) -> None:
+    total, per_page, first_n = (250, 100, 150) if plane.kind == "emulator" else (24, 10, 15)
+    plane.ensure_items(total)
+    c = plane.client()
+    pager = c.paginate(plane.items_path, per_page=per_page)
+    first = [next(pager)["id"] for _ in range(first_n)]
     saved = pager.cursor
-    rest = [i["id"] for i in c.paginate(items_path(emu), per_page=100, cursor=saved)]
-    assert len(set(first) | set(rest)) == 250
+    rest = [i["id"] for i in c.paginate(plane.items_path, per_page=per_page, cursor=saved)]
+    assert len(set(first) | set(rest)) == total
 
 
-def test_idempotent_create_and_conflict(emu: testing.PlaneEmulator) -> None:
-    c = PlaneClient(emu.base_url, api_key=emu.api_key, requests_per_minute=20, rate_window=0.6)
-    payload = {"name": "Invoice INV/42", "external_id": "account.move:42",
+def test_idempotent_create_and_conflict(plane: ClientTarget) -> None:
+    c = plane.client()
+    payload = {"name": "Invoice INV/42", "external_id": f"account.move:42:{time.time()}",
                "external_source": "odoo"}  # fmt: skip
-    created = c.create_idempotent(items_path(emu), payload)
-    again = c.create_idempotent(items_path(emu), payload)
-    assert again["id"] == created["id"]
-    with pytest.raises(ConflictError) as info:
-        c.post(items_path(emu), json=payload)
-    assert info.value.existing_id == created["id"]
+    created = c.create_idempotent(plane.items_path, payload)
+    try:
+        again = c.create_idempotent(plane.items_path, payload)
+        assert again["id"] == created["id"]
+        with pytest.raises(ConflictError) as info:
+            c.post(plane.items_path, json=payload)
+        assert info.value.existing_id == created["id"]
+    finally:
+        c.delete(f"{plane.items_path}{created['id']}/")
 
 
-def test_invalid_key_is_auth_error(emu: testing.PlaneEmulator) -> None:
-    c = PlaneClient(emu.base_url, api_key="plane_api_" + "0" * 32)
+def test_invalid_key_is_auth_error(plane: ClientTarget) -> None:
+    c = PlaneClient(plane.base_url, api_key="plane_api_" + "0" * 32)
     with pytest.raises(AuthError) as info:
         c.me()
     assert info.value.status == 403
@@ -69,9 +114,28 @@ def test_invalid_key_is_auth_error(emu: testing.PlaneEmulator) -> None:
     assert "0" * 32 not in repr(c)
 
 
-def test_me(emu: testing.PlaneEmulator) -> None:
-    c = PlaneClient(emu.base_url + "/api/v1/", api_key=emu.api_key)
-    assert c.me()["id"] == emu.user["id"]
+def test_me(plane: ClientTarget) -> None:
+    c = PlaneClient(plane.base_url + "/api/v1/", api_key=plane.api_key,
+                    rate_budget=plane.budget, requests_per_minute=plane.rate,
+                    rate_window=plane.window)
+    me = c.me()
+    if plane.emulator is not None:
+        assert me["id"] == plane.emulator.user["id"]
+    assert set(me) >= {"id", "email", "display_name"}
+
+
+@pytest.mark.skipif(LIVE is None or SECOND_KEY is None, reason="needs live mode and "
+                    "PLANE_LIVE_API_KEY_2 (a key of its own: this test spends its whole minute)")
+def test_live_server_remaining_corrects_a_wrong_local_limit() -> None:
+    """Real Plane: a client that believes in 1,000 a minute follows X-RateLimit-Remaining and
+    waits at 0 instead of collecting 429s (on a key nobody else in this run uses)."""
+    assert LIVE is not None
+    c = PlaneClient(LIVE.base_url, api_key=SECOND_KEY, requests_per_minute=1000,
+                    rate_window=60.0, max_wait=90.0)
+    for _ in range(65):
+        c.me()
+    assert c.stats["rate_limited"] == 0
+    assert c.stats["throttle_waits"] >= 1
 
 
 def test_server_remaining_corrects_a_wrong_local_limit(emu: testing.PlaneEmulator) -> None:

@@ -11,126 +11,47 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
-import subprocess
-import time
 import urllib.error
 import urllib.request
 import uuid
-import xmlrpc.client
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from odoo_server import SERIES, OdooServer, odoo_paths, wait_until
 from plane_connector import sign_body
 from plane_connector.testing import PlaneEmulator
 
-ROOT = Path(__file__).resolve().parents[2]
-DB_USER = os.environ.get("ODOO_DB_USER", "odoo")
-SERIES = [s for s in ("18", "19")
-          if Path(os.environ.get(f"ODOO{s}_PATH", f"/work/odoo{s}"), "odoo-bin").is_file()]
 WEBHOOK_SECRET = "plane_wh_" + uuid.uuid4().hex
-
-
-def _odoo(series: str) -> tuple[Path, str]:
-    path = Path(os.environ.get(f"ODOO{series}_PATH", f"/work/odoo{series}"))
-    python = os.environ.get(f"ODOO{series}_PYTHON", f"/work/odoo{series}-venv/bin/python")
-    return path, python
-
-
-def _addons(path: Path) -> str:
-    dirs = [d for d in (path / "addons", path / "odoo" / "addons") if d.is_dir()]
-    return ",".join([*map(str, dirs), str(ROOT / "odoo_addons")])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 @pytest.fixture(scope="module", params=SERIES or [pytest.param("none", marks=pytest.mark.skip(
     reason="no Odoo 18.0/19.0 found (ODOO18_PATH / ODOO19_PATH)"))])
 def live_odoo(request, tmp_path_factory) -> Iterator[dict]:
     series = request.param
-    path, python = _odoo(series)
+    _path, python = odoo_paths(series)
     if not Path(python).is_file():
         pytest.skip(f"no Python for Odoo {series}.0 at {python}")
-    # That Odoo must run this tree's plane_connector, not the one synced last time.
-    sync = subprocess.run(
-        [str(ROOT / "scripts" / "odoo-tests.sh"), "--sync-only"], capture_output=True, text=True,
-        timeout=900, env=dict(os.environ, ODOO_SERIES=series),
-    )
-    assert sync.returncode == 0, sync.stdout[-2000:] + sync.stderr[-2000:]
-    db = f"plane_live{series}_{uuid.uuid4().hex[:8]}"
     emulator = PlaneEmulator(rate_limit=600, seed=3).start()
     env = dict(os.environ, IPAI_LIVE_PLANE_KEY=emulator.api_key,
                IPAI_LIVE_PLANE_WH=WEBHOOK_SECRET)
-    base = [python, str(path / "odoo-bin"), f"--addons-path={_addons(path)}", "-d", db,
-            "--db_host", "127.0.0.1", "--db_user", DB_USER, "--http-interface", "127.0.0.1"]
-    log = tmp_path_factory.mktemp("odoo") / "odoo.log"
-    proc = None
+    server = OdooServer(series, "ipai_bir_plane_sync", env,
+                        tmp_path_factory.mktemp("odoo") / "odoo.log")
     try:
-        init = subprocess.run(
-            [*base, "-i", "ipai_bir_plane_sync", "--stop-after-init", "--max-cron-threads", "0",
-             "--http-port", str(_free_port()), *(["--without-demo=all"] if series == "18" else [])],
-            capture_output=True, text=True, timeout=600, env=env,
-        )
-        assert init.returncode == 0, init.stderr[-3000:]
-        port = _free_port()
-        with open(log, "w") as out:
-            proc = subprocess.Popen(
-                [*base, "--workers", "2", "--max-cron-threads", "1", "--http-port", str(port),
-                 f"--db-filter=^{db}$", "--logfile", str(log)],
-                stdout=out, stderr=subprocess.STDOUT, env=env,
-            )
-        url = f"http://127.0.0.1:{port}"
-        common = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common")
-        uid = _wait_until(lambda: _try(lambda: common.authenticate(db, "admin", "admin", {})),
-                          90, "Odoo to answer XML-RPC")
-        models = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/object", allow_none=True)
-
-        def call(model, method, *args, **kw):
-            return models.execute_kw(db, uid, "admin", model, method, list(args), kw)
-
-        for key, value in {
+        server.start()
+        server.set_params({
             "plane.base_url": emulator.base_url,
             "plane.workspace_slug": emulator.workspace_slug,
             "plane.api_key_ref": "env:IPAI_LIVE_PLANE_KEY",
             "plane.webhook_secret_ref": "env:IPAI_LIVE_PLANE_WH",
             "plane.bir.project_id": emulator.project_id,
-        }.items():
-            call("ir.config_parameter", "set_param", key, value)
-        yield {"url": url, "db": db, "call": call, "emulator": emulator, "log": log,
-               "series": series}
+        })
+        yield {"url": server.url, "db": server.db, "call": server.call, "emulator": emulator,
+               "log": server.log, "series": series}
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        server.stop()
         emulator.stop()
-        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", DB_USER, "--if-exists", db],
-                       capture_output=True, timeout=120)
-
-
-def _try(fn):
-    try:
-        return fn()
-    except (OSError, xmlrpc.client.Error):
-        return None
 
 
 def test_webhook_round_trip_on_a_prefork_server(live_odoo):
@@ -153,7 +74,7 @@ def test_webhook_round_trip_on_a_prefork_server(live_odoo):
     assert attempt.webhook_id == hook["id"]
 
     # No cron call from here: the delivery woke the cron worker, another process.
-    _wait_until(
+    wait_until(
         lambda: call("bir.filing", "read", [filing_id], ["state"])[0]["state"] == "done",
         60, "the cron worker to mark the filing done",
     )
@@ -208,7 +129,7 @@ def test_concurrent_duplicates_are_stored_once(live_odoo):
                     [("webhook_id", "=", webhook_id)], fields)
         return rows if rows and all(r["state"] == "done" for r in rows) else None
 
-    rows = _wait_until(all_done, 60, "the cron worker to process the burst")
+    rows = wait_until(all_done, 60, "the cron worker to process the burst")
     assert sorted(r["fingerprint"] for r in rows) == sorted(
         hashlib.sha256(b).hexdigest() for b in bodies)
     assert {r["attempts"] for r in rows} == {1}

@@ -319,6 +319,14 @@ class ProjectProject(models.Model):
         Job = self.env["plane.sync.job"].sudo()
         return sum(Job._plane_enqueue_project_job(project, "sweep") for project in projects)
 
+    def action_plane_sweep_now(self):
+        """Check now, whatever the interval, which work items were deleted in Plane."""
+        self.check_access("write")
+        Job = self.env["plane.sync.job"].sudo()
+        for project in self.filtered("plane_project_id"):
+            Job._plane_enqueue_project_job(project, "sweep")
+        return True
+
     def _plane_sweep_step(self) -> bool:
         """One resumable step of the deletion check; True while there is more to do.
 

@@ -349,6 +349,11 @@ class TestProjectSync(ProjectSyncCase):
         self.project.plane_sweep_done_at = fields.Datetime.now() - dt.timedelta(minutes=31)
         self.assertEqual(Project._cron_plane_deletion_sweep(), 1, "due again")
         self.run_jobs()
+        # "Check for deleted work items" does not wait for the interval.
+        self.project.action_plane_sweep_now()
+        self.assertEqual(self.env["plane.sync.job"].search_count(
+            [("kind", "=", "sweep"), ("state", "=", "pending")]), 1)
+        self.run_jobs()
 
     def test_an_archived_plane_project_is_not_swept(self):
         task = self.synced_task()

@@ -1,0 +1,145 @@
+"""A real Odoo server in prefork mode for the end-to-end tests (shared by tests/odoo/test_live_*).
+
+It installs the given modules into a fresh database, starts ``--workers 2`` with a cron worker
+on a free loopback port, and talks to it over XML-RPC. Where Odoo lives: ODOO18_PATH /
+ODOO19_PATH and ODOO18_PYTHON / ODOO19_PYTHON, as for scripts/odoo-tests.sh.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+import xmlrpc.client
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+DB_USER = os.environ.get("ODOO_DB_USER", "odoo")
+SERIES = [s for s in ("18", "19")
+          if Path(os.environ.get(f"ODOO{s}_PATH", f"/work/odoo{s}"), "odoo-bin").is_file()]
+
+
+def odoo_paths(series: str) -> tuple[Path, str]:
+    path = Path(os.environ.get(f"ODOO{series}_PATH", f"/work/odoo{series}"))
+    python = os.environ.get(f"ODOO{series}_PYTHON", f"/work/odoo{series}-venv/bin/python")
+    return path, python
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def attempt(fn):
+    try:
+        return fn()
+    except (OSError, xmlrpc.client.Error):
+        return None
+
+
+class OdooServer:
+    """One database, one prefork server; ``call(model, method, *args, **kw)`` as admin."""
+
+    def __init__(self, series: str, modules: str, env: dict[str, str], log: Path,
+                 db_prefix: str = "plane_live") -> None:
+        self.series = series
+        self.path, self.python = odoo_paths(series)
+        self.modules = modules
+        self.env = env
+        self.log = log
+        self.db = f"{db_prefix}{series}_{uuid.uuid4().hex[:8]}"
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+        self._opener: urllib.request.OpenerDirector | None = None
+
+    def _base(self) -> list[str]:
+        dirs = [d for d in (self.path / "addons", self.path / "odoo" / "addons") if d.is_dir()]
+        addons = ",".join([*map(str, dirs), str(ROOT / "odoo_addons")])
+        return [self.python, str(self.path / "odoo-bin"), f"--addons-path={addons}",
+                "-d", self.db, "--db_host", "127.0.0.1", "--db_user", DB_USER,
+                "--http-interface", "127.0.0.1"]
+
+    def start(self) -> OdooServer:
+        # That Odoo must run this tree's plane_connector, not the one synced last time.
+        sync = subprocess.run(
+            [str(ROOT / "scripts" / "odoo-tests.sh"), "--sync-only"], capture_output=True,
+            text=True, timeout=900, env=dict(os.environ, ODOO_SERIES=self.series),
+        )
+        assert sync.returncode == 0, sync.stdout[-2000:] + sync.stderr[-2000:]
+        demo = ["--without-demo=all"] if self.series == "18" else []
+        init = subprocess.run(
+            [*self._base(), "-i", self.modules, "--stop-after-init", "--max-cron-threads", "0",
+             "--http-port", str(free_port()), *demo],
+            capture_output=True, text=True, timeout=900, env=self.env,
+        )
+        assert init.returncode == 0, init.stderr[-3000:]
+        port = free_port()
+        # stdout apart: two writers on one file overwrite each other's lines.
+        with open(self.log.with_suffix(".out"), "w") as out:
+            self.proc = subprocess.Popen(
+                [*self._base(), "--workers", "2", "--max-cron-threads", "1",
+                 "--http-port", str(port), f"--db-filter=^{self.db}$", "--logfile",
+                 str(self.log)],
+                stdout=out, stderr=subprocess.STDOUT, env=self.env,
+            )
+        self.url = f"http://127.0.0.1:{port}"
+        common = xmlrpc.client.ServerProxy(f"{self.url}/xmlrpc/2/common")
+        self.uid = wait_until(
+            lambda: attempt(lambda: common.authenticate(self.db, "admin", "admin", {})),
+            120, "Odoo to answer XML-RPC")
+        self._models = xmlrpc.client.ServerProxy(f"{self.url}/xmlrpc/2/object", allow_none=True)
+        return self
+
+    def call(self, model: str, method: str, *args: Any, **kw: Any) -> Any:
+        return self._models.execute_kw(self.db, self.uid, "admin", model, method, list(args), kw)
+
+    def web(self, route: str, params: dict[str, Any]) -> Any:
+        """A JSON-RPC call to a web route, in an admin browser session (as the web client)."""
+        if self._opener is None:
+            self._opener = urllib.request.build_opener(
+                urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+            self.web("/web/session/authenticate",
+                     {"db": self.db, "login": "admin", "password": "admin"})
+        body = json.dumps({"jsonrpc": "2.0", "method": "call", "params": params}).encode()
+        request = urllib.request.Request(  # noqa: S310 - the loopback server's own URL
+            f"{self.url}{route}", data=body, method="POST",
+            headers={"Content-Type": "application/json"})
+        with self._opener.open(request, timeout=60) as response:  # noqa: S310 - loopback
+            answer = json.loads(response.read())
+        if "error" in answer:
+            raise AssertionError(f"{route}: {answer['error'].get('data', {}).get('message')}")
+        return answer.get("result")
+
+    def set_params(self, params: dict[str, str]) -> None:
+        for key, value in params.items():
+            self.call("ir.config_parameter", "set_param", key, value)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", DB_USER, "--if-exists", self.db],
+                       capture_output=True, timeout=120)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
