@@ -96,8 +96,8 @@ def scenario(request, tmp_path_factory) -> Iterator[dict]:
         plane.point_webhook(f"{server.url}/plane/webhook?db={server.db}")
         yield {"server": server, "plane": plane}
     finally:
+        plane.stop()  # the webhook off first: Plane retries deliveries to a stopped server
         server.stop()
-        plane.stop()
 
 
 def test_project_sync_end_to_end(scenario) -> None:
