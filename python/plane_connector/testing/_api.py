@@ -724,14 +724,15 @@ class PlaneApi:
                 errors["priority"] = ["This field may not be null."]
             elif data["priority"] not in PRIORITIES:
                 errors["priority"] = [f'"{data["priority"]}" is not a valid choice.']
-        all_states = {sid for states in self.store.states.values() for sid in states}
-        all_items = {iid for items in self.store.work_items.values() for iid in items}
-        for key, known in (("state", all_states), ("parent", all_items)):
-            problem = _pk_problem(data.get(key), known)
+        # The related-field querysets span the whole workspace, not this project.
+        tables = {"state": self.store.states, "parent": self.store.work_items,
+                  "labels": self.store.labels, "assignees": {"": self.store.users}}
+        for key in ("state", "parent"):
+            problem = _pk_problem(data.get(key), tables[key])
             if problem:
                 errors[key] = [problem]
-        all_labels = {lid for labels in self.store.labels.values() for lid in labels}
-        for key, known in (("labels", all_labels), ("assignees", set(self.store.users))):
+        for key in ("labels", "assignees"):
+            known = tables[key]
             if key not in data:
                 continue
             values = data[key]
@@ -1163,15 +1164,17 @@ def _comment_read(data: dict[str, Any]) -> dict[str, Any]:
     return {"id": data["id"], "is_member": True, **{k: v for k, v in data.items() if k != "id"}}
 
 
-def _pk_problem(value: Any, known: set[str]) -> str | None:
-    """DRF's error for a related-object id (a UUID primary key), or None when it is fine."""
+def _pk_problem(value: Any, known: dict[str, dict[str, Any]]) -> str | None:
+    """DRF's error for a related-object id (a UUID primary key), or None when it is fine.
+
+    ``known``: rows by project (or any grouping); the id may be in any of them."""
     if value is None:
         return None
     try:
         uuid.UUID(str(value))
     except ValueError:
         return f"\u201c{value}\u201d is not a valid UUID."
-    if str(value) not in known:
+    if not any(str(value) in rows for rows in known.values()):
         return f'Invalid pk "{value}" - object does not exist.'
     return None
 
