@@ -26,7 +26,7 @@ def test_demo_on_the_emulator_exports_everything_and_dedupes_webhooks() -> None:
     assert report["unique_ids"] == report["items_exported"] == 400
     assert report["pages"] == 20
     assert report["client"]["rate_limited"] == 0
-    # create + 2 field updates + delete = 4 events; 2 Plane re-sends (new id, same bytes) and one
+    # create + 2 field updates + a comment = 4 events; 2 Plane re-sends (new id, same bytes) and one
     # byte-for-byte replay are duplicates; the forged one is rejected.
     assert report["deliveries"] == {"accepted": 4, "duplicate": 3, "rejected": 1}
     assert report["store_rows"]["done"] == 4

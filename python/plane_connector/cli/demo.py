@@ -153,7 +153,8 @@ def _run_emulated(args: argparse.Namespace) -> Report:
         assert again["id"] == created["id"], "idempotent create returned a second work item"
         client.patch(f"{base}{created['id']}/", json={"name": "INV/2026/0042 (paid)",
                                                       "priority": "urgent"})  # fmt: skip
-        client.delete(f"{base}{created['id']}/")
+        # A comment, not a delete: Plane CE sends no webhook for a deleted work item.
+        client.post(f"{base}{created['id']}/comments/", json={"comment_html": "<p>Paid.</p>"})
         emu.wait_webhooks_idle(timeout=30)
 
         _replay_and_forge(emu, hook_url)
