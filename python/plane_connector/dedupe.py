@@ -677,16 +677,12 @@ class PostgresDeliveryStore:
 
 
 def ensure_schema(cur: Any, *, table: str = DEFAULT_TABLE) -> None:
-    """Create the delivery table (the schema Odoo's ``plane.webhook.delivery`` has) if absent.
-
-    Serialized with an advisory lock: concurrent ``CREATE TABLE IF NOT EXISTS`` can still race.
-    """
+    """Create the delivery table (the schema Odoo's ``plane.webhook.delivery`` has) and its
+    fingerprint table if absent."""
     t = check_table_name(table)
-    base = t.rsplit(".", 1)[-1]
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"plane_connector:{t}",))
-    cur.execute(
-        f"CREATE TABLE IF NOT EXISTS {t} ("
-        "id serial PRIMARY KEY, "
+    base = _create_locked(
+        cur,
+        t,
         "delivery_id varchar NOT NULL, "
         "fingerprint varchar NOT NULL, "
         "event_id varchar, "
@@ -700,9 +696,9 @@ def ensure_schema(cur: Any, *, table: str = DEFAULT_TABLE) -> None:
         "received_at timestamp NOT NULL, "
         "processed_at timestamp, "
         "next_attempt_at timestamp, "
-        f"CONSTRAINT {base}_delivery_id_uniq UNIQUE (delivery_id), "
-        f"CONSTRAINT {base}_fingerprint_uniq UNIQUE (fingerprint), "
-        f"CONSTRAINT {base}_event_id_uniq UNIQUE (event_id))"
+        "CONSTRAINT {base}_delivery_id_uniq UNIQUE (delivery_id), "
+        "CONSTRAINT {base}_fingerprint_uniq UNIQUE (fingerprint), "
+        "CONSTRAINT {base}_event_id_uniq UNIQUE (event_id)",
     )
     cur.execute(
         f"CREATE INDEX IF NOT EXISTS {base}_pending_idx ON {t} (id) "
@@ -717,19 +713,30 @@ def ensure_fingerprint_schema(cur: Any, *, table: str = DEFAULT_TABLE) -> None:
     Odoo's delivery model calls this from ``init()``: the table is not an Odoo model's, but its
     layout (``id`` serial, no database defaults) lets one be declared on it later."""
     fp = fingerprint_table(table)
-    base = fp.rsplit(".", 1)[-1]
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"plane_connector:{fp}",))
-    cur.execute(
-        f"CREATE TABLE IF NOT EXISTS {fp} ("
-        "id serial PRIMARY KEY, "
+    base = _create_locked(
+        cur,
+        fp,
         "fingerprint varchar NOT NULL, "
         "event_id varchar, "
         "delivery_id varchar NOT NULL, "
         "received_at timestamp NOT NULL, "
-        f"CONSTRAINT {base}_fingerprint_uniq UNIQUE (fingerprint), "
-        f"CONSTRAINT {base}_event_id_uniq UNIQUE (event_id))"
+        "CONSTRAINT {base}_fingerprint_uniq UNIQUE (fingerprint), "
+        "CONSTRAINT {base}_event_id_uniq UNIQUE (event_id)",
     )
     cur.execute(f"CREATE INDEX IF NOT EXISTS {base}_received_idx ON {fp} (received_at)")
+
+
+def _create_locked(cur: Any, table: str, columns: str) -> str:
+    """``CREATE TABLE IF NOT EXISTS table (id serial PRIMARY KEY, <columns>)``; returns the bare
+    table name that ``{base}`` in ``columns`` (constraint names) was replaced with.
+
+    Serialized with an advisory lock: concurrent ``CREATE TABLE IF NOT EXISTS`` can still race.
+    """
+    base = table.rsplit(".", 1)[-1]
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"plane_connector:{table}",))
+    body = columns.replace("{base}", base)
+    cur.execute(f"CREATE TABLE IF NOT EXISTS {table} (id serial PRIMARY KEY, {body})")
+    return base
 
 
 def _filters(state: str | None, delivery_id: str | None) -> tuple[str, tuple[Any, ...]]:
