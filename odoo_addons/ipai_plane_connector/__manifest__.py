@@ -3,7 +3,7 @@
 {  # noqa: B018 - an Odoo manifest is a bare dict
     "name": "Plane Connector",
     "summary": "Connect Odoo with Plane (plane.so): REST client, signed webhooks, sync crons",
-    "version": "1.0.0",
+    "version": "1.1.0",
     "category": "Productivity/Project",
     "license": "LGPL-3",
     "author": "IPAI",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import threading
 import uuid
@@ -13,8 +15,8 @@ from plane_connector import sign_body
 
 from .. import plane_runtime as rt
 
-API_KEY_ENV = "IPAI_PLANE_TEST_API_KEY"
-WEBHOOK_SECRET_ENV = "IPAI_PLANE_TEST_WEBHOOK_SECRET"  # noqa: S105 - a variable name
+API_KEY_ENV = "PLANE_TEST_API_KEY"
+WEBHOOK_SECRET_ENV = "PLANE_TEST_WEBHOOK_SECRET"  # noqa: S105 - a variable name
 TEST_WEBHOOK_SECRET = "plane_wh_" + "5e" * 16
 
 
@@ -128,3 +130,25 @@ class PlaneEmulatorCase(HttpCase):
 
     def deliveries(self):
         return self.env["plane.webhook.delivery"].sudo().search([])
+
+    @contextlib.contextmanager
+    def capture_refusals(self):
+        """The webhook route's refusal log lines, kept out of the test log (they are ERRORs
+        an operator must act on, expected here)."""
+        from ..controllers import main
+
+        records = []
+
+        class Keep(logging.Handler):
+            def emit(self, record):
+                records.append(record)
+
+        logger = logging.getLogger(f"plane.test.refusals.{uuid.uuid4().hex}")
+        logger.propagate = False
+        logger.addHandler(Keep())
+        saved = main._refusals.logger
+        main._refusals.logger = logger
+        try:
+            yield records
+        finally:
+            main._refusals.logger = saved

@@ -95,11 +95,13 @@ class TestConnector(PlaneEmulatorCase):
         with self.assertRaises(UserError) as caught:  # ValidationError is a UserError
             self.env["res.config.settings"].create({"plane_api_key_ref": raw})
         self.assertNotIn("ab" * 16, str(caught.exception))
-        settings = self.env["res.config.settings"].create({
-            "plane_api_key_ref": f"env:{API_KEY_ENV}",
-            "plane_webhook_secret_ref": "file:/run/secrets/plane_webhook_secret",
-        })
-        settings.execute()
+        # file: references need a directory the operator allows (see test_security).
+        with patch.dict("os.environ", {"PLANE_SECRET_FILE_ROOTS": "/run/secrets"}):
+            settings = self.env["res.config.settings"].create({
+                "plane_api_key_ref": f"env:{API_KEY_ENV}",
+                "plane_webhook_secret_ref": "file:/run/secrets/plane_webhook_secret",
+            })
+            settings.execute()
         params = self.env["ir.config_parameter"].sudo()
         self.assertEqual(params.get_param("plane.webhook_secret_ref"),
                          "file:/run/secrets/plane_webhook_secret")

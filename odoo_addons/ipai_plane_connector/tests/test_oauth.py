@@ -10,8 +10,8 @@ from plane_connector.oauth import TokenCipher
 from .. import plane_runtime as rt
 from .common import PlaneEmulatorCase
 
-CLIENT_SECRET_ENV = "IPAI_PLANE_TEST_CLIENT_SECRET"  # noqa: S105 - a variable name
-TOKEN_KEY_ENV = "IPAI_PLANE_TEST_TOKEN_KEY"  # noqa: S105 - a variable name
+CLIENT_SECRET_ENV = "PLANE_TEST_CLIENT_SECRET"  # noqa: S105 - a variable name
+TOKEN_KEY_ENV = "PLANE_TEST_TOKEN_KEY"  # noqa: S105 - a variable name
 
 
 @tagged("post_install", "-at_install")
