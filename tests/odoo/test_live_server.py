@@ -75,8 +75,8 @@ def live_odoo(request, tmp_path_factory) -> Iterator[dict]:
     assert sync.returncode == 0, sync.stdout[-2000:] + sync.stderr[-2000:]
     db = f"plane_live{series}_{uuid.uuid4().hex[:8]}"
     emulator = PlaneEmulator(rate_limit=600, seed=3).start()
-    env = dict(os.environ, IPAI_LIVE_PLANE_KEY=emulator.api_key,
-               IPAI_LIVE_PLANE_WH=WEBHOOK_SECRET)
+    env = dict(os.environ, PLANE_LIVE_KEY=emulator.api_key,
+               PLANE_LIVE_WH=WEBHOOK_SECRET)
     base = [python, str(path / "odoo-bin"), f"--addons-path={_addons(path)}", "-d", db,
             "--db_host", "127.0.0.1", "--db_user", DB_USER, "--http-interface", "127.0.0.1"]
     log = tmp_path_factory.mktemp("odoo") / "odoo.log"
@@ -107,8 +107,8 @@ def live_odoo(request, tmp_path_factory) -> Iterator[dict]:
         for key, value in {
             "plane.base_url": emulator.base_url,
             "plane.workspace_slug": emulator.workspace_slug,
-            "plane.api_key_ref": "env:IPAI_LIVE_PLANE_KEY",
-            "plane.webhook_secret_ref": "env:IPAI_LIVE_PLANE_WH",
+            "plane.api_key_ref": "env:PLANE_LIVE_KEY",
+            "plane.webhook_secret_ref": "env:PLANE_LIVE_WH",
             "plane.bir.project_id": emulator.project_id,
         }.items():
             call("ir.config_parameter", "set_param", key, value)
