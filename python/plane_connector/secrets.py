@@ -397,7 +397,7 @@ _REDACT_RULES: tuple[tuple[re.Pattern[str], Any], ...] = (
             r"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
             re.DOTALL,
         ),
-        "-----BEGIN PRIVATE KEY----- *** -----END PRIVATE KEY-----",
+        "[private key block: ***]",
     ),
     (re.compile(r"\b(plane_api_|plane_wh_)[A-Za-z0-9]{6,}"), r"\1***"),
     (
