@@ -397,7 +397,7 @@ _REDACT_RULES: tuple[tuple[re.Pattern[str], Any], ...] = (
             r"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
             re.DOTALL,
         ),
-        "-----BEGIN PRIVATE KEY----- *** -----END PRIVATE KEY-----",
+        "[private key block: ***]",
     ),
     (re.compile(r"\b(plane_api_|plane_wh_)[A-Za-z0-9]{6,}"), r"\1***"),
     (
@@ -805,7 +805,12 @@ def _read_file_under_policy(ref: SecretRef, policy: SecretPolicy) -> str:
     """Read a ``file:`` secret the way a policy demands; see :class:`SecretPolicy`."""
     root = policy._file_root(ref)
     real_root = os.path.realpath(root)
-    rel = os.path.relpath(os.path.realpath(ref.target), real_root)
+    real = os.path.realpath(ref.target)
+    rel = os.path.relpath(real, real_root)
+    if not _is_inside(real, real_root) or ".." in rel.split(os.sep):
+        raise SecretError(
+            f"secret reference {ref} refused: the path resolves to a place outside {root}"
+        )
     if rel == ".":
         raise SecretError(f"secret reference {ref} refused: it is a directory, not a regular file")
     # Walk down from the root one component at a time, never following a symlink: a link
