@@ -15,6 +15,8 @@ from .. import plane_runtime as rt
 _log = logging.getLogger(__name__)
 
 _STATE_KEY = "plane_oauth_state"
+# PKCE: the verifier stays server-side with the state; only its S256 challenge goes to Plane.
+_VERIFIER_KEY = "plane_oauth_verifier"
 _SETTINGS = "/odoo/action-ipai_plane_connector.action_plane_config_settings"
 # OAuth error codes (RFC 6749 section 4.1.2.1) are short snake_case words; anything else in
 # ``error`` is not echoed at all.
@@ -63,9 +65,10 @@ class PlaneOAuthController(http.Controller):
         from plane_connector import oauth
 
         app = request.env["plane.connector"].sudo()._plane_oauth_app()
-        state = oauth.new_state()
+        state, verifier = oauth.new_state(), oauth.new_code_verifier()
         request.session[_STATE_KEY] = state
-        return request.redirect(app.authorize_url(state), local=False)
+        request.session[_VERIFIER_KEY] = verifier
+        return request.redirect(app.authorize_url(state, code_verifier=verifier), local=False)
 
     @http.route(rt.OAUTH_CALLBACK, type="http", auth="user", methods=["GET"])
     def plane_oauth_callback(self, state=None, code=None, app_installation_id=None, **kwargs):
@@ -74,6 +77,7 @@ class PlaneOAuthController(http.Controller):
         if not request.env.user.has_group("base.group_system"):
             return _text("Only administrators can connect Plane.", 403)
         expected = request.session.pop(_STATE_KEY, None)
+        verifier = request.session.pop(_VERIFIER_KEY, None)
         if not oauth.check_state(expected, state):
             _log.warning("Plane OAuth callback refused: state does not match the session")
             return _text("Plane authorization: invalid or expired state.", 400)
@@ -83,7 +87,7 @@ class PlaneOAuthController(http.Controller):
             return _text(f"Plane authorization was not granted: {shown}", 400)
         try:
             request.env["plane.connector"].sudo()._plane_oauth_complete(
-                code=code, app_installation_id=app_installation_id
+                code=code, app_installation_id=app_installation_id, code_verifier=verifier
             )
         except UserError as exc:
             return _text(str(exc), 502)

@@ -118,7 +118,7 @@ class PlaneConnector(models.AbstractModel):
         ref = (config[key] if ref is None else ref).strip()
         if not ref:
             raise rt.ConfigRefused(f"{what} is not set (Settings > Plane).")
-        policy = None if key in config["operator"] else rt.secret_policy()
+        policy = self._plane_policy_for(config, key)
         params = self.env["ir.config_parameter"].sudo()
         generation = params.get_param(rt.PARAM_SECRETS_GENERATION) or ""
         cache = rt.secret_cache(self.env.cr.dbname, generation)
@@ -126,6 +126,11 @@ class PlaneConnector(models.AbstractModel):
             return cache.get(ref, policy)
         except plane_secrets.SecretError as exc:
             raise rt.ConfigRefused(f"{what}: {exc}") from None
+
+    @api.model
+    def _plane_policy_for(self, config: dict, key: str):
+        """The operator's policy for a database reference; None for one the operator set."""
+        return None if key in config["operator"] else rt.secret_policy()
 
     @api.model
     def _plane_webhook_secrets(self) -> list:
@@ -217,6 +222,7 @@ class PlaneConnector(models.AbstractModel):
             return oauth.OAuthApp(
                 config["base_url"], config["oauth_client_id"], config["oauth_client_secret_ref"],
                 redirect_uri=base.rstrip("/") + rt.OAUTH_CALLBACK,
+                secret_policy=self._plane_policy_for(config, "oauth_client_secret_ref"),
             )
         except plane_connector.PlaneError as exc:
             raise UserError(rt.redact(f"Plane OAuth app: {exc}")) from None
@@ -235,14 +241,16 @@ class PlaneConnector(models.AbstractModel):
         self._plane_secret(config, "oauth_token_key_ref", "Token encryption key reference")
         try:
             return oauth.PostgresTokenStore(
-                rt.pg_connect(self.env.cr.dbname), key_ref=config["oauth_token_key_ref"]
+                rt.pg_connect(self.env.cr.dbname), key_ref=config["oauth_token_key_ref"],
+                key_policy=self._plane_policy_for(config, "oauth_token_key_ref"),
             )
         except plane_connector.PlaneError as exc:
             raise UserError(rt.redact(f"Plane token store: {exc}")) from None
 
     @api.model
-    def _plane_oauth_complete(self, *, code=None, app_installation_id=None):
-        """Store the tokens of an authorization (user consent) or of an app installation (bot)."""
+    def _plane_oauth_complete(self, *, code=None, app_installation_id=None, code_verifier=None):
+        """Store the tokens of an authorization (user consent, with its PKCE verifier) or of an
+        app installation (bot)."""
         from plane_connector import oauth
 
         config = self._plane_config()
@@ -250,7 +258,7 @@ class PlaneConnector(models.AbstractModel):
         try:
             tokens = oauth.complete_authorization(
                 app, store, rt.OAUTH_TOKEN_NAME, code=code,
-                app_installation_id=app_installation_id,
+                app_installation_id=app_installation_id, code_verifier=code_verifier,
             )
         except plane_connector.PlaneError as exc:
             raise UserError(f"Plane authorization failed: {describe_error(exc)}") from None

@@ -134,6 +134,7 @@ class ResConfigSettings(models.TransientModel):
             built = mcp.build_config(
                 None, base_url=base_url, workspace_slug=self.plane_workspace_slug or None,
                 api_key_ref=key_ref or None, resolve_secrets=False,
+                secret_policy=self.env["plane.connector"]._plane_policy_for(config, "api_key_ref"),
             )
         except Exception as exc:  # noqa: BLE001 - shown on the page instead of the config
             return f"# {rt.redact(exc)}"
