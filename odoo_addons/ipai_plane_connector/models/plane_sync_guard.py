@@ -5,6 +5,10 @@ in ``_plane_sync_fields`` and adds this mixin to its ``_inherit``: a create or w
 touches one of them is refused unless it runs in superuser mode, which the sync code enters
 with ``sudo()`` and an RPC caller cannot (a context key would not do: RPC clients send their
 own context).
+
+Extending an existing model: ``_name = "project.task"`` and ``_inherit = ["project.task",
+"plane.sync.guard"]``; without the ``_name``, Odoo 18 names a model with two parents after
+its Python class.
 """
 
 from odoo import api, models

@@ -4,6 +4,7 @@ from odoo import fields, models
 
 
 class MailMessage(models.Model):
+    _name = "mail.message"
     _inherit = ["mail.message", "plane.sync.guard"]
     _plane_sync_fields = frozenset({"plane_comment_id", "plane_comment_pending"})
 

@@ -47,6 +47,7 @@ def _mode(default: str, string: str):
 
 
 class ProjectProject(models.Model):
+    _name = "project.project"
     _inherit = ["project.project", "plane.sync.guard"]
     _plane_sync_fields = SYNC_FIELDS
 

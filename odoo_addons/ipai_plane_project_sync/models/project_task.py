@@ -78,6 +78,7 @@ def _parse_time(value):
 
 
 class ProjectTask(models.Model):
+    _name = "project.task"
     _inherit = ["project.task", "plane.sync.guard"]
     _plane_sync_fields = SYNC_FIELDS
 
