@@ -47,6 +47,38 @@ ensure_postgres() {
   exit 1
 }
 
+# The keyring: tests run against the real OS keychain: gnome-keyring's Secret Service on a private
+# D-Bus bus that the tests start themselves; secret-tool stores by hand as an operator would, and
+# Xvfb gives the unlock prompt a screen. Debian packages, installed when missing and possible.
+keychain_missing() {  # the Debian packages whose program is not on PATH
+  local tool
+  for tool in dbus-daemon:dbus gnome-keyring-daemon:gnome-keyring secret-tool:libsecret-tools Xvfb:xvfb; do
+    command -v "${tool%%:*}" >/dev/null || printf '%s ' "${tool#*:}"
+  done
+}
+
+ensure_keychain() {
+  local missing
+  missing=$(keychain_missing)
+  if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing $missing(Debian) for the keyring: tests against the real OS keychain"
+    # shellcheck disable=SC2086 # a list of package names
+    ( export DEBIAN_FRONTEND=noninteractive
+      apt-get install -y -q --no-install-recommends $missing \
+        || { apt-get update -q && apt-get install -y -q --no-install-recommends $missing; }
+    ) >/dev/null 2>&1 || true
+    missing=$(keychain_missing)
+  fi
+  if [ -n "$missing" ]; then
+    log "NO OS KEYCHAIN: ${missing}not installed and not installable here (needs root and" \
+      "apt-get): the keyring: tests against the Secret Service are SKIPPED"
+    unset PLANE_REQUIRE_SECRET_SERVICE
+  else
+    # Everything is there: a keychain test that cannot start its daemon now fails, not skips.
+    export PLANE_REQUIRE_SECRET_SERVICE=1
+  fi
+}
+
 setup() {
   ensure_rust
   ensure_python
@@ -56,6 +88,7 @@ setup() {
 run_tests() {
   setup
   ensure_postgres
+  ensure_keychain
   export PLANE_TEST_PG_DSN=${PLANE_TEST_PG_DSN:-postgresql://postgres@127.0.0.1:5432/test}
 
   log "cargo fmt --check"
