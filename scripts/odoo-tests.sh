@@ -73,6 +73,17 @@ sync_wheel() {
   fi
 }
 
+# Odoo drives Chromium through websocket-client, which its requirements.txt does not list. When
+# Odoo's Python lacks it, the copy in this project's dev venv is lent on PYTHONPATH: a directory
+# holding only that (pure-Python) package, so nothing else of the dev venv reaches Odoo.
+websocket_path() {
+  local py=$1 dir="$LOG_DIR/pylib" src
+  "$py" -c 'import websocket' 2>/dev/null && return 0
+  src=$("${PLANE_CONNECTOR_VENV:-$ROOT/.venv}/bin/python" -c \
+    'import os, websocket; print(os.path.dirname(websocket.__file__))' 2>/dev/null) || return 1
+  mkdir -p "$dir" && ln -sfn "$src" "$dir/websocket" && echo "$dir"
+}
+
 # One line per run for the summary: series, PASS/FAIL, tests run, what was left out.
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" >>"$SUMMARY"; }
 
@@ -94,19 +105,20 @@ run_series() {
   local addons="$ROOT/odoo_addons"
   [ -d "$odoo/addons" ] && addons="$odoo/addons,$addons"
   [ -d "$odoo/odoo/addons" ] && addons="$odoo/odoo/addons,$addons"
-  # Odoo drives Chromium through websocket-client, which its requirements.txt does not list;
-  # without either, Odoo would skip the tours one by one: leave them out and say so.
-  local tags=$TEST_TAGS note=""
+  # Without Chromium or websocket-client, Odoo would skip the tours one by one: leave them out
+  # and say so.
+  local tags=$TEST_TAGS note="" pypath="" run=()
   if [ -z "$CHROME" ]; then
     note="no Chromium found: browser tours skipped"
-  elif ! "$py" -c 'import websocket' 2>/dev/null; then
+  elif ! pypath=$(websocket_path "$py"); then
     note="websocket-client not installed in $py (Odoo drives Chromium with it): browser tours skipped"
   fi
+  [ -n "$pypath" ] && run=(env "PYTHONPATH=$pypath${PYTHONPATH:+:$PYTHONPATH}")
   if [ -n "$note" ]; then
     echo "   $note"
     tags="$tags,-plane_tour"
   else
-    echo "   browser tours: $CHROME"
+    echo "   browser tours: $CHROME${pypath:+ (websocket-client lent from $pypath)}"
   fi
   local db="plane_odoo${series}_test_$$" port log extra=()
   port=$(free_port)
@@ -116,7 +128,7 @@ run_series() {
   dropdb -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" --if-exists "$db" 2>/dev/null
   echo "== Odoo $series.0 ($odoo, $py): installing $MODULE_LIST with tests into database $db"
   local start=$SECONDS
-  "$py" "$odoo/odoo-bin" --addons-path="$addons" -d "$db" -i "$MODULE_LIST" \
+  "${run[@]}" "$py" "$odoo/odoo-bin" --addons-path="$addons" -d "$db" -i "$MODULE_LIST" \
     --db_host "$DB_HOST" --db_port "$DB_PORT" --db_user "$DB_USER" \
     --test-enable --test-tags "$tags" --stop-after-init --log-level=test --http-port "$port" \
     --http-interface 127.0.0.1 --max-cron-threads 0 "${extra[@]}" >"$log" 2>&1
