@@ -75,6 +75,7 @@ ensure_keychain() {
     unset PLANE_REQUIRE_SECRET_SERVICE
   else
     # Everything is there: a keychain test that cannot start its daemon now fails, not skips.
+    log "OS keychain: the keyring: tests run on a private gnome-keyring Secret Service"
     export PLANE_REQUIRE_SECRET_SERVICE=1
   fi
 }
