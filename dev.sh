@@ -47,28 +47,36 @@ ensure_postgres() {
   exit 1
 }
 
-# The keyring: tests run against the real OS keychain: gnome-keyring's Secret Service on a private
-# D-Bus bus that the tests start themselves; secret-tool stores by hand as an operator would, and
-# Xvfb gives the unlock prompt a screen. Debian packages, installed when missing and possible.
-keychain_missing() {  # the Debian packages whose program is not on PATH
+# Debian packages for the suites that use real programs, installed when missing and possible:
+# the keyring: tests run against gnome-keyring's Secret Service on a private D-Bus bus that the
+# tests start themselves (secret-tool stores by hand as an operator would, Xvfb gives the unlock
+# prompt a screen); the Odoo browser tours drive Debian's chromium.
+KEYCHAIN_TOOLS="dbus-daemon:dbus gnome-keyring-daemon:gnome-keyring secret-tool:libsecret-tools Xvfb:xvfb"
+BROWSER_TOOLS="chromium:chromium"
+
+debian_missing() {  # the Debian packages (of "program:package" pairs) whose program is not on PATH
   local tool
-  for tool in dbus-daemon:dbus gnome-keyring-daemon:gnome-keyring secret-tool:libsecret-tools Xvfb:xvfb; do
+  for tool in "$@"; do
     command -v "${tool%%:*}" >/dev/null || printf '%s ' "${tool#*:}"
   done
 }
 
+debian_install() {  # best effort: root and apt-get, else nothing (the caller says what is skipped)
+  [ -n "$1" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 0
+  log "installing $1(Debian)"
+  # shellcheck disable=SC2086 # a list of package names
+  ( export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends $1 \
+      || { apt-get update -q && apt-get install -y -q --no-install-recommends $1; }
+  ) >/dev/null 2>&1 || true
+}
+
 ensure_keychain() {
+  # shellcheck disable=SC2086
+  debian_install "$(debian_missing $KEYCHAIN_TOOLS)"
   local missing
-  missing=$(keychain_missing)
-  if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing $missing(Debian) for the keyring: tests against the real OS keychain"
-    # shellcheck disable=SC2086 # a list of package names
-    ( export DEBIAN_FRONTEND=noninteractive
-      apt-get install -y -q --no-install-recommends $missing \
-        || { apt-get update -q && apt-get install -y -q --no-install-recommends $missing; }
-    ) >/dev/null 2>&1 || true
-    missing=$(keychain_missing)
-  fi
+  # shellcheck disable=SC2086
+  missing=$(debian_missing $KEYCHAIN_TOOLS)
   if [ -n "$missing" ]; then
     log "NO OS KEYCHAIN: ${missing}not installed and not installable here (needs root and" \
       "apt-get): the keyring: tests against the Secret Service are SKIPPED"
@@ -78,6 +86,12 @@ ensure_keychain() {
     log "OS keychain: the keyring: tests run on a private gnome-keyring Secret Service"
     export PLANE_REQUIRE_SECRET_SERVICE=1
   fi
+}
+
+ensure_browser() {
+  # shellcheck disable=SC2086
+  debian_install "$(debian_missing $BROWSER_TOOLS)"
+  # scripts/odoo-tests.sh looks for Chromium itself and says plainly when the tours are skipped.
 }
 
 setup() {
@@ -90,6 +104,7 @@ run_tests() {
   setup
   ensure_postgres
   ensure_keychain
+  ensure_browser
   export PLANE_TEST_PG_DSN=${PLANE_TEST_PG_DSN:-postgresql://postgres@127.0.0.1:5432/test}
 
   log "cargo fmt --check"
