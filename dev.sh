@@ -47,6 +47,53 @@ ensure_postgres() {
   exit 1
 }
 
+# Debian packages for the suites that use real programs, installed when missing and possible:
+# the keyring: tests run against gnome-keyring's Secret Service on a private D-Bus bus that the
+# tests start themselves (secret-tool stores by hand as an operator would, Xvfb gives the unlock
+# prompt a screen); the Odoo browser tours drive Debian's chromium.
+KEYCHAIN_TOOLS="dbus-daemon:dbus gnome-keyring-daemon:gnome-keyring secret-tool:libsecret-tools Xvfb:xvfb"
+BROWSER_TOOLS="chromium:chromium"
+
+debian_missing() {  # the Debian packages (of "program:package" pairs) whose program is not on PATH
+  local tool
+  for tool in "$@"; do
+    command -v "${tool%%:*}" >/dev/null || printf '%s ' "${tool#*:}"
+  done
+}
+
+debian_install() {  # best effort: root and apt-get, else nothing (the caller says what is skipped)
+  [ -n "$1" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 0
+  log "installing $1(Debian)"
+  # shellcheck disable=SC2086 # a list of package names
+  ( export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends $1 \
+      || { apt-get update -q && apt-get install -y -q --no-install-recommends $1; }
+  ) >/dev/null 2>&1 || true
+}
+
+ensure_keychain() {
+  # shellcheck disable=SC2086
+  debian_install "$(debian_missing $KEYCHAIN_TOOLS)"
+  local missing
+  # shellcheck disable=SC2086
+  missing=$(debian_missing $KEYCHAIN_TOOLS)
+  if [ -n "$missing" ]; then
+    log "NO OS KEYCHAIN: ${missing}not installed and not installable here (needs root and" \
+      "apt-get): the keyring: tests against the Secret Service are SKIPPED"
+    unset PLANE_REQUIRE_SECRET_SERVICE
+  else
+    # Everything is there: a keychain test that cannot start its daemon now fails, not skips.
+    log "OS keychain: the keyring: tests run on a private gnome-keyring Secret Service"
+    export PLANE_REQUIRE_SECRET_SERVICE=1
+  fi
+}
+
+ensure_browser() {
+  # shellcheck disable=SC2086
+  debian_install "$(debian_missing $BROWSER_TOOLS)"
+  # scripts/odoo-tests.sh looks for Chromium itself and says plainly when the tours are skipped.
+}
+
 setup() {
   ensure_rust
   ensure_python
@@ -56,6 +103,8 @@ setup() {
 run_tests() {
   setup
   ensure_postgres
+  ensure_keychain
+  ensure_browser
   export PLANE_TEST_PG_DSN=${PLANE_TEST_PG_DSN:-postgresql://postgres@127.0.0.1:5432/test}
 
   log "cargo fmt --check"

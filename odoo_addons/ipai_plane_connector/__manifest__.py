@@ -19,6 +19,10 @@
         "views/res_config_settings_views.xml",
         "views/menus.xml",
     ],
+    "assets": {
+        # Browser tours (tests/test_tours.py); loaded only when tests run in the browser.
+        "web.assets_tests": ["ipai_plane_connector/static/tests/tours/*.js"],
+    },
     "post_init_hook": "post_init_hook",
     "installable": True,
     "application": False,

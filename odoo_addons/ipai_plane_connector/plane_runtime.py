@@ -20,6 +20,8 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.plane.so"
 PARAM_BASE_URL = "plane.base_url"
+# Plane's web app, for "Open in Plane" links (Cloud: app.plane.so, while the API is api.plane.so).
+PARAM_WEB_URL = "plane.web_url"
 PARAM_WORKSPACE = "plane.workspace_slug"
 PARAM_API_KEY_REF = "plane.api_key_ref"
 PARAM_WEBHOOK_SECRET_REF = "plane.webhook_secret_ref"  # noqa: S105 - a parameter name

@@ -61,6 +61,9 @@ _log = logging.getLogger(__name__)
 
 SCHEMES = ("env", "keyring", "vault", "file")
 VAULT_DSN_ENV = "PLANE_VAULT_DSN"
+# How long a keyring: lookup may take, unlock prompt included (env override in seconds).
+KEYRING_TIMEOUT = 20.0
+KEYRING_TIMEOUT_ENV = "PLANE_KEYRING_TIMEOUT"
 
 
 def _config_error_base() -> type[Exception]:
@@ -724,16 +727,70 @@ def _resolve_keyring(ref: SecretRef, _dsn: str | None) -> str:
             "(pip install keyring, or plane_connector[keyring])"
         ) from None
     service, name = ref.keyring_parts
+    timeout = _keyring_timeout()
     try:
-        value = keyring.get_password(service, name)
+        value = _bounded(keyring.get_password, service, name, timeout=timeout)
+    except TimeoutError:
+        raise SecretError(
+            f"secret reference {ref}: the keyring did not answer within {timeout:g} s (is it "
+            f"locked, waiting for someone to type its password? set {KEYRING_TIMEOUT_ENV} to "
+            "wait longer)"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - any backend failure becomes one clear error
+        if type(exc).__name__ == "KeyringLocked":
+            raise SecretError(
+                f"secret reference {ref}: the keyring is locked and was not unlocked (unlock it, "
+                "e.g. by logging in to the desktop session, or use an env:/file:/vault: reference)"
+            ) from None
         raise SecretError(
             f"secret reference {ref}: the keyring backend failed ({type(exc).__name__})"
         ) from None
     if value is None:
-        backend = type(keyring.get_keyring()).__name__
+        current = keyring.get_keyring()
+        # keyring's display name ("SecretService Keyring"); a bare class name is often "Keyring".
+        backend = getattr(current, "name", None) or type(current).__name__
         raise SecretError(f"secret reference {ref}: no such entry in the keyring ({backend})")
     return str(value)
+
+
+def _keyring_timeout() -> float:
+    raw = os.environ.get(KEYRING_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return KEYRING_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise SecretError(f"{KEYRING_TIMEOUT_ENV} must be a positive number of seconds")
+    return seconds
+
+
+def _bounded(call: Any, *args: Any, timeout: float) -> Any:
+    """``call(*args)``, or TimeoutError after ``timeout`` seconds.
+
+    A locked keychain asks its prompter for the password (gnome-keyring's gcr-prompter, macOS
+    Keychain's dialog), and the keyring backends wait for the answer without a time limit: on a
+    server nobody answers, and the Odoo worker would hang. The call runs in a daemon thread so a
+    prompt that is never answered cannot hold up interpreter exit either (a ThreadPoolExecutor
+    would be joined at exit); that thread ends when the prompt is answered or dismissed.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call(*args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, name="plane-keyring-lookup", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 def _resolve_vault(ref: SecretRef, dsn: str | None) -> str:

@@ -9,10 +9,12 @@ Skipped when no Odoo is installed here (see scripts/odoo-tests.sh for where they
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -29,15 +31,21 @@ from plane_connector.testing import PlaneEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
 DB_USER = os.environ.get("ODOO_DB_USER", "odoo")
-SERIES = [s for s in ("18", "19")
-          if Path(os.environ.get(f"ODOO{s}_PATH", f"/work/odoo{s}"), "odoo-bin").is_file()]
 WEBHOOK_SECRET = "plane_wh_" + uuid.uuid4().hex
+
+_spec = importlib.util.spec_from_file_location("odoo_locate", ROOT / "scripts" / "odoo_locate.py")
+assert _spec and _spec.loader
+odoo_locate = importlib.util.module_from_spec(_spec)
+sys.modules["odoo_locate"] = odoo_locate  # dataclasses look their module up there
+_spec.loader.exec_module(odoo_locate)
+FOUND, MISSING = odoo_locate.find_all()
+SERVERS = {o.series: o for o in FOUND}
+SERIES = sorted(SERVERS)
 
 
 def _odoo(series: str) -> tuple[Path, str]:
-    path = Path(os.environ.get(f"ODOO{series}_PATH", f"/work/odoo{series}"))
-    python = os.environ.get(f"ODOO{series}_PYTHON", f"/work/odoo{series}-venv/bin/python")
-    return path, python
+    odoo = SERVERS[series]
+    return odoo.path, odoo.python
 
 
 def _addons(path: Path) -> str:
@@ -62,7 +70,7 @@ def _wait_until(predicate, timeout: float, what: str):
 
 
 @pytest.fixture(scope="module", params=SERIES or [pytest.param("none", marks=pytest.mark.skip(
-    reason="no Odoo 18.0/19.0 found (ODOO18_PATH / ODOO19_PATH)"))])
+    reason="no Odoo found: " + "; ".join(f"{s}.0 {why}" for s, why in MISSING.items())))])
 def live_odoo(request, tmp_path_factory) -> Iterator[dict]:
     series = request.param
     path, python = _odoo(series)

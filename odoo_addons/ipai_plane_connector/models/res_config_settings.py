@@ -7,6 +7,7 @@ when saved and again whenever one is resolved.
 
 import json
 import logging
+from urllib.parse import urlsplit
 
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
@@ -39,6 +40,11 @@ class ResConfigSettings(models.TransientModel):
         string="Plane base URL", config_parameter=rt.PARAM_BASE_URL,
         default=rt.DEFAULT_BASE_URL,
         help="https://api.plane.so for Plane Cloud, or your self-hosted Plane's address.",
+    )
+    plane_web_url = fields.Char(
+        string="Plane web app URL", config_parameter=rt.PARAM_WEB_URL,
+        help="Where 'Open in Plane' links point: https://app.plane.so for Plane Cloud, your "
+        "Plane's address when self-hosted. Empty: derived from the base URL.",
     )
     plane_workspace_slug = fields.Char(
         string="Workspace slug", config_parameter=rt.PARAM_WORKSPACE
@@ -140,6 +146,17 @@ class ResConfigSettings(models.TransientModel):
             return f"# {rt.redact(exc)}"
         return json.dumps(built, indent=2)
 
+    @api.constrains("plane_web_url")
+    def _check_plane_web_url(self):
+        # It becomes the href of links in the tasks' forms: never a javascript: or data: URL.
+        for settings in self:
+            url = (settings.plane_web_url or "").strip()
+            parts = urlsplit(url)
+            if url and (parts.scheme not in ("http", "https") or not parts.netloc):
+                raise UserError(
+                    "Plane web app URL: give an http(s) address, e.g. https://app.plane.so."
+                )
+
     @api.constrains("plane_api_key_ref", "plane_webhook_secret_ref",
                     "plane_oauth_client_secret_ref", "plane_oauth_token_key_ref")
     def _check_plane_refs(self):
@@ -211,7 +228,9 @@ def _notify(title: str, message: str, ok: bool) -> dict:
             "message": message,
             "type": "success" if ok else "danger",
             "sticky": not ok,
-            "next": {"type": "ir.actions.client", "tag": "reload"},
+            # soft_reload re-reads the settings (the last check shows) and keeps the
+            # notification; a full reload would wipe it before anyone could read it.
+            "next": {"type": "ir.actions.client", "tag": "soft_reload"},
         },
     }
 

@@ -4,5 +4,6 @@ from . import (  # noqa: F401
     test_oauth,
     test_schema,
     test_security,
+    test_tours,
     test_webhook_http,
 )

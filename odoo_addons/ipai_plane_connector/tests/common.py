@@ -9,6 +9,7 @@ import os
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote
 
 from odoo.tests import HttpCase
 from plane_connector import sign_body
@@ -18,6 +19,8 @@ from .. import plane_runtime as rt
 API_KEY_ENV = "PLANE_TEST_API_KEY"
 WEBHOOK_SECRET_ENV = "PLANE_TEST_WEBHOOK_SECRET"  # noqa: S105 - a variable name
 TEST_WEBHOOK_SECRET = "plane_wh_" + "5e" * 16
+# The browser tours' test tag: scripts/odoo-tests.sh leaves them out when it finds no Chromium.
+TOUR_TAG = "plane_tour"
 
 
 def issue_body(item_id: str | None = None, *, action: str = "created", name: str = "Item",
@@ -124,6 +127,15 @@ class PlaneEmulatorCase(HttpCase):
             else:
                 os.environ[key] = value
         rt.forget_clients()
+
+    def start_plane_tour(self, url: str, tour: str, **values):
+        """Run a browser tour of static/tests/tours as admin, handing it ``values``.
+
+        The values travel in a cookie (see plane_tour.js): they outlive the reloads a tour
+        causes. The time limit covers the first load, which builds the asset bundles.
+        """
+        cookie = quote(json.dumps(values), safe="")
+        self.start_tour(url, tour, login="admin", cookies={"plane_tour": cookie}, timeout=180)
 
     def post_webhook(self, body: bytes, headers: dict[str, str], *, query: str = ""):
         return self.url_open("/plane/webhook" + query, data=body, headers=headers, timeout=30)

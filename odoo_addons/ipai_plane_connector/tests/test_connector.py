@@ -109,6 +109,15 @@ class TestConnector(PlaneEmulatorCase):
         action = settings.action_plane_test_connection()
         self.assertEqual(action["params"]["type"], "success", action["params"]["message"])
 
+    def test_web_url_setting_takes_http_addresses_only(self):
+        # It becomes the href of the Open in Plane links.
+        for bad in ("javascript:alert(1)", "data:text/html,x", "app.plane.so", "https://"):
+            with self.assertRaises(UserError):
+                self.env["res.config.settings"].create({"plane_web_url": bad})
+        self.env["res.config.settings"].create({"plane_web_url": "https://app.plane.so"}).execute()
+        params = self.env["ir.config_parameter"].sudo()
+        self.assertEqual(params.get_param(rt.PARAM_WEB_URL), "https://app.plane.so")
+
     def test_reconciliation_sweep_feeds_missed_changes(self):
         link = self.env["plane.project.link"].create({
             "name": "ERP", "plane_project_id": self.emulator.project_id,
