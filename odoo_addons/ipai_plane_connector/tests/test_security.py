@@ -125,6 +125,9 @@ class TestSecretPolicy(PlaneEmulatorCase):
             self.assertTrue(settings.plane_api_key_ref_operator)
             self.assertTrue(settings.plane_base_url_operator)
             self.assertIn("plane_api_key_ref = env:", settings.plane_operator_fixed)
+        arch = self.env["res.config.settings"].get_views([(False, "form")])["views"]["form"]["arch"]
+        for field in ("plane_base_url", "plane_api_key_ref", "plane_webhook_secret_ref"):
+            self.assertIn(f'readonly="{field}_operator"', arch)
         with operator(plane_api_key_ref=f"env:{API_KEY_ENV}"):
             # No operator base URL: Plane Cloud, never the database's.
             self.assertEqual(self.connector._plane_config()["base_url"], rt.DEFAULT_BASE_URL)

@@ -14,7 +14,7 @@ from odoo.tests import tagged
 from .. import plane_runtime as rt
 from .common import API_KEY_ENV, TOUR_TAG, WEBHOOK_SECRET_ENV, PlaneEmulatorCase
 
-REFUSED_KEY_ENV = "IPAI_PLANE_TEST_REFUSED_KEY"
+REFUSED_KEY_ENV = "PLANE_TEST_REFUSED_KEY"  # inside the default policy (PLANE_*)
 WEB_URL = "https://plane.example.test"
 SETTINGS_URL = "/odoo/action-ipai_plane_connector.action_plane_config_settings"
 DELIVERIES_URL = "/odoo/action-ipai_plane_connector.action_plane_webhook_delivery"
