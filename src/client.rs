@@ -7,7 +7,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 use crate::errors::{redact, CoreError};
 use crate::ratelimit::monotonic_now;
 use crate::retry::{
-    clamp_wait, is_idempotent_method, is_unavailable, parse_int_header, parse_retry_after, Outcome,
-    RetryPolicy,
+    clamp_wait, duration, is_idempotent_method, is_unavailable, parse_int_header,
+    parse_retry_after, Outcome, RetryPolicy, MAX_SECONDS,
 };
 use crate::runtime;
 use crate::url::{build_root_url, build_url, root_url};
@@ -81,6 +81,69 @@ pub struct ClientConfig {
     /// Length of the throttle window in seconds (60 for Plane; shorter in tests and benchmarks).
     pub rate_window: f64,
     pub retry: RetryPolicy,
+}
+
+/// Accepted ranges of the numeric settings. Anything outside is a `ConfigError`: a huge value
+/// would overflow a `Duration` (a panic), and a NaN would make every comparison false.
+pub const TIMEOUT_RANGE: (f64, f64) = (0.0, MAX_SECONDS);
+pub const RATE_WINDOW_RANGE: (f64, f64) = (0.0, MAX_SECONDS);
+pub const MAX_WAIT_RANGE: (f64, f64) = (0.0, MAX_SECONDS);
+pub const BACKOFF_BASE_RANGE: (f64, f64) = (0.0, 3_600.0);
+pub const REQUESTS_PER_MINUTE_RANGE: (u32, u32) = (1, 1_000_000);
+pub const MAX_RETRIES_RANGE: (u32, u32) = (0, 100);
+
+impl ClientConfig {
+    /// Checks every number against its accepted range.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        // timeout and rate_window must be > 0; max_wait and backoff_base may be 0.
+        check_seconds("timeout", self.timeout, TIMEOUT_RANGE, false)?;
+        check_seconds("rate_window", self.rate_window, RATE_WINDOW_RANGE, false)?;
+        check_seconds("max_wait", self.retry.max_wait, MAX_WAIT_RANGE, true)?;
+        check_seconds(
+            "backoff_base",
+            self.retry.backoff_base,
+            BACKOFF_BASE_RANGE,
+            true,
+        )?;
+        check_count(
+            "requests_per_minute",
+            i128::from(self.requests_per_minute),
+            REQUESTS_PER_MINUTE_RANGE,
+        )?;
+        check_count(
+            "max_retries",
+            i128::from(self.retry.max_retries),
+            MAX_RETRIES_RANGE,
+        )?;
+        Ok(())
+    }
+}
+
+/// `value` must be finite and within `(lo, hi]`, or `[lo, hi]` when `zero_ok`.
+pub fn check_seconds(
+    name: &str,
+    value: f64,
+    (lo, hi): (f64, f64),
+    zero_ok: bool,
+) -> Result<(), CoreError> {
+    let low_ok = if zero_ok { value >= lo } else { value > lo };
+    if value.is_finite() && low_ok && value <= hi {
+        return Ok(());
+    }
+    let low = if zero_ok { "at least" } else { "more than" };
+    Err(CoreError::Config(format!(
+        "{name} must be a number of seconds {low} {lo} and at most {hi}, got {value:?}"
+    )))
+}
+
+/// `value` must be a whole number within `[lo, hi]`.
+pub fn check_count(name: &str, value: i128, (lo, hi): (u32, u32)) -> Result<u32, CoreError> {
+    if value >= i128::from(lo) && value <= i128::from(hi) {
+        return Ok(value as u32);
+    }
+    Err(CoreError::Config(format!(
+        "{name} must be a whole number from {lo} to {hi}, got {value}"
+    )))
 }
 
 /// Python-side services the client calls while it works.
@@ -212,31 +275,7 @@ impl fmt::Debug for Client {
 impl Client {
     pub fn new(mut config: ClientConfig, credential: Credential) -> Result<Self, CoreError> {
         config.base_url = root_url(&config.base_url)?;
-        if !(config.timeout.is_finite() && config.timeout > 0.0) {
-            return Err(CoreError::Config(
-                "timeout must be a positive number of seconds".into(),
-            ));
-        }
-        if config.requests_per_minute == 0 {
-            return Err(CoreError::Config(
-                "requests_per_minute must be at least 1".into(),
-            ));
-        }
-        if !(config.rate_window.is_finite() && config.rate_window > 0.0) {
-            return Err(CoreError::Config(
-                "rate_window must be a positive number of seconds".into(),
-            ));
-        }
-        if !(config.retry.max_wait.is_finite() && config.retry.max_wait >= 0.0) {
-            return Err(CoreError::Config(
-                "max_wait must be a non-negative number of seconds".into(),
-            ));
-        }
-        if !(config.retry.backoff_base.is_finite() && config.retry.backoff_base >= 0.0) {
-            return Err(CoreError::Config(
-                "backoff_base must be a non-negative number".into(),
-            ));
-        }
+        config.validate()?;
         let key_id = match &credential {
             Credential::ApiKey(s) => sha256_hex(s.expose()),
             Credential::Bearer(s) => sha256_hex(&format!("bearer:{}", s.expose())),
@@ -364,7 +403,7 @@ impl Client {
                     );
                     // When throttled, the limiter now blocks until then; otherwise sleep here.
                     if !throttled {
-                        tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+                        tokio::time::sleep(duration(wait)).await;
                     }
                     continue;
                 }
@@ -485,7 +524,7 @@ impl Client {
             "{what}; retry {retries}/{} in {wait:.2}s",
             policy.max_retries
         );
-        tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        tokio::time::sleep(duration(wait)).await;
     }
 
     async fn throttle<H: Hooks>(&self, hooks: &H) -> Result<Option<f64>, CoreError> {
@@ -494,7 +533,16 @@ impl Client {
         let max_wait = self.config.retry.max_wait;
         if matches!(self.credential, Credential::ApiKey(_)) {
             if let Some(wait) = hooks.reserve_budget(&self.key_id, limit, window) {
-                let wait = clamp_wait(wait?, max_wait);
+                let wait = wait?;
+                if wait.is_nan() {
+                    return Err(CoreError::Config(
+                        "rate_budget.reserve() returned NaN: it must return the seconds to wait \
+                         (a number >= 0)"
+                            .into(),
+                    ));
+                }
+                // A negative answer is no wait, an absurd one (inf, 1e300) is max_wait.
+                let wait = clamp_wait(wait, max_wait);
                 // The shared budget replaces the local window, but a server block still applies.
                 let blocked = self.with_limiter(|w| w.blocked_wait(monotonic_now()));
                 let wait = wait.max(clamp_wait(blocked, max_wait));
@@ -514,7 +562,7 @@ impl Client {
         if secs > 0.0005 {
             self.stats.add_wait(secs);
             log::debug!("throttle: waiting {secs:.3}s for the rate budget");
-            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+            tokio::time::sleep(duration(secs)).await;
         }
     }
 
@@ -588,7 +636,7 @@ impl Client {
         req: &Request,
         auth: Option<AuthHeader>,
     ) -> Result<(u16, reqwest::header::HeaderMap, String), (CoreError, bool)> {
-        let http = runtime::current().http();
+        let http = runtime::current().http(None).map_err(|e| (e, false))?;
         let method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|_| {
             (
                 CoreError::Config(format!("invalid HTTP method {:?}", req.method)),
@@ -597,7 +645,7 @@ impl Client {
         })?;
         let mut builder = http
             .request(method, url)
-            .timeout(Duration::from_secs_f64(self.config.timeout))
+            .timeout(duration(self.config.timeout))
             .header("accept", "application/json");
         if !req.query.is_empty() {
             builder = builder.query(&req.query);
