@@ -21,6 +21,7 @@ use crate::retry::{
     parse_retry_after, Outcome, RetryPolicy, MAX_SECONDS,
 };
 use crate::runtime;
+use crate::tls::{self, CaBundle};
 use crate::url::{build_root_url, build_url, root_url};
 
 /// A credential. Its `Debug` never shows the value.
@@ -69,6 +70,17 @@ impl Credential {
 /// Largest response body read: a full 1000-item page of work items is a few MiB.
 pub const MAX_BODY_BYTES: usize = 64 << 20;
 
+/// How far a failed attempt got, which decides whether it may be sent again.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Failure {
+    /// No connection was made: always safe to resend.
+    NotSent,
+    /// The request may have reached the server: resent only when idempotent.
+    MaybeSent,
+    /// Sending again cannot help (a refused certificate, a bad header, an oversized body).
+    Final,
+}
+
 /// Name and value of the authentication header of one attempt.
 type AuthHeader = (&'static str, String);
 
@@ -81,6 +93,9 @@ pub struct ClientConfig {
     /// Length of the throttle window in seconds (60 for Plane; shorter in tests and benchmarks).
     pub rate_window: f64,
     pub retry: RetryPolicy,
+    /// Extra certificate authorities trusted by this client (on top of the bundled roots and
+    /// the system store).
+    pub ca_bundle: Option<CaBundle>,
 }
 
 /// Accepted ranges of the numeric settings. Anything outside is a `ConfigError`: a huge value
@@ -276,6 +291,7 @@ impl Client {
     pub fn new(mut config: ClientConfig, credential: Credential) -> Result<Self, CoreError> {
         config.base_url = root_url(&config.base_url)?;
         config.validate()?;
+        warn_if_cleartext(&config.base_url);
         let key_id = match &credential {
             Credential::ApiKey(s) => sha256_hex(s.expose()),
             Credential::Bearer(s) => sha256_hex(&format!("bearer:{}", s.expose())),
@@ -356,12 +372,18 @@ impl Client {
             }
             let (status, headers, body) = match result {
                 Ok(answer) => answer,
-                Err((err, maybe_sent)) => {
+                Err((err, failure)) => {
                     if !matches!(err, CoreError::Transport { .. }) {
                         // A bad header value or an oversized body: resending changes nothing.
                         return Err(err);
                     }
                     self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
+                    let maybe_sent = match failure {
+                        Failure::NotSent => false,
+                        Failure::MaybeSent => true,
+                        // A refused certificate stays refused: no retry storm against it.
+                        Failure::Final => return Err(err),
+                    };
                     let idempotent = req.idempotent;
                     if policy.should_retry(
                         Outcome::Transport { maybe_sent },
@@ -635,12 +657,14 @@ impl Client {
         url: &str,
         req: &Request,
         auth: Option<AuthHeader>,
-    ) -> Result<(u16, reqwest::header::HeaderMap, String), (CoreError, bool)> {
-        let http = runtime::current().http(None).map_err(|e| (e, false))?;
+    ) -> Result<(u16, reqwest::header::HeaderMap, String), (CoreError, Failure)> {
+        let http = runtime::current()
+            .http(self.config.ca_bundle.as_ref())
+            .map_err(|e| (e, Failure::Final))?;
         let method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|_| {
             (
                 CoreError::Config(format!("invalid HTTP method {:?}", req.method)),
-                false,
+                Failure::Final,
             )
         })?;
         let mut builder = http
@@ -656,7 +680,7 @@ impl Client {
                     CoreError::Config(
                         "the credential contains characters not allowed in an HTTP header".into(),
                     ),
-                    false,
+                    Failure::Final,
                 )
             })?;
             value.set_sensitive(true);
@@ -669,20 +693,25 @@ impl Client {
         };
         let path = url_path(url);
         let resp = builder.send().await.map_err(|e| {
-            (
-                self.transport_error(&req.method, &path, &e),
-                !e.is_connect(),
-            )
+            let failure = if tls::tls_failure(&e).is_some() {
+                Failure::Final
+            } else if e.is_connect() {
+                Failure::NotSent
+            } else {
+                Failure::MaybeSent
+            };
+            (self.transport_error(&req.method, &path, &e), failure)
         })?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let mut resp = resp;
         let mut raw: Vec<u8> = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| (self.transport_error(&req.method, &path, &e), true))?
-        {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| {
+            (
+                self.transport_error(&req.method, &path, &e),
+                Failure::MaybeSent,
+            )
+        })? {
             if raw.len() + chunk.len() > MAX_BODY_BYTES {
                 // A broken or hostile server must not exhaust an Odoo worker's memory.
                 let err = CoreError::Http {
@@ -697,7 +726,7 @@ impl Client {
                     retry_after: None,
                     existing_id: None,
                 };
-                return Err((err, true));
+                return Err((err, Failure::Final));
             }
             raw.extend_from_slice(&chunk);
         }
@@ -706,6 +735,16 @@ impl Client {
 
     fn transport_error(&self, method: &str, path: &str, err: &reqwest::Error) -> CoreError {
         let timeout = err.is_timeout();
+        if let Some(tls) = tls::tls_failure(err) {
+            return CoreError::Transport {
+                message: self.redact(&format!(
+                    "{method} {}{path}: {}",
+                    origin(&self.config.base_url),
+                    tls::describe_tls_failure(tls)
+                )),
+                timeout: false,
+            };
+        }
         let what = if timeout {
             format!("timed out after {}s", self.config.timeout)
         } else if err.is_connect() {
@@ -785,6 +824,41 @@ impl Client {
     }
 }
 
+/// Logs once per process and base URL when the API key would travel unencrypted: plain
+/// `http://` to anything but this machine. Loopback (the emulator, a local proxy) is fine.
+fn warn_if_cleartext(base_url: &str) {
+    static WARNED: Mutex<Option<std::collections::HashSet<String>>> = Mutex::new(None);
+    let Ok(parsed) = url::Url::parse(base_url) else {
+        return;
+    };
+    if parsed.scheme() != "http" {
+        return;
+    }
+    let loopback = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.');
+            name.eq_ignore_ascii_case("localhost")
+                || name.to_ascii_lowercase().ends_with(".localhost")
+        }
+        None => true,
+    };
+    if loopback {
+        return;
+    }
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if warned
+        .get_or_insert_with(Default::default)
+        .insert(base_url.to_string())
+    {
+        log::warn!(
+            "base URL {base_url} is plain http:// to another host: the API key, tokens and every \
+             payload cross the network unencrypted; use https://"
+        );
+    }
+}
+
 fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -856,6 +930,7 @@ mod tests {
                     max_wait: 120.0,
                     backoff_base: 0.5,
                 },
+                ca_bundle: None,
             },
             c,
         )

@@ -31,6 +31,7 @@ use crate::errors::CoreError;
 use crate::pager::{PagerState, MAX_PER_PAGE};
 use crate::retry::RetryPolicy;
 use crate::runtime;
+use crate::tls::CaBundle;
 
 // ---------------------------------------------------------------------------------------------
 // Exceptions
@@ -688,6 +689,7 @@ impl Shared {
         rate_budget: Option<Py<PyAny>>,
         token_provider: Option<Py<PyAny>>,
         backoff_base: &PyNumber,
+        ca_bundle: Option<&str>,
     ) -> Result<Self, CoreError> {
         let api_key = api_key.filter(|k| !k.is_empty());
         let access_token = access_token.filter(|k| !k.is_empty());
@@ -713,6 +715,7 @@ impl Shared {
                 max_wait: max_wait.seconds("max_wait")?,
                 backoff_base: backoff_base.seconds("backoff_base")?,
             },
+            ca_bundle: ca_bundle.map(CaBundle::from_pem_file).transpose()?,
         };
         Ok(Shared {
             core: Arc::new(Client::new(config, credential)?),
@@ -868,12 +871,12 @@ macro_rules! client_class {
                     timeout = PyNumber::Float(30.0), requests_per_minute = PyNumber::Int(60),
                     max_retries = PyNumber::Int(3), rate_window = PyNumber::Float(60.0),
                     max_wait = PyNumber::Float(120.0), rate_budget = None, token_provider = None,
-                    backoff_base = PyNumber::Float(0.5)
+                    backoff_base = PyNumber::Float(0.5), ca_bundle = None
                 ),
                 text_signature = "(base_url=\"https://api.plane.so\", *, api_key=None, \
                     access_token=None, timeout=30.0, requests_per_minute=60, max_retries=3, \
                     rate_window=60.0, max_wait=120.0, rate_budget=None, token_provider=None, \
-                    backoff_base=0.5)"
+                    backoff_base=0.5, ca_bundle=None)"
             )]
             #[allow(clippy::too_many_arguments)]
             fn new(
@@ -889,6 +892,7 @@ macro_rules! client_class {
                 rate_budget: Option<Py<PyAny>>,
                 token_provider: Option<Py<PyAny>>,
                 backoff_base: PyNumber,
+                ca_bundle: Option<std::path::PathBuf>,
             ) -> PyResult<Self> {
                 let rate_budget = rate_budget.filter(|b| !b.is_none(py));
                 let token_provider = token_provider.filter(|t| !t.is_none(py));
@@ -925,6 +929,7 @@ macro_rules! client_class {
                     rate_budget,
                     token_provider,
                     &backoff_base,
+                    ca_bundle.as_deref().map(|p| p.to_string_lossy()).as_deref(),
                 )
                 .map(|shared| Self { shared })
                 .map_err(|e| to_pyerr(py, e, None))

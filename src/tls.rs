@@ -143,15 +143,15 @@ pub fn tls_failure<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(tls);
         }
-        // io::Error::source() skips the error it wraps; look inside it explicitly.
-        if let Some(inner) = e
+        // io::Error::source() skips the error it wraps (and the connector nests io::Errors):
+        // step into it explicitly.
+        current = match e
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         {
-            return Some(inner);
-        }
-        current = e.source();
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
     }
     None
 }

@@ -31,6 +31,12 @@ class ResConfigSettings(models.TransientModel):
         string="Webhook secret reference", config_parameter=rt.PARAM_WEBHOOK_SECRET_REF,
         help="Where the webhook signing secret lives, e.g. env:PLANE_WEBHOOK_SECRET.",
     )
+    plane_ca_bundle = fields.Char(
+        string="Extra CA bundle", config_parameter=rt.PARAM_CA_BUNDLE,
+        help="For a self-hosted Plane behind an internal certificate authority: the absolute "
+        "path of a PEM file of CA certificates on the Odoo server, trusted in addition to the "
+        "system store and the bundled roots. Leave empty for Plane Cloud.",
+    )
     plane_auth_mode = fields.Selection(
         [("api_key", "API key"), ("oauth", "OAuth (Plane App)")],
         string="Authentication", config_parameter=rt.PARAM_AUTH_MODE, default="api_key",
@@ -94,6 +100,11 @@ class ResConfigSettings(models.TransientModel):
                 # The webhook secret may list two references while a new secret rolls out.
                 for one in (ref or "").replace(",", " ").split():
                     _check_reference(label, one)
+
+    @api.constrains("plane_ca_bundle")
+    def _check_plane_ca_bundle(self):
+        for settings in self:
+            rt.checked_ca_bundle(settings.plane_ca_bundle)
 
     def set_values(self):
         super().set_values()
