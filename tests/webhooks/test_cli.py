@@ -115,12 +115,13 @@ def _ignore_sigint() -> None:
 
 @contextlib.contextmanager
 def _cli_server(
-    secret: str, store: str, *extra: str, stop: signal.Signals = signal.SIGINT
+    secret: str, store: str, *extra: str, stop: signal.Signals | None = signal.SIGINT
 ) -> Iterator[tuple[subprocess.Popen, int, list[str]]]:
     """``plane-connector webhook`` as a subprocess: (process, port, its stderr lines so far).
 
     It starts with SIGINT ignored, as under nohup or in a background job. On leaving, it is
-    sent ``stop`` and must exit 0; whatever it printed until then is appended to the list."""
+    sent ``stop`` (None: the caller already signalled it) and must exit 0; whatever it printed
+    until then is appended to the list."""
     env = {**os.environ, "PLANE_TEST_WEBHOOK_SECRET": secret}
     proc = subprocess.Popen(
         [
@@ -138,7 +139,7 @@ def _cli_server(
         match = re.search(r"listening on http://127\.0\.0\.1:(\d+)/plane/webhook", output[0])
         assert match, output[0]
         yield proc, int(match.group(1)), output
-        if proc.poll() is None:
+        if stop is not None:
             proc.send_signal(stop)
         assert proc.wait(timeout=30) == 0
         output.append(proc.stderr.read())
@@ -282,7 +283,7 @@ def test_cli_stops_gracefully_finishing_the_request_in_flight(tmp_path, samples,
     still completes and is stored, and the server exits 0."""
     sample = samples["issue-created"]
     db = tmp_path / "graceful.sqlite3"
-    with _cli_server(sample.secret, f"sqlite:{db}", stop=stop) as (proc, port, output):
+    with _cli_server(sample.secret, f"sqlite:{db}", stop=None) as (proc, port, output):
         sock = socket.create_connection(("127.0.0.1", port), timeout=30)
         with sock:
             # Headers only; the server's `100 Continue` proves the request is being handled.

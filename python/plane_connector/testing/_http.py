@@ -244,5 +244,7 @@ def wait_port_closed(port: int, host: str = "127.0.0.1", timeout: float = 30.0) 
             socket.create_connection((host, port), timeout=5).close()
         except ConnectionRefusedError:
             return True
+        except ConnectionResetError:
+            pass  # queued while the listener closed: the next attempt is refused
         time.sleep(0.05)
     return False
