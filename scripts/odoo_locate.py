@@ -32,9 +32,10 @@ from pathlib import Path
 SERIES = ("18", "19")
 
 # Printed by the probe in the candidate's own Python: where odoo lives and its major version.
+# odoo.__path__, not __file__: 19.0's odoo is a namespace package (no __init__.py, no __file__).
 _PROBE = (
     "import os, odoo, odoo.release as r; "
-    "print(os.path.dirname(os.path.dirname(os.path.abspath(odoo.__file__)))); "
+    "print(os.path.dirname(os.path.abspath(list(odoo.__path__)[0]))); "
     "print(r.version_info[0])"
 )
 

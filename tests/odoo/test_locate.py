@@ -17,9 +17,11 @@ _spec.loader.exec_module(locate)
 
 
 def fake_odoo(root: Path, major: int) -> Path:
-    """A directory shaped like a server checkout: odoo-bin and an importable odoo package."""
+    """A directory shaped like a server checkout: odoo-bin and an importable odoo package
+    (19.0's is a namespace package, without __init__.py)."""
     (root / "odoo").mkdir(parents=True)
-    (root / "odoo" / "__init__.py").write_text("")
+    if major < 19:
+        (root / "odoo" / "__init__.py").write_text("")
     (root / "odoo" / "release.py").write_text(f"version_info = ({major}, 0, 0, 'final', 0, '')\n")
     (root / "odoo-bin").write_text("#!/usr/bin/env python3\n")
     (root / "addons").mkdir()
