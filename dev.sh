@@ -107,16 +107,18 @@ run_tests() {
     "$VENV/bin/plane-connector" guard --base 4b825dc642cb6eb9a060e54bf8d69288fbee4904
   fi
 
-  # The release wheel, built once: tests/dist installs it into a cargo-less venv and the Odoo
-  # tests install that same file into the Odoo Pythons.
+  # The release wheel, built once: tests/dist installs it into a cargo-less venv, and the Odoo
+  # tests (tests/odoo's live servers and scripts/odoo-tests.sh) install that same file.
   ensure_dist
+  PLANE_CONNECTOR_WHEEL=$(ls "$ROOT"/dist/*.whl)
+  export PLANE_CONNECTOR_WHEEL
 
   log "pytest"
   "$PY" -m pytest -q tests
 
   if [ -x scripts/odoo-tests.sh ]; then
-    log "Odoo addon tests (with the wheel file $(basename dist/*.whl))"
-    PLANE_CONNECTOR_WHEEL=$(ls "$ROOT"/dist/*.whl) scripts/odoo-tests.sh
+    log "Odoo addon tests (with the wheel file $(basename "$PLANE_CONNECTOR_WHEEL"))"
+    scripts/odoo-tests.sh
   fi
 }
 
