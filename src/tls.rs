@@ -193,8 +193,8 @@ mod tests {
     fn bundle_needs_a_certificate() {
         assert!(CaBundle::from_pem(b"").is_err());
         assert!(CaBundle::from_pem(b"just text\n").is_err());
-        let key_only = b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
-        assert!(CaBundle::from_pem(key_only).is_err());
+        let not_a_cert = b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
+        assert!(CaBundle::from_pem(not_a_cert).is_err());
         let garbage = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         assert!(CaBundle::from_pem(garbage).is_err());
     }

@@ -133,7 +133,7 @@ def _fifo(tmp_path: Path) -> str:
         (lambda p: "/dev/zero", "not a regular file"),
         (_fifo, "not a regular file"),  # would block forever if it were opened
         (lambda p: _write(p / "empty.pem", b""), "no PEM certificate"),
-        (lambda p: _write(p / "key.pem", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), "no PEM certificate"),  # noqa: E501
+        (lambda p: _write(p / "pubkey.pem", b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"), "no PEM certificate"),  # noqa: E501
         (lambda p: _write(p / "bad.pem", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), "cannot be parsed"),  # noqa: E501
         (lambda p: _write(p / "big.pem", b"x" * (17 << 20)), "too big"),
         (lambda p: "", "empty"),
