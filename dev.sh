@@ -2,6 +2,8 @@
 # The project's two front-door commands (see README):
 #   ./dev.sh demo   set up, then run `plane-connector demo` against the embedded Plane emulator
 #   ./dev.sh test   set up, then run every check and test suite (what .ci/run calls)
+# and the release build:
+#   ./dev.sh dist   the manylinux2014 abi3 wheel and the sdist into dist/ (cross-built with zig)
 # Both do all set-up themselves on a fresh machine: a virtualenv in .venv, the Python
 # dev requirements, the wheel built from this tree, and PostgreSQL started if it is down.
 set -euo pipefail
@@ -31,6 +33,34 @@ build_wheel() {
   log "building the wheel into $VENV (maturin develop --release)"
   # --release: the throttle and benchmarks measure real speed; tests run the same binary users get.
   "$VENV/bin/maturin" develop --release -q
+}
+
+# The wheel users install: abi3 (CPython 3.10+), manylinux2014 (glibc 2.17), no OpenSSL.
+# `--zig` links against glibc 2.17's symbols whatever this machine's glibc is; zig and
+# auditwheel come from PyPI (requirements-dev.txt), so a fresh machine needs nothing else.
+build_dist() {
+  local target
+  target=$(rustc -vV | sed -n 's/^host: //p')
+  log "building the wheel (manylinux2014, $target) and the sdist into dist/"
+  rm -rf dist
+  mkdir -p dist
+  # maturin finds zig as `python3 -m ziglang`: the venv's python must come first on PATH.
+  PATH="$VENV/bin:$PATH" VIRTUAL_ENV="$VENV" "$VENV/bin/maturin" build --release --zig \
+    --compatibility manylinux2014 --target "$target" --out dist
+  PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" sdist --out dist
+  "$VENV/bin/auditwheel" show dist/*.whl
+  "$PY" scripts/tree_stamp.py >dist/TREE
+  ls -l dist
+}
+
+# dist/ as built from this very tree (rebuilt only when the sources changed since).
+ensure_dist() {
+  if [ -f dist/TREE ] && ls dist/*.whl >/dev/null 2>&1 \
+      && [ "$(cat dist/TREE)" = "$("$PY" scripts/tree_stamp.py)" ]; then
+    log "dist/ is up to date with this tree: $(basename dist/*.whl)"
+    return
+  fi
+  build_dist
 }
 
 ensure_postgres() {
@@ -126,11 +156,17 @@ run_tests() {
     "$VENV/bin/plane-connector" guard --base 4b825dc642cb6eb9a060e54bf8d69288fbee4904
   fi
 
+  # The release wheel, built once: tests/dist installs it into a cargo-less venv, and the Odoo
+  # tests (tests/odoo's live servers and scripts/odoo-tests.sh) install that same file.
+  ensure_dist
+  PLANE_CONNECTOR_WHEEL=$(ls "$ROOT"/dist/*.whl)
+  export PLANE_CONNECTOR_WHEEL
+
   log "pytest"
   "$PY" -m pytest -q tests
 
   if [ -x scripts/odoo-tests.sh ]; then
-    log "Odoo addon tests"
+    log "Odoo addon tests (with the wheel file $(basename "$PLANE_CONNECTOR_WHEEL"))"
     scripts/odoo-tests.sh
   fi
 }
@@ -148,8 +184,13 @@ case "${1:-}" in
   build)
     setup
     ;;
+  dist)
+    ensure_rust
+    ensure_python
+    build_dist
+    ;;
   *)
-    echo "usage: ./dev.sh demo|test|build" >&2
+    echo "usage: ./dev.sh demo|test|build|dist" >&2
     exit 2
     ;;
 esac

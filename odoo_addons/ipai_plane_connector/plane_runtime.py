@@ -31,6 +31,8 @@ PARAM_WEBHOOK_SECRET_REF = "plane.webhook_secret_ref"  # noqa: S105 - a paramete
 PARAM_REQUESTS_PER_MINUTE = "plane.requests_per_minute"
 PARAM_RATE_WINDOW = "plane.rate_window"
 PARAM_AUTH_MODE = "plane.auth_mode"  # "api_key" (default) or "oauth"
+# Extra CAs (a PEM file on the server) for a self-hosted Plane behind an internal CA.
+PARAM_CA_BUNDLE = "plane.ca_bundle"
 PARAM_OAUTH_CLIENT_ID = "plane.oauth_client_id"
 PARAM_OAUTH_SECRET_REF = "plane.oauth_client_secret_ref"  # noqa: S105 - a parameter name
 PARAM_OAUTH_KEY_REF = "plane.oauth_token_key_ref"
@@ -50,6 +52,7 @@ OPERATOR_OPTIONS = {
     "webhook_secret_ref": "plane_webhook_secret_ref",
     "oauth_client_secret_ref": "plane_oauth_client_secret_ref",
     "oauth_token_key_ref": "plane_oauth_token_key_ref",
+    "ca_bundle": "plane_ca_bundle",
 }
 #: The secrets sent to Plane's host: an operator-set one only ever goes to the operator's base
 #: URL (plane_base_url, else Plane Cloud), never to a host a database admin typed in.
@@ -254,3 +257,25 @@ def guard_sync_fields(records: Any, vals_list: Iterable[dict], names: frozenset[
             f"{', '.join(touched)} on {records._description} can only be set by the Plane "
             "synchronisation, not written directly."
         )
+
+
+def checked_ca_bundle(path: str) -> str | None:
+    """``plane.ca_bundle`` as the client takes it, or None when unset.
+
+    Which certificate authorities Odoo trusts is the server operator's decision (the
+    ``plane_ca_bundle`` option wins over the database setting): the value must be an absolute path to a regular, readable PEM file of CA certificates (the wheel refuses
+    devices, FIFOs, directories, oversized files and files without a certificate, and never
+    echoes a file's content). Raises ``UserError``.
+    """
+    path = (path or "").strip()
+    if not path:
+        return None
+    if not os.path.isabs(path):
+        raise UserError(f"plane.ca_bundle must be an absolute path, got {path!r}.")
+    import plane_connector
+
+    try:  # builds nothing but the bundle check: no connection is made
+        plane_connector.PlaneClient("https://localhost", ca_bundle=path)
+    except plane_connector.ConfigError as exc:
+        raise UserError(f"plane.ca_bundle: {exc}") from None
+    return path

@@ -111,6 +111,7 @@ def client_from_reference(
     timeout: float = 10.0,
     vault_dsn: str | None = None,
     policy: secrets.SecretPolicy | None = None,
+    ca_bundle: str | None = None,
 ) -> tuple[Any, str]:
     """A PlaneClient for a health check, and the resolved key (for :func:`check`'s ``redact``).
 
@@ -123,7 +124,10 @@ def client_from_reference(
 
     key = secrets.resolve(api_key_ref, vault_dsn=vault_dsn, policy=policy)
     return (
-        PlaneClient(base_url, api_key=key, timeout=timeout, max_retries=0, max_wait=0.0),
+        PlaneClient(
+            base_url, api_key=key, timeout=timeout, max_retries=0, max_wait=0.0,
+            ca_bundle=ca_bundle,
+        ),  # fmt: skip
         key,
     )
 

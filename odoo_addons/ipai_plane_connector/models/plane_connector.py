@@ -95,6 +95,7 @@ class PlaneConnector(models.AbstractModel):
             "oauth_token_key_ref": (params.get_param(rt.PARAM_OAUTH_KEY_REF) or "").strip(),
             "requests_per_minute": (params.get_param(rt.PARAM_REQUESTS_PER_MINUTE) or "").strip(),
             "rate_window": (params.get_param(rt.PARAM_RATE_WINDOW) or "").strip(),
+            "ca_bundle": (params.get_param(rt.PARAM_CA_BUNDLE) or "").strip(),
         }
         operator = set()
         for key, option in rt.OPERATOR_OPTIONS.items():
@@ -165,7 +166,9 @@ class PlaneConnector(models.AbstractModel):
         config = self._plane_config()
         registry = self.env.registry
         rpm, window = self._plane_rate_settings(config)
-        rate = {"requests_per_minute": rpm, "rate_window": window}
+        # The CA bundle is checked (a regular, readable PEM file) when the client is built.
+        rate = {"requests_per_minute": rpm, "rate_window": window,
+                "ca_bundle": rt.checked_ca_bundle(config["ca_bundle"])}  # fmt: skip
         if config["auth_mode"] == "oauth":
 
             def build():
@@ -182,6 +185,7 @@ class PlaneConnector(models.AbstractModel):
 
             cache_ref = (
                 f"oauth:{config['oauth_client_id']}:{config['oauth_token_key_ref']}|{rpm}/{window}"
+                f"|{config['ca_bundle']}"
             )
             return rt.get_client(self.env.cr.dbname, config["base_url"], cache_ref, build)
         ref = config["api_key_ref"]
@@ -198,8 +202,9 @@ class PlaneConnector(models.AbstractModel):
                 rate_budget=self._plane_rate_budget(registry), **rate,
             )
 
-        # The rate is in the cache key so that changing it takes effect without a restart.
-        return rt.get_client(self.env.cr.dbname, config["base_url"], f"{ref}|{rpm}/{window}", build)
+        # The rate and the CA bundle are in the cache key: changing them needs no restart.
+        cache_ref = f"{ref}|{rpm}/{window}|{config['ca_bundle']}"
+        return rt.get_client(self.env.cr.dbname, config["base_url"], cache_ref, build)
 
     # -- OAuth (Plane Apps)
 

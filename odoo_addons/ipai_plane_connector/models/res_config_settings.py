@@ -23,6 +23,7 @@ OPERATOR_FIELDS = {
     "plane_webhook_secret_ref": "webhook_secret_ref",
     "plane_oauth_client_secret_ref": "oauth_client_secret_ref",
     "plane_oauth_token_key_ref": "oauth_token_key_ref",
+    "plane_ca_bundle": "ca_bundle",
 }
 #: Reference fields, their config key and label.
 REFERENCE_FIELDS = {
@@ -57,6 +58,12 @@ class ResConfigSettings(models.TransientModel):
     plane_webhook_secret_ref = fields.Char(
         string="Webhook secret reference", config_parameter=rt.PARAM_WEBHOOK_SECRET_REF,
         help="Where the webhook signing secret lives, e.g. env:PLANE_WEBHOOK_SECRET.",
+    )
+    plane_ca_bundle = fields.Char(
+        string="Extra CA bundle", config_parameter=rt.PARAM_CA_BUNDLE,
+        help="For a self-hosted Plane behind an internal certificate authority: the absolute "
+        "path of a PEM file of CA certificates on the Odoo server, trusted in addition to the "
+        "system store and the bundled roots. Leave empty for Plane Cloud.",
     )
     plane_auth_mode = fields.Selection(
         [("api_key", "API key"), ("oauth", "OAuth (Plane App)")],
@@ -93,6 +100,7 @@ class ResConfigSettings(models.TransientModel):
     plane_webhook_secret_ref_operator = fields.Boolean(compute="_compute_plane_operator")
     plane_oauth_client_secret_ref_operator = fields.Boolean(compute="_compute_plane_operator")
     plane_oauth_token_key_ref_operator = fields.Boolean(compute="_compute_plane_operator")
+    plane_ca_bundle_operator = fields.Boolean(compute="_compute_plane_operator")
 
     def _compute_plane_operator(self):
         config = self.env["plane.connector"]._plane_config()
@@ -180,6 +188,13 @@ class ResConfigSettings(models.TransientModel):
                 raise ValidationError(
                     "Workspace slug: only letters, digits, '-' and '_' (it is part of every "
                     "request path), as in the workspace's URL: https://app.plane.so/<slug>/.")
+
+    @api.constrains("plane_ca_bundle")
+    def _check_plane_ca_bundle(self):
+        if "ca_bundle" in self.env["plane.connector"]._plane_config()["operator"]:
+            return  # not used: the operator's value is
+        for settings in self:
+            rt.checked_ca_bundle(settings.plane_ca_bundle)
 
     def set_values(self):
         self._plane_check_admin()

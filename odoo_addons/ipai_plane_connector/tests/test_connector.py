@@ -43,6 +43,22 @@ class TestConnector(PlaneEmulatorCase):
             with self.assertRaises(UserError):
                 self.connector._plane_client()
 
+    def test_ca_bundle_setting(self):
+        params = self.env["ir.config_parameter"].sudo()
+        default = self.connector._plane_client()
+        # Any regular PEM file of CA certificates works; the system store's is one.
+        params.set_param(rt.PARAM_CA_BUNDLE, "/etc/ssl/certs/ca-certificates.crt")
+        with_bundle = self.connector._plane_client()
+        self.assertIsNot(with_bundle, default, "a new CA bundle makes a new client")
+        self.assertEqual(with_bundle.me()["id"], self.emulator.user["id"])
+        for bad in ("relative/ca.pem", "/nonexistent/ca.pem", "/dev/zero", "/etc",
+                    "/etc/hostname"):
+            params.set_param(rt.PARAM_CA_BUNDLE, bad)
+            with self.assertRaises(UserError):
+                self.connector._plane_client()
+            with self.assertRaises(UserError):
+                self.env["res.config.settings"].create({"plane_ca_bundle": bad})
+
     def test_rate_budget_is_shared_in_postgres(self):
         self.connector._plane_request("GET", "users/me/")
         key_id = hashlib.sha256(self.emulator.api_key.encode()).hexdigest()
