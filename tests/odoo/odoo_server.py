@@ -1,17 +1,19 @@
 """A real Odoo server in prefork mode for the end-to-end tests (shared by tests/odoo/test_live_*).
 
 It installs the given modules into a fresh database, starts ``--workers 2`` with a cron worker
-on a free loopback port, and talks to it over XML-RPC. Where Odoo lives: ODOO18_PATH /
-ODOO19_PATH and ODOO18_PYTHON / ODOO19_PYTHON, as for scripts/odoo-tests.sh.
+on a free loopback port, and talks to it over XML-RPC. Odoo is found as scripts/odoo-tests.sh
+finds it (scripts/odoo_locate.py: ODOO<N>_PATH, _PYTHON, _VENV or the per-user odoo.env).
 """
 
 from __future__ import annotations
 
 import http.cookiejar
+import importlib.util
 import json
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -21,14 +23,18 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 DB_USER = os.environ.get("ODOO_DB_USER", "odoo")
-SERIES = [s for s in ("18", "19")
-          if Path(os.environ.get(f"ODOO{s}_PATH", f"/work/odoo{s}"), "odoo-bin").is_file()]
 
-
-def odoo_paths(series: str) -> tuple[Path, str]:
-    path = Path(os.environ.get(f"ODOO{series}_PATH", f"/work/odoo{series}"))
-    python = os.environ.get(f"ODOO{series}_PYTHON", f"/work/odoo{series}-venv/bin/python")
-    return path, python
+# Odoo is found the way scripts/odoo-tests.sh finds it (scripts/odoo_locate.py).
+if "odoo_locate" not in sys.modules:
+    _spec = importlib.util.spec_from_file_location(
+        "odoo_locate", ROOT / "scripts" / "odoo_locate.py")
+    assert _spec and _spec.loader
+    sys.modules["odoo_locate"] = importlib.util.module_from_spec(_spec)  # for dataclasses
+    _spec.loader.exec_module(sys.modules["odoo_locate"])
+FOUND, MISSING = sys.modules["odoo_locate"].find_all()
+SERVERS = {o.series: o for o in FOUND}
+SERIES = sorted(SERVERS)
+NOT_FOUND = "no Odoo found: " + "; ".join(f"{s}.0 {why}" for s, why in MISSING.items())
 
 
 def free_port() -> int:
@@ -60,7 +66,8 @@ class OdooServer:
     def __init__(self, series: str, modules: str, env: dict[str, str], log: Path,
                  db_prefix: str = "plane_live") -> None:
         self.series = series
-        self.path, self.python = odoo_paths(series)
+        self.odoo = SERVERS[series]
+        self.path, self.python = self.odoo.path, self.odoo.python
         self.modules = modules
         self.env = env
         self.log = log
@@ -70,8 +77,7 @@ class OdooServer:
         self._opener: urllib.request.OpenerDirector | None = None
 
     def _base(self) -> list[str]:
-        dirs = [d for d in (self.path / "addons", self.path / "odoo" / "addons") if d.is_dir()]
-        addons = ",".join([*map(str, dirs), str(ROOT / "odoo_addons")])
+        addons = ",".join([*map(str, self.odoo.addons_dirs), str(ROOT / "odoo_addons")])
         return [self.python, str(self.path / "odoo-bin"), f"--addons-path={addons}",
                 "-d", self.db, "--db_host", "127.0.0.1", "--db_user", DB_USER,
                 "--http-interface", "127.0.0.1"]
@@ -95,8 +101,8 @@ class OdooServer:
         with open(self.log.with_suffix(".out"), "w") as out:
             self.proc = subprocess.Popen(
                 [*self._base(), "--workers", "2", "--max-cron-threads", "1",
-                 "--http-port", str(port), f"--db-filter=^{self.db}$", "--logfile",
-                 str(self.log)],
+                 "--http-port", str(port), "--gevent-port", str(free_port()),
+                 f"--db-filter=^{self.db}$", "--logfile", str(self.log)],
                 stdout=out, stderr=subprocess.STDOUT, env=self.env,
             )
         self.url = f"http://127.0.0.1:{port}"

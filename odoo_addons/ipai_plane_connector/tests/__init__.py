@@ -3,5 +3,7 @@ from . import (  # noqa: F401
     test_cron,
     test_oauth,
     test_schema,
+    test_security,
+    test_tours,
     test_webhook_http,
 )

@@ -13,6 +13,7 @@ import logging
 import time
 
 from odoo import api, fields, models
+from odoo.addons.ipai_plane_connector import plane_runtime as rt
 from odoo.exceptions import UserError
 
 from ..mapping import (
@@ -55,6 +56,16 @@ SWEEP_STATES = [
 #: Tries at a project name and identifier nobody has: Plane answers a taken name and a taken
 #: identifier with the same 409 (naming the name), so each refused pair is set aside.
 CREATE_ATTEMPTS = 4
+#: Written by the sync only (in sudo): the project id becomes request paths.
+SYNC_FIELDS = frozenset({
+    "plane_project_id", "plane_project_identifier", "plane_states_json", "plane_labels_json",
+    "plane_members_json", "plane_backfill_state", "plane_backfill_cursor",
+    "plane_backfill_seen", "plane_backfill_imported", "plane_sweep_state", "plane_sweep_round",
+    "plane_sweep_cursor", "plane_sweep_started_at", "plane_sweep_done_at", "plane_sweep_flagged",
+    "plane_sweep_error",
+})
+#: Linking, unlinking and creating Plane projects is a project manager's decision.
+MANAGER = "project.group_project_manager"
 
 
 def _mode(default: str, string: str):
@@ -62,7 +73,9 @@ def _mode(default: str, string: str):
 
 
 class ProjectProject(models.Model):
-    _inherit = "project.project"
+    _name = "project.project"
+    _inherit = ["project.project", "plane.sync.guard"]
+    _plane_sync_fields = SYNC_FIELDS
 
     plane_project_id = fields.Char(string="Plane project id", copy=False, index=True,
                                    readonly=True)
@@ -153,9 +166,10 @@ class ProjectProject(models.Model):
         Plane name is a readable mapping of the Odoo name, made unique in the workspace, and
         the full Odoo name goes into the Plane project's description."""
         self.ensure_one()
+        connector = self.env["plane.connector"]
+        connector._plane_check_rights(self, "write", MANAGER)
         if self.plane_project_id:
             raise UserError("This project is already linked to a Plane project.")
-        connector = self.env["plane.connector"]
         path = connector._plane_workspace_path("projects")
         refused_names, refused_identifiers = set(), set()
         created = None
@@ -176,7 +190,7 @@ class ProjectProject(models.Model):
                 refused_names.add(name)
                 refused_identifiers.add(identifier)
             except PlaneError as exc:
-                raise UserError(f"Plane project not created: {exc}") from None
+                raise UserError(rt.redact(f"Plane project not created: {exc}")) from None
         if created is None:
             raise UserError("Plane refused the project: every name and identifier tried was "
                             f"taken ({', '.join(sorted(refused_names))}).")
@@ -200,7 +214,8 @@ class ProjectProject(models.Model):
             return
         connector = self.env["plane.connector"]
         projects = connector._plane_workspace_path("projects")
-        path = connector._plane_workspace_path("projects", self.plane_project_id)
+        path = connector._plane_workspace_path(
+            "projects", connector._plane_uuid(self.plane_project_id, "Plane project id"))
         refused = set()
         for _attempt in range(CREATE_ATTEMPTS):
             others = {p.get("name") for p in connector._plane_paginate(projects)
@@ -212,11 +227,12 @@ class ProjectProject(models.Model):
                 return
             except ConflictError:
                 refused.add(name)
-        raise UserError(f"Plane refused every name tried for {self.display_name}.")
+        raise UserError(rt.redact(f"Plane refused every name tried for {self.display_name}."))
 
     def action_plane_pick_project(self):
         """Open the list of Plane projects to link one."""
         self.ensure_one()
+        self.env["plane.connector"]._plane_check_rights(self, "write", MANAGER)
         wizard = self.env["plane.project.pick"].create({"project_id": self.id})
         wizard._plane_load()
         return {
@@ -227,6 +243,8 @@ class ProjectProject(models.Model):
 
     def _plane_link(self, plane_project: dict) -> None:
         self.ensure_one()
+        self.env["plane.connector"]._plane_check_rights(self, "write", MANAGER)
+        self.env["plane.connector"]._plane_uuid(plane_project.get("id"), "Plane project id")
         if self.plane_project_id and self.plane_project_id != plane_project["id"]:
             # Its tasks point at work items of the other Plane project.
             raise UserError("Unlink this project from its Plane project first.")
@@ -234,7 +252,7 @@ class ProjectProject(models.Model):
             [("plane_project_id", "=", plane_project["id"]), ("id", "!=", self.id)], limit=1)
         if other:
             raise UserError(f"That Plane project is already linked to {other.display_name}.")
-        self.write({
+        self.sudo().write({
             "plane_project_id": plane_project["id"],
             "plane_project_identifier": plane_project.get("identifier") or False,
             "plane_states_json": False, "plane_labels_json": False,
@@ -246,22 +264,24 @@ class ProjectProject(models.Model):
 
     def action_plane_unlink_project(self):
         self.ensure_one()
+        self.env["plane.connector"]._plane_check_rights(self, "write", MANAGER)
         self.env["plane.sync.job"].sudo().search(
             [("project_id", "=", self.id), ("state", "in", ("pending", "running"))]
         ).write({"state": "done", "last_error": "project unlinked"})
-        tasks = self.env["project.task"].with_context(active_test=False).search(
+        tasks = self.env["project.task"].sudo().with_context(active_test=False).search(
             [("project_id", "=", self.id)])
         tasks.with_context(plane_remote=True).write({
             "plane_work_item_id": False, "plane_snapshot": False, "plane_sync_state": "none",
             "plane_remote_updated_at": False, "plane_sync_error": False,
         })
-        self.write({"plane_project_id": False, "plane_project_identifier": False,
-                    "plane_backfill_state": "none", "plane_backfill_cursor": False})
+        self.sudo().write({"plane_project_id": False, "plane_project_identifier": False,
+                           "plane_backfill_state": "none", "plane_backfill_cursor": False})
         return True
 
     def action_plane_backfill(self):
         """(Re)start the bulk sync: queue every unlinked task, then walk Plane's work items."""
-        for project in self.filtered("plane_project_id"):
+        self.env["plane.connector"]._plane_check_rights(self, "write", MANAGER)
+        for project in self.sudo().filtered("plane_project_id"):
             tasks = self.env["project.task"].search([
                 ("project_id", "=", project.id), ("plane_work_item_id", "=", False),
                 ("plane_sync_state", "!=", "unlinked"),
@@ -277,7 +297,9 @@ class ProjectProject(models.Model):
         """Import one page of the Plane project's work items, then save the cursor."""
         self.ensure_one()
         connector = self.env["plane.connector"]
-        path = connector._plane_workspace_path("projects", self.plane_project_id, "work-items")
+        path = connector._plane_workspace_path(
+            "projects", connector._plane_uuid(self.plane_project_id, "Plane project id"),
+            "work-items")
         pager = connector._plane_paginate(
             path, params={"expand": "state,labels,assignees"}, per_page=BACKFILL_PAGE,
             cursor=self.plane_backfill_cursor or None)
@@ -321,7 +343,7 @@ class ProjectProject(models.Model):
 
     def action_plane_sweep_now(self):
         """Check now, whatever the interval, which work items were deleted in Plane."""
-        self.check_access("write")
+        self.env["plane.connector"]._plane_check_rights(self, "write", MANAGER)
         Job = self.env["plane.sync.job"].sudo()
         for project in self.filtered("plane_project_id"):
             Job._plane_enqueue_project_job(project, "sweep")
@@ -347,9 +369,10 @@ class ProjectProject(models.Model):
 
     def _plane_sweep_start(self) -> bool:
         connector = self.env["plane.connector"]
+        pid = connector._plane_uuid(self.plane_project_id, "Plane project id")
         try:
             remote = connector._plane_request(
-                "GET", connector._plane_workspace_path("projects", self.plane_project_id))
+                "GET", connector._plane_workspace_path("projects", pid))
         except NotFoundError:
             remote = None
         if not remote or remote.get("archived_at"):
@@ -368,7 +391,9 @@ class ProjectProject(models.Model):
 
     def _plane_sweep_page(self) -> bool:
         connector = self.env["plane.connector"]
-        path = connector._plane_workspace_path("projects", self.plane_project_id, "work-items")
+        path = connector._plane_workspace_path(
+            "projects", connector._plane_uuid(self.plane_project_id, "Plane project id"),
+            "work-items")
         pager = connector._plane_paginate(path, params={"fields": "id"}, per_page=SWEEP_PAGE,
                                           cursor=self.plane_sweep_cursor or None)
         seen = []
@@ -415,10 +440,12 @@ class ProjectProject(models.Model):
                           self.plane_project_id, self.plane_sweep_flagged)
             return False
         connector = self.env["plane.connector"]
+        pid = connector._plane_uuid(self.plane_project_id, "Plane project id")
         flagged, present = 0, []
         for task in candidates:
             path = connector._plane_workspace_path(
-                "projects", self.plane_project_id, "work-items", task.plane_work_item_id)
+                "projects", pid, "work-items",
+                connector._plane_uuid(task.plane_work_item_id, "Plane work item id"))
             try:
                 connector._plane_request("GET", path, params={"fields": "id"})
             except NotFoundError:
@@ -448,7 +475,7 @@ class ProjectProject(models.Model):
             if not force and (not refresh or fresh):
                 return cached["data"]
         connector = self.env["plane.connector"]
-        pid = self.plane_project_id
+        pid = connector._plane_uuid(self.plane_project_id, "Plane project id")
         if kind == "states":
             value = [
                 {"id": s["id"], "name": s.get("name") or "", "group": s.get("group"),
@@ -540,7 +567,8 @@ class ProjectProject(models.Model):
         if set(wanted) - set(by_name):
             known = self._plane_cache("labels", refresh=True)
             by_name = {v.strip().lower(): k for k, v in known.items()}
-        path = connector._plane_workspace_path("projects", self.plane_project_id, "labels")
+        path = connector._plane_workspace_path(
+            "projects", connector._plane_uuid(self.plane_project_id, "Plane project id"), "labels")
         for key, name in wanted.items():
             if key in by_name:
                 continue
