@@ -77,8 +77,8 @@ class ScenarioPlane:
 def scenario(request, tmp_path_factory) -> Iterator[dict]:
     series = request.param
     plane = ScenarioPlane()
-    env = dict(os.environ, IPAI_SCENARIO_PLANE_KEY=plane.odoo_key,
-               IPAI_SCENARIO_PLANE_WH=plane.webhook_secret)
+    env = dict(os.environ, PLANE_SCENARIO_KEY=plane.odoo_key,
+               PLANE_SCENARIO_WH=plane.webhook_secret)
     server = OdooServer(series, "ipai_plane_project_sync", env,
                         tmp_path_factory.mktemp("odoo") / "odoo.log", db_prefix="plane_sync")
     try:
@@ -86,8 +86,8 @@ def scenario(request, tmp_path_factory) -> Iterator[dict]:
         server.set_params({
             "plane.base_url": plane.base_url,
             "plane.workspace_slug": plane.workspace,
-            "plane.api_key_ref": "env:IPAI_SCENARIO_PLANE_KEY",
-            "plane.webhook_secret_ref": "env:IPAI_SCENARIO_PLANE_WH",
+            "plane.api_key_ref": "env:PLANE_SCENARIO_KEY",
+            "plane.webhook_secret_ref": "env:PLANE_SCENARIO_WH",
             "plane.requests_per_minute": str(plane.rate),
         })
         plane.point_webhook(f"{server.url}/plane/webhook?db={server.db}")
