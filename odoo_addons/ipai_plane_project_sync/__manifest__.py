@@ -2,7 +2,7 @@
 {  # noqa: B018 - an Odoo manifest is a bare dict
     "name": "Plane project sync",
     "summary": "Odoo projects and tasks shown and worked on in Plane (Odoo owns the data)",
-    "version": "1.0.0",
+    "version": "1.1.0",
     "category": "Services/Project",
     "license": "LGPL-3",
     "author": "IPAI",
