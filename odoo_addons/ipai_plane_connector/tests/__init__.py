@@ -3,5 +3,6 @@ from . import (  # noqa: F401
     test_cron,
     test_oauth,
     test_schema,
+    test_wake,
     test_webhook_http,
 )

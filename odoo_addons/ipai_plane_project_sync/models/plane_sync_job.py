@@ -18,6 +18,7 @@ import logging
 import time
 
 from odoo import api, fields, models
+from odoo.addons.ipai_plane_connector import plane_runtime as rt
 
 _log = logging.getLogger(__name__)
 
@@ -151,10 +152,8 @@ class PlaneSyncJob(models.Model):
 
     @api.model
     def _plane_wake(self) -> None:
-        cron = self.env.ref("ipai_plane_project_sync.ir_cron_plane_sync_jobs",
-                            raise_if_not_found=False)
-        if cron:
-            cron.sudo()._trigger()
+        """Run the job cron as soon as a worker is free, once this transaction commits."""
+        rt.wake_cron(self.env, "ipai_plane_project_sync.ir_cron_plane_sync_jobs")
 
     # -- the worker
 
