@@ -1,1 +1,1 @@
-from . import test_backfill, test_claim, test_mapping, test_sync  # noqa: F401
+from . import test_backfill, test_claim, test_cron_budget, test_mapping, test_sync  # noqa: F401
