@@ -148,7 +148,6 @@ def _measure(srv: LiveOdoo, n_tasks: int, window: float) -> dict[str, Any]:
             "first_request_s": sent[0].at - started if sent else None,
             "last_request_s": sent[-1].at - started if sent else None,
             "longest_gaps_s_at": gaps,
-            "requests_at_s": [(round(r.at - started, 3), r.status) for r in sent],
             "error_lines": len(errors),
             "notes": notes,
         }
