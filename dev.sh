@@ -2,6 +2,8 @@
 # The project's two front-door commands (see README):
 #   ./dev.sh demo   set up, then run `plane-connector demo` against the embedded Plane emulator
 #   ./dev.sh test   set up, then run every check and test suite (what .ci/run calls)
+# and the release build:
+#   ./dev.sh dist   the manylinux2014 abi3 wheel and the sdist into dist/ (cross-built with zig)
 # Both do all set-up themselves on a fresh machine: a virtualenv in .venv, the Python
 # dev requirements, the wheel built from this tree, and PostgreSQL started if it is down.
 set -euo pipefail
@@ -33,6 +35,34 @@ build_wheel() {
   "$VENV/bin/maturin" develop --release -q
 }
 
+# The wheel users install: abi3 (CPython 3.10+), manylinux2014 (glibc 2.17), no OpenSSL.
+# `--zig` links against glibc 2.17's symbols whatever this machine's glibc is; zig and
+# auditwheel come from PyPI (requirements-dev.txt), so a fresh machine needs nothing else.
+build_dist() {
+  local target
+  target=$(rustc -vV | sed -n 's/^host: //p')
+  log "building the wheel (manylinux2014, $target) and the sdist into dist/"
+  rm -rf dist
+  mkdir -p dist
+  # maturin finds zig as `python3 -m ziglang`: the venv's python must come first on PATH.
+  PATH="$VENV/bin:$PATH" VIRTUAL_ENV="$VENV" "$VENV/bin/maturin" build --release --zig \
+    --compatibility manylinux2014 --target "$target" --out dist
+  PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" sdist --out dist
+  "$VENV/bin/auditwheel" show dist/*.whl
+  "$PY" scripts/tree_stamp.py >dist/TREE
+  ls -l dist
+}
+
+# dist/ as built from this very tree (rebuilt only when the sources changed since).
+ensure_dist() {
+  if [ -f dist/TREE ] && ls dist/*.whl >/dev/null 2>&1 \
+      && [ "$(cat dist/TREE)" = "$("$PY" scripts/tree_stamp.py)" ]; then
+    log "dist/ is up to date with this tree: $(basename dist/*.whl)"
+    return
+  fi
+  build_dist
+}
+
 ensure_postgres() {
   if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return; fi
   log "PostgreSQL is down: starting it"
@@ -47,6 +77,53 @@ ensure_postgres() {
   exit 1
 }
 
+# Debian packages for the suites that use real programs, installed when missing and possible:
+# the keyring: tests run against gnome-keyring's Secret Service on a private D-Bus bus that the
+# tests start themselves (secret-tool stores by hand as an operator would, Xvfb gives the unlock
+# prompt a screen); the Odoo browser tours drive Debian's chromium.
+KEYCHAIN_TOOLS="dbus-daemon:dbus gnome-keyring-daemon:gnome-keyring secret-tool:libsecret-tools Xvfb:xvfb"
+BROWSER_TOOLS="chromium:chromium"
+
+debian_missing() {  # the Debian packages (of "program:package" pairs) whose program is not on PATH
+  local tool
+  for tool in "$@"; do
+    command -v "${tool%%:*}" >/dev/null || printf '%s ' "${tool#*:}"
+  done
+}
+
+debian_install() {  # best effort: root and apt-get, else nothing (the caller says what is skipped)
+  [ -n "$1" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 0
+  log "installing $1(Debian)"
+  # shellcheck disable=SC2086 # a list of package names
+  ( export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends $1 \
+      || { apt-get update -q && apt-get install -y -q --no-install-recommends $1; }
+  ) >/dev/null 2>&1 || true
+}
+
+ensure_keychain() {
+  # shellcheck disable=SC2086
+  debian_install "$(debian_missing $KEYCHAIN_TOOLS)"
+  local missing
+  # shellcheck disable=SC2086
+  missing=$(debian_missing $KEYCHAIN_TOOLS)
+  if [ -n "$missing" ]; then
+    log "NO OS KEYCHAIN: ${missing}not installed and not installable here (needs root and" \
+      "apt-get): the keyring: tests against the Secret Service are SKIPPED"
+    unset PLANE_REQUIRE_SECRET_SERVICE
+  else
+    # Everything is there: a keychain test that cannot start its daemon now fails, not skips.
+    log "OS keychain: the keyring: tests run on a private gnome-keyring Secret Service"
+    export PLANE_REQUIRE_SECRET_SERVICE=1
+  fi
+}
+
+ensure_browser() {
+  # shellcheck disable=SC2086
+  debian_install "$(debian_missing $BROWSER_TOOLS)"
+  # scripts/odoo-tests.sh looks for Chromium itself and says plainly when the tours are skipped.
+}
+
 setup() {
   ensure_rust
   ensure_python
@@ -56,6 +133,8 @@ setup() {
 run_tests() {
   setup
   ensure_postgres
+  ensure_keychain
+  ensure_browser
   export PLANE_TEST_PG_DSN=${PLANE_TEST_PG_DSN:-postgresql://postgres@127.0.0.1:5432/test}
 
   log "cargo fmt --check"
@@ -77,11 +156,17 @@ run_tests() {
     "$VENV/bin/plane-connector" guard --base 4b825dc642cb6eb9a060e54bf8d69288fbee4904
   fi
 
+  # The release wheel, built once: tests/dist installs it into a cargo-less venv, and the Odoo
+  # tests (tests/odoo's live servers and scripts/odoo-tests.sh) install that same file.
+  ensure_dist
+  PLANE_CONNECTOR_WHEEL=$(ls "$ROOT"/dist/*.whl)
+  export PLANE_CONNECTOR_WHEEL
+
   log "pytest"
   "$PY" -m pytest -q tests
 
   if [ -x scripts/odoo-tests.sh ]; then
-    log "Odoo addon tests"
+    log "Odoo addon tests (with the wheel file $(basename "$PLANE_CONNECTOR_WHEEL"))"
     scripts/odoo-tests.sh
   fi
 }
@@ -99,8 +184,13 @@ case "${1:-}" in
   build)
     setup
     ;;
+  dist)
+    ensure_rust
+    ensure_python
+    build_dist
+    ;;
   *)
-    echo "usage: ./dev.sh demo|test|build" >&2
+    echo "usage: ./dev.sh demo|test|build|dist" >&2
     exit 2
     ;;
 esac

@@ -39,6 +39,8 @@ MODULE_LIST=$(IFS=,; echo "${MODULES[*]}")
 # Only our modules' tests: -i with --test-enable would also run base's and web's (minutes, and
 # some need wkhtmltopdf).
 TEST_TAGS=$(printf '/%s,' "${MODULES[@]}"); TEST_TAGS=${TEST_TAGS%,}
+# The browser tours (tests tagged plane_tour) need Chromium, looked up as Odoo's HttpCase does.
+CHROME=$(command -v google-chrome chromium chromium-browser google-chrome-stable 2>/dev/null | head -1)
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
@@ -71,8 +73,19 @@ sync_wheel() {
   fi
 }
 
-# One line per run for the summary: series, PASS/FAIL, tests run.
-record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$SUMMARY"; }
+# Odoo drives Chromium through websocket-client, which its requirements.txt does not list. When
+# Odoo's Python lacks it, the copy in this project's dev venv is lent on PYTHONPATH: a directory
+# holding only that (pure-Python) package, so nothing else of the dev venv reaches Odoo.
+websocket_path() {
+  local py=$1 dir="$LOG_DIR/pylib" src
+  "$py" -c 'import websocket' 2>/dev/null && return 0
+  src=$("${PLANE_CONNECTOR_VENV:-$ROOT/.venv}/bin/python" -c \
+    'import os, websocket; print(os.path.dirname(websocket.__file__))' 2>/dev/null) || return 1
+  mkdir -p "$dir" && ln -sfn "$src" "$dir/websocket" && echo "$dir"
+}
+
+# One line per run for the summary: series, PASS/FAIL, tests run, what was left out.
+record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" >>"$SUMMARY"; }
 
 run_series() {
   local series=$1 odoo=$2 py=$3
@@ -92,6 +105,21 @@ run_series() {
   local addons="$ROOT/odoo_addons"
   [ -d "$odoo/addons" ] && addons="$odoo/addons,$addons"
   [ -d "$odoo/odoo/addons" ] && addons="$odoo/odoo/addons,$addons"
+  # Without Chromium or websocket-client, Odoo would skip the tours one by one: leave them out
+  # and say so.
+  local tags=$TEST_TAGS note="" pypath="" run=()
+  if [ -z "$CHROME" ]; then
+    note="no Chromium found: browser tours skipped"
+  elif ! pypath=$(websocket_path "$py"); then
+    note="websocket-client not installed in $py (Odoo drives Chromium with it): browser tours skipped"
+  fi
+  [ -n "$pypath" ] && run=(env "PYTHONPATH=$pypath${PYTHONPATH:+:$PYTHONPATH}")
+  if [ -n "$note" ]; then
+    echo "   $note"
+    tags="$tags,-plane_tour"
+  else
+    echo "   browser tours: $CHROME${pypath:+ (websocket-client lent from $pypath)}"
+  fi
   local db="plane_odoo${series}_test_$$" port log extra=()
   port=$(free_port)
   log="$LOG_DIR/odoo$series-tests.$$.log"  # per run: CI and a developer may run at once
@@ -100,9 +128,9 @@ run_series() {
   dropdb -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" --if-exists "$db" 2>/dev/null
   echo "== Odoo $series.0 ($odoo, $py): installing $MODULE_LIST with tests into database $db"
   local start=$SECONDS
-  "$py" "$odoo/odoo-bin" --addons-path="$addons" -d "$db" -i "$MODULE_LIST" \
+  "${run[@]}" "$py" "$odoo/odoo-bin" --addons-path="$addons" -d "$db" -i "$MODULE_LIST" \
     --db_host "$DB_HOST" --db_port "$DB_PORT" --db_user "$DB_USER" \
-    --test-enable --test-tags "$TEST_TAGS" --stop-after-init --log-level=test --http-port "$port" \
+    --test-enable --test-tags "$tags" --stop-after-init --log-level=test --http-port "$port" \
     --http-interface 127.0.0.1 --max-cron-threads 0 "${extra[@]}" >"$log" 2>&1
   local rc=$?
   dropdb -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" --if-exists "$db" 2>/dev/null
@@ -112,7 +140,7 @@ run_series() {
   mv -f "$log" "$final" && echo "   log: $final"
   local ran
   ran=$(grep -oE '[0-9]+ failed, [0-9]+ error\(s\) of [0-9]+ tests' "$final" | awk '{s += $(NF-1)} END {print s + 0}')
-  record "$series" "$([ $ok = 0 ] && echo PASS || echo FAIL)" "$ran"
+  record "$series" "$([ $ok = 0 ] && echo PASS || echo FAIL)" "$ran" "$note"
   return $ok
 }
 
@@ -134,7 +162,8 @@ if [ "$SYNC_ONLY" = 0 ]; then
   for s in $SERIES; do
     line=$(awk -F'\t' -v s="$s" '$1 == s' "$SUMMARY")
     if [ -n "$line" ]; then
-      echo "   Odoo $s.0: $(cut -f2 <<<"$line"), $(cut -f3 <<<"$line") tests ran"
+      note=$(cut -f4 <<<"$line")
+      echo "   Odoo $s.0: $(cut -f2 <<<"$line"), $(cut -f3 <<<"$line") tests ran${note:+ ($note)}"
     else
       echo "   Odoo $s.0: NOT RUN, no Odoo $s.0 found (see above; README, 'Odoo tests')"
     fi

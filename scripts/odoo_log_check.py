@@ -3,7 +3,8 @@
 odoo-bin's exit code is not enough: an addon that cannot be installed (wrong series in the
 manifest version, a missing dependency) is skipped with a warning, zero of its tests run, and
 the process still exits 0. So this fails on any ERROR/CRITICAL line, on a summary with failures
-or errors, and on any of our modules without tests that actually ran.
+or errors, on any of our modules without tests that actually ran, and on any of our tests that
+Odoo skipped.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from pathlib import Path
 _LEVEL = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \d+ (ERROR|CRITICAL) ")
 _SUMMARY = re.compile(r"(\d+) failed, (\d+) error\(s\) of (\d+) tests")
 _STARTING = re.compile(r" odoo\.addons\.(\w+)\.tests\.\S+: Starting (\w+)\.(\w+)")
+# Odoo skips a browser tour when it cannot drive Chromium (no websocket-client, no devtools
+# port): the test still logs "Starting", so without this it would count as run and passed.
+_SKIPPED = re.compile(r" odoo\.addons\.(\w+)\.tests\.\S+: skipped (\S+) : (.*)$")
 _POST = re.compile(r"(\d+) post-tests in")
 _NOT_INSTALLED = re.compile(
     r"(not installable, skipped|Some modules are not loaded|module \w+: not installable"
@@ -52,6 +56,10 @@ def check(log_text: str, modules: list[str]) -> tuple[list[str], list[str]]:
         m = _STARTING.search(ln)
         if m and m.group(1) in started:
             started[m.group(1)].add(f"{m.group(2)}.{m.group(3)}")
+    for ln in lines:
+        m = _SKIPPED.search(ln)
+        if m and m.group(1) in started:
+            problems.append(f"{m.group(1)}: {m.group(2)} was skipped: {m.group(3).strip()[:200]}")
     for module in modules:
         tests = started[module]
         classes = sorted({t.split(".")[0] for t in tests})

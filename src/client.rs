@@ -7,7 +7,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -17,10 +17,11 @@ use sha2::{Digest, Sha256};
 use crate::errors::{redact, CoreError};
 use crate::ratelimit::monotonic_now;
 use crate::retry::{
-    clamp_wait, is_idempotent_method, is_unavailable, parse_int_header, parse_retry_after, Outcome,
-    RetryPolicy,
+    clamp_wait, duration, is_idempotent_method, is_unavailable, parse_int_header,
+    parse_retry_after, Outcome, RetryPolicy, MAX_SECONDS,
 };
 use crate::runtime;
+use crate::tls::{self, CaBundle};
 use crate::url::{build_root_url, build_url, root_url};
 
 /// A credential. Its `Debug` never shows the value.
@@ -69,6 +70,17 @@ impl Credential {
 /// Largest response body read: a full 1000-item page of work items is a few MiB.
 pub const MAX_BODY_BYTES: usize = 64 << 20;
 
+/// How far a failed attempt got, which decides whether it may be sent again.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Failure {
+    /// No connection was made: always safe to resend.
+    NotSent,
+    /// The request may have reached the server: resent only when idempotent.
+    MaybeSent,
+    /// Sending again cannot help (a refused certificate, a bad header, an oversized body).
+    Final,
+}
+
 /// Name and value of the authentication header of one attempt.
 type AuthHeader = (&'static str, String);
 
@@ -81,6 +93,72 @@ pub struct ClientConfig {
     /// Length of the throttle window in seconds (60 for Plane; shorter in tests and benchmarks).
     pub rate_window: f64,
     pub retry: RetryPolicy,
+    /// Extra certificate authorities trusted by this client (on top of the bundled roots and
+    /// the system store).
+    pub ca_bundle: Option<CaBundle>,
+}
+
+/// Accepted ranges of the numeric settings. Anything outside is a `ConfigError`: a huge value
+/// would overflow a `Duration` (a panic), and a NaN would make every comparison false.
+pub const TIMEOUT_RANGE: (f64, f64) = (0.0, MAX_SECONDS);
+pub const RATE_WINDOW_RANGE: (f64, f64) = (0.0, MAX_SECONDS);
+pub const MAX_WAIT_RANGE: (f64, f64) = (0.0, MAX_SECONDS);
+pub const BACKOFF_BASE_RANGE: (f64, f64) = (0.0, 3_600.0);
+pub const REQUESTS_PER_MINUTE_RANGE: (u32, u32) = (1, 1_000_000);
+pub const MAX_RETRIES_RANGE: (u32, u32) = (0, 100);
+
+impl ClientConfig {
+    /// Checks every number against its accepted range.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        // timeout and rate_window must be > 0; max_wait and backoff_base may be 0.
+        check_seconds("timeout", self.timeout, TIMEOUT_RANGE, false)?;
+        check_seconds("rate_window", self.rate_window, RATE_WINDOW_RANGE, false)?;
+        check_seconds("max_wait", self.retry.max_wait, MAX_WAIT_RANGE, true)?;
+        check_seconds(
+            "backoff_base",
+            self.retry.backoff_base,
+            BACKOFF_BASE_RANGE,
+            true,
+        )?;
+        check_count(
+            "requests_per_minute",
+            i128::from(self.requests_per_minute),
+            REQUESTS_PER_MINUTE_RANGE,
+        )?;
+        check_count(
+            "max_retries",
+            i128::from(self.retry.max_retries),
+            MAX_RETRIES_RANGE,
+        )?;
+        Ok(())
+    }
+}
+
+/// `value` must be finite and within `(lo, hi]`, or `[lo, hi]` when `zero_ok`.
+pub fn check_seconds(
+    name: &str,
+    value: f64,
+    (lo, hi): (f64, f64),
+    zero_ok: bool,
+) -> Result<(), CoreError> {
+    let low_ok = if zero_ok { value >= lo } else { value > lo };
+    if value.is_finite() && low_ok && value <= hi {
+        return Ok(());
+    }
+    let low = if zero_ok { "at least" } else { "more than" };
+    Err(CoreError::Config(format!(
+        "{name} must be a number of seconds {low} {lo} and at most {hi}, got {value:?}"
+    )))
+}
+
+/// `value` must be a whole number within `[lo, hi]`.
+pub fn check_count(name: &str, value: i128, (lo, hi): (u32, u32)) -> Result<u32, CoreError> {
+    if value >= i128::from(lo) && value <= i128::from(hi) {
+        return Ok(value as u32);
+    }
+    Err(CoreError::Config(format!(
+        "{name} must be a whole number from {lo} to {hi}, got {value}"
+    )))
 }
 
 /// Python-side services the client calls while it works.
@@ -212,31 +290,8 @@ impl fmt::Debug for Client {
 impl Client {
     pub fn new(mut config: ClientConfig, credential: Credential) -> Result<Self, CoreError> {
         config.base_url = root_url(&config.base_url)?;
-        if !(config.timeout.is_finite() && config.timeout > 0.0) {
-            return Err(CoreError::Config(
-                "timeout must be a positive number of seconds".into(),
-            ));
-        }
-        if config.requests_per_minute == 0 {
-            return Err(CoreError::Config(
-                "requests_per_minute must be at least 1".into(),
-            ));
-        }
-        if !(config.rate_window.is_finite() && config.rate_window > 0.0) {
-            return Err(CoreError::Config(
-                "rate_window must be a positive number of seconds".into(),
-            ));
-        }
-        if !(config.retry.max_wait.is_finite() && config.retry.max_wait >= 0.0) {
-            return Err(CoreError::Config(
-                "max_wait must be a non-negative number of seconds".into(),
-            ));
-        }
-        if !(config.retry.backoff_base.is_finite() && config.retry.backoff_base >= 0.0) {
-            return Err(CoreError::Config(
-                "backoff_base must be a non-negative number".into(),
-            ));
-        }
+        config.validate()?;
+        warn_if_cleartext(&config.base_url);
         let key_id = match &credential {
             Credential::ApiKey(s) => sha256_hex(s.expose()),
             Credential::Bearer(s) => sha256_hex(&format!("bearer:{}", s.expose())),
@@ -317,12 +372,18 @@ impl Client {
             }
             let (status, headers, body) = match result {
                 Ok(answer) => answer,
-                Err((err, maybe_sent)) => {
+                Err((err, failure)) => {
                     if !matches!(err, CoreError::Transport { .. }) {
                         // A bad header value or an oversized body: resending changes nothing.
                         return Err(err);
                     }
                     self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
+                    let maybe_sent = match failure {
+                        Failure::NotSent => false,
+                        Failure::MaybeSent => true,
+                        // A refused certificate stays refused: no retry storm against it.
+                        Failure::Final => return Err(err),
+                    };
                     let idempotent = req.idempotent;
                     if policy.should_retry(
                         Outcome::Transport { maybe_sent },
@@ -364,7 +425,7 @@ impl Client {
                     );
                     // When throttled, the limiter now blocks until then; otherwise sleep here.
                     if !throttled {
-                        tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+                        tokio::time::sleep(duration(wait)).await;
                     }
                     continue;
                 }
@@ -485,7 +546,7 @@ impl Client {
             "{what}; retry {retries}/{} in {wait:.2}s",
             policy.max_retries
         );
-        tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        tokio::time::sleep(duration(wait)).await;
     }
 
     async fn throttle<H: Hooks>(&self, hooks: &H) -> Result<Option<f64>, CoreError> {
@@ -494,7 +555,16 @@ impl Client {
         let max_wait = self.config.retry.max_wait;
         if matches!(self.credential, Credential::ApiKey(_)) {
             if let Some(wait) = hooks.reserve_budget(&self.key_id, limit, window) {
-                let wait = clamp_wait(wait?, max_wait);
+                let wait = wait?;
+                if wait.is_nan() {
+                    return Err(CoreError::Config(
+                        "rate_budget.reserve() returned NaN: it must return the seconds to wait \
+                         (a number >= 0)"
+                            .into(),
+                    ));
+                }
+                // A negative answer is no wait, an absurd one (inf, 1e300) is max_wait.
+                let wait = clamp_wait(wait, max_wait);
                 // The shared budget replaces the local window, but a server block still applies.
                 let blocked = self.with_limiter(|w| w.blocked_wait(monotonic_now()));
                 let wait = wait.max(clamp_wait(blocked, max_wait));
@@ -514,7 +584,7 @@ impl Client {
         if secs > 0.0005 {
             self.stats.add_wait(secs);
             log::debug!("throttle: waiting {secs:.3}s for the rate budget");
-            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+            tokio::time::sleep(duration(secs)).await;
         }
     }
 
@@ -587,17 +657,19 @@ impl Client {
         url: &str,
         req: &Request,
         auth: Option<AuthHeader>,
-    ) -> Result<(u16, reqwest::header::HeaderMap, String), (CoreError, bool)> {
-        let http = runtime::current().http();
+    ) -> Result<(u16, reqwest::header::HeaderMap, String), (CoreError, Failure)> {
+        let http = runtime::current()
+            .http(self.config.ca_bundle.as_ref())
+            .map_err(|e| (e, Failure::Final))?;
         let method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|_| {
             (
                 CoreError::Config(format!("invalid HTTP method {:?}", req.method)),
-                false,
+                Failure::Final,
             )
         })?;
         let mut builder = http
             .request(method, url)
-            .timeout(Duration::from_secs_f64(self.config.timeout))
+            .timeout(duration(self.config.timeout))
             .header("accept", "application/json");
         if !req.query.is_empty() {
             builder = builder.query(&req.query);
@@ -608,7 +680,7 @@ impl Client {
                     CoreError::Config(
                         "the credential contains characters not allowed in an HTTP header".into(),
                     ),
-                    false,
+                    Failure::Final,
                 )
             })?;
             value.set_sensitive(true);
@@ -621,20 +693,25 @@ impl Client {
         };
         let path = url_path(url);
         let resp = builder.send().await.map_err(|e| {
-            (
-                self.transport_error(&req.method, &path, &e),
-                !e.is_connect(),
-            )
+            let failure = if tls::tls_failure(&e).is_some() {
+                Failure::Final
+            } else if e.is_connect() {
+                Failure::NotSent
+            } else {
+                Failure::MaybeSent
+            };
+            (self.transport_error(&req.method, &path, &e), failure)
         })?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let mut resp = resp;
         let mut raw: Vec<u8> = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| (self.transport_error(&req.method, &path, &e), true))?
-        {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| {
+            (
+                self.transport_error(&req.method, &path, &e),
+                Failure::MaybeSent,
+            )
+        })? {
             if raw.len() + chunk.len() > MAX_BODY_BYTES {
                 // A broken or hostile server must not exhaust an Odoo worker's memory.
                 let err = CoreError::Http {
@@ -649,7 +726,7 @@ impl Client {
                     retry_after: None,
                     existing_id: None,
                 };
-                return Err((err, true));
+                return Err((err, Failure::Final));
             }
             raw.extend_from_slice(&chunk);
         }
@@ -658,6 +735,16 @@ impl Client {
 
     fn transport_error(&self, method: &str, path: &str, err: &reqwest::Error) -> CoreError {
         let timeout = err.is_timeout();
+        if let Some(tls) = tls::tls_failure(err) {
+            return CoreError::Transport {
+                message: self.redact(&format!(
+                    "{method} {}{path}: {}",
+                    origin(&self.config.base_url),
+                    tls::describe_tls_failure(tls)
+                )),
+                timeout: false,
+            };
+        }
         let what = if timeout {
             format!("timed out after {}s", self.config.timeout)
         } else if err.is_connect() {
@@ -737,6 +824,41 @@ impl Client {
     }
 }
 
+/// Logs once per process and base URL when the API key would travel unencrypted: plain
+/// `http://` to anything but this machine. Loopback (the emulator, a local proxy) is fine.
+fn warn_if_cleartext(base_url: &str) {
+    static WARNED: Mutex<Option<std::collections::HashSet<String>>> = Mutex::new(None);
+    let Ok(parsed) = url::Url::parse(base_url) else {
+        return;
+    };
+    if parsed.scheme() != "http" {
+        return;
+    }
+    let loopback = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.');
+            name.eq_ignore_ascii_case("localhost")
+                || name.to_ascii_lowercase().ends_with(".localhost")
+        }
+        None => true,
+    };
+    if loopback {
+        return;
+    }
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if warned
+        .get_or_insert_with(Default::default)
+        .insert(base_url.to_string())
+    {
+        log::warn!(
+            "base URL {base_url} is plain http:// to another host: the API key, tokens and every \
+             payload cross the network unencrypted; use https://"
+        );
+    }
+}
+
 fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -808,6 +930,7 @@ mod tests {
                     max_wait: 120.0,
                     backoff_base: 0.5,
                 },
+                ca_bundle: None,
             },
             c,
         )

@@ -14,6 +14,7 @@ pub mod ratelimit;
 pub mod retry;
 pub mod runtime;
 pub mod signature;
+pub mod tls;
 pub mod url;
 
 #[cfg(feature = "python")]

@@ -11,21 +11,27 @@ use std::cell::OnceCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyStopAsyncIteration, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::Borrowed;
 use pyo3_async_runtimes::generic::{ContextExt, Runtime as AsyncRuntime};
 use pyo3_async_runtimes::TaskLocals;
 use serde_json::{Map, Number, Value};
 
-use crate::client::{AuthOverride, Body, Client, ClientConfig, Credential, Hooks, Request, Secret};
+use crate::client::{
+    check_count, AuthOverride, Body, Client, ClientConfig, Credential, Hooks, Request, Secret,
+    MAX_RETRIES_RANGE, REQUESTS_PER_MINUTE_RANGE,
+};
 use crate::errors::CoreError;
-use crate::pager::PagerState;
+use crate::pager::{PagerState, MAX_PER_PAGE};
 use crate::retry::RetryPolicy;
 use crate::runtime;
+use crate::tls::CaBundle;
 
 // ---------------------------------------------------------------------------------------------
 // Exceptions
@@ -128,13 +134,28 @@ impl Hooks for PyHooks {
         let budget = self.rate_budget.as_ref()?;
         Some(blocking_hook(|| {
             Python::attach(|py| {
-                let answer = budget
+                let answer = match budget
                     .bind(py)
                     .call_method1("reserve", (key_id, limit, window))
-                    .and_then(|v| v.extract::<f64>());
-                match answer {
-                    Ok(wait) => Ok(if wait.is_finite() { wait } else { 0.0 }),
-                    Err(e) => Err(self.keep(e, "rate_budget.reserve()")),
+                {
+                    Ok(answer) => answer,
+                    Err(e) => return Err(self.keep(e, "rate_budget.reserve()")),
+                };
+                // The client validates and clamps the number (NaN is an error, inf is max_wait).
+                let number = answer
+                    .extract::<PyNumber>()
+                    .map_err(|e| self.keep(e, "rate_budget.reserve()"))?;
+                match number {
+                    PyNumber::Float(f) => Ok(f),
+                    PyNumber::Int(i) => Ok(i as f64),
+                    other => Err(CoreError::Config(format!(
+                        "rate_budget.reserve() must return the seconds to wait as a number, \
+                         got {}",
+                        match other {
+                            PyNumber::Other(t) => t,
+                            _ => "an int too large for any wait".into(),
+                        }
+                    ))),
                 }
             })
         }))
@@ -253,12 +274,61 @@ impl AsyncRuntime for ForkSafeRuntime {
         runtime::current().runtime().spawn(fut)
     }
 
+    /// pyo3-async-runtimes hands an awaitable its result here, on a runtime thread holding the
+    /// GIL. Those callbacks are counted so that interpreter exit waits for them (see
+    /// `drain_python_callbacks`).
     fn spawn_blocking<F>(f: F) -> Self::JoinHandle
     where
         F: FnOnce() + Send + 'static,
     {
-        runtime::current().runtime().spawn_blocking(f)
+        let guard = CallbackGuard::enter();
+        runtime::current().runtime().spawn_blocking(move || {
+            let _guard = guard;
+            // After exit began nobody awaits the result, and attaching to a finalizing
+            // interpreter crashes it; dropping `f` only queues its references for release.
+            if !EXITING.load(Ordering::Acquire) {
+                f();
+            }
+        })
     }
+}
+
+/// Callbacks into Python queued or running on runtime threads.
+static PY_CALLBACKS: AtomicUsize = AtomicUsize::new(0);
+/// Set by the `atexit` hook: no callback runs after it.
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+struct CallbackGuard;
+
+impl CallbackGuard {
+    fn enter() -> Self {
+        PY_CALLBACKS.fetch_add(1, Ordering::AcqRel);
+        CallbackGuard
+    }
+}
+
+impl Drop for CallbackGuard {
+    fn drop(&mut self) {
+        PY_CALLBACKS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Registered with `atexit`: waits (at most 2 s) for the callbacks in flight.
+///
+/// An awaitable's result is set from a runtime thread; setting it wakes the event loop through
+/// a socket write that releases the GIL. The main thread can then finish `asyncio.run` and start
+/// finalizing while that runtime thread still has to take the GIL back to return, and a thread
+/// taking the GIL of a finalizing interpreter aborts or segfaults the process (seen in about 3
+/// exits in 100 after an async call). `atexit` hooks run before finalization starts.
+#[pyfunction]
+fn drain_python_callbacks(py: Python<'_>) {
+    EXITING.store(true, Ordering::Release);
+    py.detach(|| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while PY_CALLBACKS.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
 }
 
 impl ContextExt for ForkSafeRuntime {
@@ -452,6 +522,77 @@ fn form_to_pairs(form: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<(String
     }
 }
 
+/// A numeric argument as Python gave it. It is checked, with its name, where it is used, so a
+/// wrong type, NaN, an infinity or an int too big for any setting is a `ConfigError` (never a
+/// `TypeError`, `OverflowError` or a Rust panic from a `Duration` that cannot hold it).
+#[derive(Debug, Clone)]
+enum PyNumber {
+    Float(f64),
+    Int(i128),
+    /// An int beyond i128: too big for every setting.
+    HugeInt,
+    /// Not a number: the type's name.
+    Other(String),
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for PyNumber {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if obj.is_instance_of::<PyBool>() {
+            // True is an int to Python, but `timeout=True` is a mistake, not one second.
+            return Ok(PyNumber::Other("bool".into()));
+        }
+        if obj.is_instance_of::<PyInt>() {
+            return Ok(obj
+                .extract::<i128>()
+                .map_or(PyNumber::HugeInt, PyNumber::Int));
+        }
+        if let Ok(f) = obj.extract::<f64>() {
+            return Ok(PyNumber::Float(f));
+        }
+        let type_name = obj
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "?".into());
+        Ok(PyNumber::Other(type_name))
+    }
+}
+
+impl PyNumber {
+    /// Seconds: an int or a float; the range is checked by `ClientConfig::validate`.
+    fn seconds(&self, name: &str) -> Result<f64, CoreError> {
+        match self {
+            PyNumber::Float(f) => Ok(*f),
+            PyNumber::Int(i) => Ok(*i as f64),
+            PyNumber::HugeInt => Ok(f64::INFINITY),
+            PyNumber::Other(t) => Err(CoreError::Config(format!(
+                "{name} must be a number of seconds, not {t}"
+            ))),
+        }
+    }
+
+    /// A whole number within `range`.
+    fn count(&self, name: &str, range: (u32, u32)) -> Result<u32, CoreError> {
+        match self {
+            PyNumber::Int(i) => check_count(name, *i, range),
+            PyNumber::HugeInt => Err(CoreError::Config(format!(
+                "{name} must be a whole number from {} to {}, got a far bigger one",
+                range.0, range.1
+            ))),
+            PyNumber::Float(_) => Err(CoreError::Config(format!(
+                "{name} must be a whole number from {} to {}, not a float",
+                range.0, range.1
+            ))),
+            PyNumber::Other(t) => Err(CoreError::Config(format!(
+                "{name} must be a whole number from {} to {}, not {t}",
+                range.0, range.1
+            ))),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Module functions
 
@@ -540,14 +681,15 @@ impl Shared {
         base_url: &str,
         api_key: Option<String>,
         access_token: Option<String>,
-        timeout: f64,
-        requests_per_minute: u32,
-        max_retries: u32,
-        rate_window: f64,
-        max_wait: f64,
+        timeout: &PyNumber,
+        requests_per_minute: &PyNumber,
+        max_retries: &PyNumber,
+        rate_window: &PyNumber,
+        max_wait: &PyNumber,
         rate_budget: Option<Py<PyAny>>,
         token_provider: Option<Py<PyAny>>,
-        backoff_base: f64,
+        backoff_base: &PyNumber,
+        ca_bundle: Option<&str>,
     ) -> Result<Self, CoreError> {
         let api_key = api_key.filter(|k| !k.is_empty());
         let access_token = access_token.filter(|k| !k.is_empty());
@@ -564,14 +706,16 @@ impl Shared {
         };
         let config = ClientConfig {
             base_url: base_url.to_string(),
-            timeout,
-            requests_per_minute,
-            rate_window,
+            timeout: timeout.seconds("timeout")?,
+            requests_per_minute: requests_per_minute
+                .count("requests_per_minute", REQUESTS_PER_MINUTE_RANGE)?,
+            rate_window: rate_window.seconds("rate_window")?,
             retry: RetryPolicy {
-                max_retries,
-                max_wait,
-                backoff_base,
+                max_retries: max_retries.count("max_retries", MAX_RETRIES_RANGE)?,
+                max_wait: max_wait.seconds("max_wait")?,
+                backoff_base: backoff_base.seconds("backoff_base")?,
             },
+            ca_bundle: ca_bundle.map(CaBundle::from_pem_file).transpose()?,
         };
         Ok(Shared {
             core: Arc::new(Client::new(config, credential)?),
@@ -670,9 +814,12 @@ impl Shared {
         py: Python<'_>,
         path: &str,
         params: Option<&Bound<'_, PyAny>>,
-        per_page: u32,
+        per_page: &PyNumber,
         cursor: Option<String>,
     ) -> PyResult<CursorPager> {
+        let per_page = per_page
+            .count("per_page", (1, MAX_PER_PAGE))
+            .map_err(|e| to_pyerr(py, e, None))?;
         let query = params_to_pairs("params", params)?;
         if query.iter().any(|(k, _)| k == "cursor" || k == "per_page") {
             return Err(to_pyerr(
@@ -721,23 +868,31 @@ macro_rules! client_class {
             #[new]
             #[pyo3(signature = (
                     base_url = "https://api.plane.so", *, api_key = None, access_token = None,
-                    timeout = 30.0, requests_per_minute = 60, max_retries = 3, rate_window = 60.0,
-                    max_wait = 120.0, rate_budget = None, token_provider = None, backoff_base = 0.5
-                ))]
+                    timeout = PyNumber::Float(30.0), requests_per_minute = PyNumber::Int(60),
+                    max_retries = PyNumber::Int(3), rate_window = PyNumber::Float(60.0),
+                    max_wait = PyNumber::Float(120.0), rate_budget = None, token_provider = None,
+                    backoff_base = PyNumber::Float(0.5), ca_bundle = None
+                ),
+                text_signature = "(base_url=\"https://api.plane.so\", *, api_key=None, \
+                    access_token=None, timeout=30.0, requests_per_minute=60, max_retries=3, \
+                    rate_window=60.0, max_wait=120.0, rate_budget=None, token_provider=None, \
+                    backoff_base=0.5, ca_bundle=None)"
+            )]
             #[allow(clippy::too_many_arguments)]
             fn new(
                 py: Python<'_>,
                 base_url: &str,
                 api_key: Option<String>,
                 access_token: Option<String>,
-                timeout: f64,
-                requests_per_minute: u32,
-                max_retries: u32,
-                rate_window: f64,
-                max_wait: f64,
+                timeout: PyNumber,
+                requests_per_minute: PyNumber,
+                max_retries: PyNumber,
+                rate_window: PyNumber,
+                max_wait: PyNumber,
                 rate_budget: Option<Py<PyAny>>,
                 token_provider: Option<Py<PyAny>>,
-                backoff_base: f64,
+                backoff_base: PyNumber,
+                ca_bundle: Option<std::path::PathBuf>,
             ) -> PyResult<Self> {
                 let rate_budget = rate_budget.filter(|b| !b.is_none(py));
                 let token_provider = token_provider.filter(|t| !t.is_none(py));
@@ -766,14 +921,15 @@ macro_rules! client_class {
                     base_url,
                     api_key,
                     access_token,
-                    timeout,
-                    requests_per_minute,
-                    max_retries,
-                    rate_window,
-                    max_wait,
+                    &timeout,
+                    &requests_per_minute,
+                    &max_retries,
+                    &rate_window,
+                    &max_wait,
                     rate_budget,
                     token_provider,
-                    backoff_base,
+                    &backoff_base,
+                    ca_bundle.as_deref().map(|p| p.to_string_lossy()).as_deref(),
                 )
                 .map(|shared| Self { shared })
                 .map_err(|e| to_pyerr(py, e, None))
@@ -809,16 +965,19 @@ macro_rules! client_class {
             }
 
             /// A lazy iterator over the items of every page, following `next_cursor`.
-            #[pyo3(signature = (path, *, params = None, per_page = 100, cursor = None))]
+            #[pyo3(
+                signature = (path, *, params = None, per_page = PyNumber::Int(100), cursor = None),
+                text_signature = "($self, path, *, params=None, per_page=100, cursor=None)"
+            )]
             fn paginate(
                 &self,
                 py: Python<'_>,
                 path: &str,
                 params: Option<&Bound<'_, PyAny>>,
-                per_page: u32,
+                per_page: PyNumber,
                 cursor: Option<String>,
             ) -> PyResult<CursorPager> {
-                self.shared.pager(py, path, params, per_page, cursor)
+                self.shared.pager(py, path, params, &per_page, cursor)
             }
 
             /// Sends one request; `path` is relative to `/api/v1/`. Decoded JSON, or None for 204.
@@ -1154,5 +1313,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<CursorPager>()?;
     m.add_class::<RateLimitInfo>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    let drain = wrap_pyfunction!(drain_python_callbacks, m)?;
+    m.py()
+        .import("atexit")?
+        .call_method1("register", (drain,))?;
     Ok(())
 }

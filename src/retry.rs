@@ -7,7 +7,9 @@
 //!   external_source: Plane answers 409 with the existing id instead of creating a duplicate).
 //! - Every wait is clamped to `[0, max_wait]`, whatever the server sent.
 
-use rand::Rng;
+use std::time::Duration;
+
+use rand::{Rng, RngExt};
 
 /// Retry knobs of one client.
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +102,20 @@ pub fn parse_int_header(value: Option<&str>) -> Option<i64> {
     })
 }
 
+/// A wait in seconds as a `Duration`, for any f64: NaN and negatives are no wait, and anything
+/// past a day (which no validated setting reaches) is a day. `Duration::from_secs_f64` panics
+/// on huge or non-finite values, and a panic must never reach Python.
+pub fn duration(secs: f64) -> Duration {
+    const CEILING: Duration = Duration::from_secs(MAX_SECONDS as u64);
+    if secs.is_nan() || secs <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(secs).map_or(CEILING, |d| d.min(CEILING))
+}
+
+/// Upper bound of every duration setting (timeout, rate_window, max_wait): one day.
+pub const MAX_SECONDS: f64 = 86_400.0;
+
 /// Clamps a wait to `[0, max_wait]`; NaN becomes 0.
 pub fn clamp_wait(wait: f64, max_wait: f64) -> f64 {
     let ceiling = if max_wait.is_finite() {
@@ -177,6 +193,17 @@ mod tests {
         assert!(is_idempotent_method("get") && is_idempotent_method("DELETE"));
         assert!(!is_idempotent_method("POST") && !is_idempotent_method("PATCH"));
         assert!(is_unavailable(503) && !is_unavailable(500) && !is_unavailable(501));
+    }
+
+    #[test]
+    fn durations_never_panic() {
+        assert_eq!(duration(f64::NAN), Duration::ZERO);
+        assert_eq!(duration(-1.0), Duration::ZERO);
+        assert_eq!(duration(f64::NEG_INFINITY), Duration::ZERO);
+        assert_eq!(duration(1.5), Duration::from_millis(1500));
+        for huge in [f64::INFINITY, 1e20, 1e300, f64::MAX] {
+            assert_eq!(duration(huge), Duration::from_secs(86_400), "{huge}");
+        }
     }
 
     #[test]

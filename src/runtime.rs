@@ -12,11 +12,14 @@
 //! copy is leaked in the child, never dropped (dropping would join threads that do not exist).
 //! Nothing is built at import time.
 
+use std::collections::HashMap;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
+use crate::errors::CoreError;
 use crate::ratelimit::LimiterRegistry;
+use crate::tls::{self, CaBundle};
 
 /// Everything that must not cross a fork.
 pub struct ProcessState {
@@ -25,6 +28,10 @@ pub struct ProcessState {
     http: OnceLock<reqwest::Client>,
     sync_runtime: OnceLock<tokio::runtime::Runtime>,
     sync_http: OnceLock<reqwest::Client>,
+    /// Pools of clients with their own `ca_bundle`, by (sync runtime?, bundle fingerprint).
+    bundle_http: Mutex<HashMap<(bool, String), reqwest::Client>>,
+    /// Bundled roots plus the system store, read once per process.
+    roots: OnceLock<rustls::RootCertStore>,
     limiters: LimiterRegistry,
 }
 
@@ -62,6 +69,8 @@ impl ProcessState {
             http: OnceLock::new(),
             sync_runtime: OnceLock::new(),
             sync_http: OnceLock::new(),
+            bundle_http: Mutex::new(HashMap::new()),
+            roots: OnceLock::new(),
             limiters: LimiterRegistry::default(),
         }
     }
@@ -99,22 +108,42 @@ impl ProcessState {
         })
     }
 
-    /// The connection pool for whichever of the two runtimes the caller runs on.
+    /// The connection pool for whichever of the two runtimes the caller runs on, trusting the
+    /// default roots plus `ca_bundle`.
     ///
     /// Each pool's connection tasks live on the runtime that opened them, so a pool must not be
     /// shared: a connection opened by the current-thread runtime only makes progress while some
     /// thread is inside its `block_on`, and a multi-thread task that checked it out would hang.
-    pub fn http(&self) -> &reqwest::Client {
+    /// Proxy settings (`HTTPS_PROXY`, `NO_PROXY`, ...) are read when a pool is built.
+    pub fn http(&self, ca_bundle: Option<&CaBundle>) -> Result<reqwest::Client, CoreError> {
         let on_sync = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
-        if on_sync {
-            self.sync_http.get_or_init(build_http)
-        } else {
-            self.http.get_or_init(|| {
-                let _guard = self.runtime().enter();
-                build_http()
-            })
+        let build = || {
+            // hyper-util spawns nothing at build time, but a pool for the async runtime is
+            // built inside it all the same so any future change stays on the right runtime.
+            let _guard = (!on_sync).then(|| self.runtime().enter());
+            build_http(self.roots(), ca_bundle)
+        };
+        if let Some(bundle) = ca_bundle {
+            let key = (on_sync, bundle.fingerprint().to_string());
+            let mut pools = self.bundle_http.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(found) = pools.get(&key) {
+                return Ok(found.clone());
+            }
+            let client = build()?;
+            pools.insert(key, client.clone());
+            return Ok(client);
         }
+        let cell = if on_sync { &self.sync_http } else { &self.http };
+        if let Some(found) = cell.get() {
+            return Ok(found.clone());
+        }
+        let client = build()?;
+        Ok(cell.get_or_init(|| client).clone())
+    }
+
+    fn roots(&self) -> &rustls::RootCertStore {
+        self.roots.get_or_init(tls::default_roots)
     }
 
     pub fn limiters(&self) -> &LimiterRegistry {
@@ -122,13 +151,17 @@ impl ProcessState {
     }
 }
 
-fn build_http() -> reqwest::Client {
+fn build_http(
+    roots: &rustls::RootCertStore,
+    ca_bundle: Option<&CaBundle>,
+) -> Result<reqwest::Client, CoreError> {
     reqwest::Client::builder()
         .user_agent(concat!("plane-connector/", env!("CARGO_PKG_VERSION")))
         .pool_idle_timeout(std::time::Duration::from_secs(60))
         .redirect(same_origin_redirects())
+        .tls_backend_preconfigured(tls::client_config(roots, ca_bundle)?)
         .build()
-        .expect("cannot build the HTTP client (TLS roots unavailable?)")
+        .map_err(|e| CoreError::Config(format!("cannot set up the HTTP client: {e}")))
 }
 
 /// Follows at most 5 redirects and only within the same origin: reqwest strips `Authorization` on a

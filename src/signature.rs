@@ -1,7 +1,7 @@
 //! Webhook signature check: Plane signs the raw body with HMAC-SHA256 keyed by the webhook secret
 //! and sends the lowercase hex digest in `X-Plane-Signature`, with no prefix and no timestamp.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;

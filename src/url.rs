@@ -11,10 +11,17 @@ use crate::errors::CoreError;
 const API_PREFIX: &str = "api/v1";
 
 /// `base_url` + `/api/v1/` + `path` (with a trailing slash on the path, query string kept).
+///
+/// Each path segment is percent-decoded and re-encoded (so an already-encoded segment is not
+/// encoded twice), and a segment that could move the request to another route is refused:
+/// `.` and `..` (also encoded, `%2e%2e`), and encoded slashes or backslashes (`%2f`, `%5c`) or raw
+/// backslashes, which some servers and proxies decode into a separator. Ids from Odoo records or
+/// from a server's answer go into paths; without this, `../../other/` would reach any route the
+/// key may call.
 pub fn build_url(base_url: &str, path: &str) -> Result<String, CoreError> {
     let root = root_url(base_url)?;
-    let (path, query) = split_query(path);
-    let mut segments = segments(path);
+    let (path, query) = split_query(path)?;
+    let mut segments = segments(path)?;
     // A path pasted with its own `/api/v1/` prefix must not double it.
     if segments.len() >= 2 && segments[0] == "api" && segments[1] == "v1" {
         segments.drain(..2);
@@ -23,11 +30,11 @@ pub fn build_url(base_url: &str, path: &str) -> Result<String, CoreError> {
 }
 
 /// `base_url` root (without `/api/v1`) + `path`, for routes outside the API such as
-/// `/auth/o/token/`.
+/// `/auth/o/token/`. Segments are checked and encoded as in `build_url`.
 pub fn build_root_url(base_url: &str, path: &str) -> Result<String, CoreError> {
     let root = root_url(base_url)?;
-    let (path, query) = split_query(path);
-    Ok(assemble(&root, None, &segments(path), query))
+    let (path, query) = split_query(path)?;
+    Ok(assemble(&root, None, &segments(path)?, query))
 }
 
 /// The validated base URL reduced to `scheme://host[:port][/sub-path]`, without a trailing
@@ -78,7 +85,8 @@ pub fn root_url(base_url: &str) -> Result<String, CoreError> {
     if let Some(port) = parsed.port() {
         out.push_str(&format!(":{port}"));
     }
-    let mut segs = segments(parsed.path());
+    // The URL parser has already resolved dot segments and encoded the base's path.
+    let mut segs: Vec<&str> = parsed.path().split('/').filter(|s| !s.is_empty()).collect();
     if segs.last() == Some(&"v1") && segs.len() >= 2 && segs[segs.len() - 2] == "api" {
         segs.truncate(segs.len() - 2);
     } else if segs.last() == Some(&"api") {
@@ -96,19 +104,103 @@ fn host_for_url(host: &str) -> String {
     host.to_string()
 }
 
-fn split_query(path: &str) -> (&str, Option<&str>) {
-    let path = path.split('#').next().unwrap_or("");
-    match path.split_once('?') {
-        Some((p, q)) => (p, if q.is_empty() { None } else { Some(q) }),
+/// The path and its query string. The query is kept as given (the client adds `params=` encoded
+/// after it), but a `#` in it would cut it short as a fragment, so it is refused.
+fn split_query(path: &str) -> Result<(&str, Option<&str>), CoreError> {
+    let (path, query) = match path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
         None => (path, None),
+    };
+    if query.is_some_and(|q| q.contains('#')) {
+        return Err(CoreError::Config(
+            "the query string of a path must not contain '#' (it would end the URL there): pass \
+             such values through params=, which encodes them"
+                .into(),
+        ));
+    }
+    Ok((path, query.filter(|q| !q.is_empty())))
+}
+
+/// The non-empty segments of `path`, each checked and percent-encoded.
+fn segments(path: &str) -> Result<Vec<String>, CoreError> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(encode_segment)
+        .collect()
+}
+
+/// Decodes `raw` and encodes it again as one path segment; refuses what could change the route.
+fn encode_segment(raw: &str) -> Result<String, CoreError> {
+    let refuse = |why: &str| {
+        CoreError::Config(format!(
+            "path segment {:?} is not allowed: {why}",
+            excerpt_segment(raw)
+        ))
+    };
+    if raw.contains('\\') {
+        return Err(refuse(
+            "a backslash is read as a path separator by some servers",
+        ));
+    }
+    let decoded = percent_decode(raw);
+    if decoded == b"." || decoded == b".." {
+        return Err(refuse(
+            "'.' and '..' segments would move the request to another route",
+        ));
+    }
+    if decoded.contains(&b'/') || decoded.contains(&b'\\') {
+        return Err(refuse(
+            "an encoded slash or backslash would split it into two segments on some servers",
+        ));
+    }
+    let mut out = String::with_capacity(decoded.len());
+    for byte in decoded {
+        if is_segment_char(byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    Ok(out)
+}
+
+/// RFC 3986 `pchar` without `%`: unreserved, sub-delims, `:` and `@` stay as they are.
+fn is_segment_char(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&byte)
+}
+
+/// `%XX` sequences decoded; a `%` not followed by two hex digits is kept as a literal `%`.
+fn percent_decode(raw: &str) -> Vec<u8> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(hi), Some(lo)) = (hex_value(bytes[i + 1]), hex_value(bytes[i + 2])) {
+                out.push(hi << 4 | lo);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    (byte as char).to_digit(16).map(|d| d as u8)
+}
+
+/// A refused segment as shown in an error: it is not a secret, but it is cut to a readable length.
+fn excerpt_segment(raw: &str) -> String {
+    match raw.char_indices().nth(80) {
+        Some((idx, _)) => format!("{}…", &raw[..idx]),
+        None => raw.to_string(),
     }
 }
 
-fn segments(path: &str) -> Vec<&str> {
-    path.split('/').filter(|s| !s.is_empty()).collect()
-}
-
-fn assemble(root: &str, prefix: Option<&str>, segments: &[&str], query: Option<&str>) -> String {
+fn assemble(root: &str, prefix: Option<&str>, segments: &[String], query: Option<&str>) -> String {
     let mut out = String::with_capacity(root.len() + 64);
     out.push_str(root);
     out.push('/');
@@ -186,6 +278,68 @@ mod tests {
                 "base={base:?} path={path:?}"
             );
         }
+    }
+
+    #[test]
+    fn segments_are_encoded_once() {
+        let cases: &[(&str, &str)] = &[
+            ("work items/é", "work%20items/%C3%A9/"),
+            ("a%20b", "a%20b/"),
+            ("a%2520b", "a%2520b/"),
+            ("100%", "100%25/"),
+            ("%zz/%4", "%25zz/%254/"),
+            ("a:b@c/x~y_z.-", "a:b@c/x~y_z.-/"),
+            ("INV#42/x", "INV%2342/x/"),
+            ("a%41b", "aAb/"),
+            ("..a/a../...", "..a/a../.../"),
+            ("ws/p?q=a%20b&c=..", "ws/p/?q=a%20b&c=.."),
+        ];
+        for (path, want) in cases {
+            let got = build_url("https://h", path).unwrap();
+            assert_eq!(got, format!("https://h/api/v1/{want}"), "path={path:?}");
+        }
+    }
+
+    #[test]
+    fn segments_that_move_the_route_are_refused() {
+        let cases: &[(&str, &str)] = &[
+            ("workspaces/ws/projects/../../other/", "\"..\""),
+            ("workspaces/ws/projects/./x", "\".\""),
+            ("workspaces/%2e%2e/x", "\"%2e%2e\""),
+            ("workspaces/.%2E/x", "\".%2E\""),
+            ("workspaces/%2E./x", "\"%2E.\""),
+            ("workspaces/%2e/x", "\"%2e\""),
+            ("workspaces/a%2fb/x", "\"a%2fb\""),
+            ("workspaces/%2F/x", "\"%2F\""),
+            ("workspaces/a%5cb/x", "\"a%5cb\""),
+            ("workspaces/a\\b/x", "\"a\\\\b\""),
+            ("..", "\"..\""),
+            ("../auth/o/token?secret=1", "\"..\""),
+        ];
+        for (path, named) in cases {
+            for result in [
+                build_url("https://h", path),
+                build_root_url("https://h", path),
+            ] {
+                let err = result.unwrap_err();
+                let msg = err.to_string();
+                assert!(matches!(err, CoreError::Config(_)), "{path:?}: {err:?}");
+                assert!(msg.contains(named), "{path:?}: {msg}");
+                assert!(!msg.contains("secret"), "{path:?}: {msg}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_query_cannot_carry_a_fragment() {
+        let err = build_url("https://h", "users/me?x=1#frag").unwrap_err();
+        assert!(matches!(err, CoreError::Config(_)));
+        assert!(!err.to_string().contains("frag"), "{err}");
+        // In a segment `#` is data, and encoded.
+        assert_eq!(
+            build_url("https://h", "a#b?x=1").unwrap(),
+            "https://h/api/v1/a%23b/?x=1"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 {  # noqa: B018 - an Odoo manifest is a bare dict
     "name": "Plane Connector",
     "summary": "Connect Odoo with Plane (plane.so): REST client, signed webhooks, sync crons",
-    "version": "1.0.0",
+    "version": "1.1.0",
     "category": "Productivity/Project",
     "license": "LGPL-3",
     "author": "IPAI",
@@ -19,6 +19,10 @@
         "views/res_config_settings_views.xml",
         "views/menus.xml",
     ],
+    "assets": {
+        # Browser tours (tests/test_tours.py); loaded only when tests run in the browser.
+        "web.assets_tests": ["ipai_plane_connector/static/tests/tours/*.js"],
+    },
     "post_init_hook": "post_init_hook",
     "installable": True,
     "application": False,

@@ -9,14 +9,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
+
+from odoo.exceptions import AccessError, UserError
 
 _log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.plane.so"
 PARAM_BASE_URL = "plane.base_url"
+# Plane's web app, for "Open in Plane" links (Cloud: app.plane.so, while the API is api.plane.so).
+PARAM_WEB_URL = "plane.web_url"
 PARAM_WORKSPACE = "plane.workspace_slug"
 PARAM_API_KEY_REF = "plane.api_key_ref"
 PARAM_WEBHOOK_SECRET_REF = "plane.webhook_secret_ref"  # noqa: S105 - a parameter name
@@ -26,15 +31,50 @@ PARAM_WEBHOOK_SECRET_REF = "plane.webhook_secret_ref"  # noqa: S105 - a paramete
 PARAM_REQUESTS_PER_MINUTE = "plane.requests_per_minute"
 PARAM_RATE_WINDOW = "plane.rate_window"
 PARAM_AUTH_MODE = "plane.auth_mode"  # "api_key" (default) or "oauth"
+# Extra CAs (a PEM file on the server) for a self-hosted Plane behind an internal CA.
+PARAM_CA_BUNDLE = "plane.ca_bundle"
 PARAM_OAUTH_CLIENT_ID = "plane.oauth_client_id"
 PARAM_OAUTH_SECRET_REF = "plane.oauth_client_secret_ref"  # noqa: S105 - a parameter name
 PARAM_OAUTH_KEY_REF = "plane.oauth_token_key_ref"
 PARAM_OAUTH_INSTALLATION = "plane.oauth_app_installation_id"
 OAUTH_TOKEN_NAME = "odoo"  # noqa: S105 - the token row's name
 OAUTH_CALLBACK = "/plane/oauth/callback"
+#: Bumped by every save of Settings > Plane: each worker's secret cache for the database starts
+#: over when it sees a new value (the parameter cache is invalidated across workers by Odoo).
+PARAM_SECRETS_GENERATION = "plane.secrets_generation"  # noqa: S105 - a parameter name
+
+#: Settings the server operator may fix in odoo.conf ([options]) or the environment (the same
+#: name upper-cased); an operator value wins over the database's and is shown read-only. A
+#: reference given there is the operator's own and is not limited by the secret policy.
+OPERATOR_OPTIONS = {
+    "base_url": "plane_base_url",
+    "api_key_ref": "plane_api_key_ref",
+    "webhook_secret_ref": "plane_webhook_secret_ref",
+    "oauth_client_secret_ref": "plane_oauth_client_secret_ref",
+    "oauth_token_key_ref": "plane_oauth_token_key_ref",
+    "ca_bundle": "plane_ca_bundle",
+}
+#: The secrets sent to Plane's host: an operator-set one only ever goes to the operator's base
+#: URL (plane_base_url, else Plane Cloud), never to a host a database admin typed in.
+HOST_BOUND_SECRETS = ("api_key_ref", "oauth_client_secret_ref")
+#: Resolved secrets are kept this long per worker and database (a vault: reference would
+#: otherwise cost a database connection per webhook); a failure is retried after the shorter
+#: delay.
+SECRET_TTL = 60.0
+SECRET_FAILURE_TTL = 10.0
+
+# What a record value or a setting may look like before it becomes part of a request path:
+# a Plane id is a UUID, a workspace slug is letters, digits, "-" and "_", and every segment
+# of a path we send is one of those or a word such as "work-items" (never "..", "%2e", "/").
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 _clients: dict[tuple[str, str, str, int], Any] = {}
 _clients_lock = threading.Lock()
+_secret_caches: dict[str, tuple[str, Any]] = {}
+# Its own lock: a client is built (under _clients_lock) from secrets taken from this cache.
+_secret_caches_lock = threading.Lock()
 #: Per process: the connection to the "postgres" database on which cron workers are woken.
 _notify_conns: dict[int, Any] = {}
 _notify_lock = threading.Lock()
@@ -113,10 +153,135 @@ def get_client(dbname: str, base_url: str, key_ref: str, factory: Any) -> Any:
 
 
 def forget_clients(dbname: str | None = None) -> None:
-    """Drop cached clients (all, or one database's), e.g. after the settings changed."""
+    """Drop cached clients and resolved secrets (all, or one database's), e.g. after the
+    settings changed."""
     with _clients_lock:
         for k in [k for k in _clients if dbname is None or k[0] == dbname]:
             del _clients[k]
+    with _secret_caches_lock:
+        for k in [k for k in _secret_caches if dbname is None or k == dbname]:
+            del _secret_caches[k]
+
+
+# -- where secrets may come from: the operator's decision
+
+
+class ConfigRefused(UserError):
+    """A Plane setting cannot be used (a reference refused or unresolvable); the message names
+    the reference and the rule, never a value."""
+
+
+def operator_option(option: str) -> str:
+    """An operator setting: odoo.conf ``[options]`` first, then the environment (upper-cased)."""
+    from odoo.tools import config
+
+    value = config.get(option)
+    if value in (None, False, ""):
+        value = os.environ.get(option.upper())
+    return str(value).strip() if value not in (None, False) else ""
+
+
+def secret_policy():
+    """The operator's policy for references stored in a database (see SecretPolicy)."""
+    from odoo.tools import config
+    from plane_connector import secrets
+
+    options = {k: config.get(k) for k in secrets.POLICY_OPTIONS
+               if config.get(k) not in (None, False, "")}
+    try:
+        return secrets.SecretPolicy.from_mapping(options, environ=os.environ)
+    except secrets.SecretError as exc:
+        raise ConfigRefused(f"The server's secret policy options are invalid: {exc}") from None
+
+
+def secret_cache(dbname: str, generation: str):
+    """This worker's cache of resolved secrets for ``dbname`` (a fresh one per generation)."""
+    from plane_connector import secrets
+
+    with _secret_caches_lock:
+        current = _secret_caches.get(dbname)
+        if current is None or current[0] != generation:
+            current = (generation, secrets.SecretCache(
+                SECRET_TTL, negative_ttl=SECRET_FAILURE_TTL))
+            _secret_caches[dbname] = current
+        return current[1]
+
+
+def redact(text: Any) -> str:
+    """The one redactor for every error text the addons store on a record, log or raise."""
+    try:
+        from plane_connector.secrets import redact as wheel_redact
+    except ImportError:  # pragma: no cover - external_dependencies stops the install first
+        return str(text)
+    return wheel_redact(str(text))
+
+
+# -- values that become request paths
+
+
+def is_uuid(value: Any) -> bool:
+    return isinstance(value, str) and _UUID.fullmatch(value) is not None
+
+
+def is_slug(value: Any) -> bool:
+    return isinstance(value, str) and _SLUG.fullmatch(value) is not None
+
+
+def bad_path_segment(path: str) -> str | None:
+    """The first segment of an API path that is not a plain word or id, or None when all are.
+
+    Paths are relative to /api/v1/ and end with "/": every segment in between must be a
+    word, a slug or a UUID, so no value can climb out of the workspace it was joined into.
+    """
+    segments = path.split("/")
+    if segments and segments[-1] == "":
+        segments.pop()
+    for segment in segments or [""]:
+        if _SEGMENT.fullmatch(segment) is None:
+            return segment
+    return None
+
+
+# -- fields only the sync may write
+
+
+def guard_sync_fields(records: Any, vals_list: Iterable[dict], names: frozenset[str]) -> None:
+    """Refuse a user's write of the Plane link/state fields of ``records``' model.
+
+    Those fields hold Plane ids that later become request paths, so only the sync writes
+    them, and it does so in superuser mode (``sudo()``), which an RPC caller cannot reach
+    (unlike a context key, which any client can send).
+    """
+    if records.env.su:
+        return
+    touched = sorted({name for vals in vals_list for name in vals if name in names})
+    if touched:
+        raise AccessError(
+            f"{', '.join(touched)} on {records._description} can only be set by the Plane "
+            "synchronisation, not written directly."
+        )
+
+
+def checked_ca_bundle(path: str) -> str | None:
+    """``plane.ca_bundle`` as the client takes it, or None when unset.
+
+    Which certificate authorities Odoo trusts is the server operator's decision (the
+    ``plane_ca_bundle`` option wins over the database setting): the value must be an absolute path to a regular, readable PEM file of CA certificates (the wheel refuses
+    devices, FIFOs, directories, oversized files and files without a certificate, and never
+    echoes a file's content). Raises ``UserError``.
+    """
+    path = (path or "").strip()
+    if not path:
+        return None
+    if not os.path.isabs(path):
+        raise UserError(f"plane.ca_bundle must be an absolute path, got {path!r}.")
+    import plane_connector
+
+    try:  # builds nothing but the bundle check: no connection is made
+        plane_connector.PlaneClient("https://localhost", ca_bundle=path)
+    except plane_connector.ConfigError as exc:
+        raise UserError(f"plane.ca_bundle: {exc}") from None
+    return path
 
 
 def wake_cron(env: Any, xmlid: str) -> bool:

@@ -17,6 +17,10 @@
         "views/project_task_type_views.xml",
         "wizard/plane_project_pick_views.xml",
     ],
+    "assets": {
+        # Browser tours (tests/test_tours.py); loaded only when tests run in the browser.
+        "web.assets_tests": ["ipai_plane_project_sync/static/tests/tours/*.js"],
+    },
     "installable": True,
     "application": False,
 }

@@ -1,6 +1,7 @@
 """Type stubs of the Rust extension (checked by ``mypy.stubtest``)."""
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from os import PathLike
 from typing import Any, Protocol, final
 
 __version__: str
@@ -67,6 +68,7 @@ class PlaneClient:
         rate_budget: _RateBudget | None = None,
         token_provider: _TokenProvider | None = None,
         backoff_base: float = 0.5,
+        ca_bundle: str | PathLike[str] | None = None,
     ) -> PlaneClient: ...
     @property
     def base_url(self) -> str: ...
@@ -121,6 +123,7 @@ class AsyncPlaneClient:
         rate_budget: _RateBudget | None = None,
         token_provider: _TokenProvider | None = None,
         backoff_base: float = 0.5,
+        ca_bundle: str | PathLike[str] | None = None,
     ) -> AsyncPlaneClient: ...
     @property
     def base_url(self) -> str: ...

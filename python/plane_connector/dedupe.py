@@ -6,6 +6,10 @@ a retry with a new delivery id and byte-identical body) and ``event_id`` (Plane 
 across retries). The row exists, committed, before any side effect; processing later takes rows
 from the same table.
 
+Purging old ``done`` rows keeps their fingerprint and event id in a second table,
+``<table>_fingerprint``, for a longer retention (default a year): ``X-Plane-Delivery`` is not
+signed, so a captured delivery replayed under a fresh id after the purge must still be refused.
+
 Two stores share one interface:
 
 - :class:`PostgresDeliveryStore` runs plain ``%s`` SQL through any DB-API cursor, so the very same
@@ -30,9 +34,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from plane_connector.secrets import redact
+
 _log = logging.getLogger(__name__)
 
 DEFAULT_TABLE = "plane_webhook_delivery"
+#: Days a purged delivery's fingerprint and event id keep refusing replays (``None``: forever).
+DEFAULT_FINGERPRINT_DAYS = 365.0
 STATES = ("received", "done", "failed", "dead")
 PENDING_STATES = ("received", "failed")
 MAX_ERROR_CHARS = 2000
@@ -153,27 +161,11 @@ def default_backoff(attempts: int) -> float:
 # --- shared helpers -------------------------------------------------------------------------
 
 _TABLE_RE = re.compile(r"^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$")
-# Shapes of Plane credentials, bearer tokens and DSN passwords: kept out of last_error and logs
-# even when a handler puts one in an exception message.
-_REDACTIONS = (
-    (
-        re.compile(r"\b(plane_api_|plane_wh_|pln_refresh_|pln_bot_|pln_)[A-Za-z0-9_\-]{6,}"),
-        r"\1***",
-    ),
-    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/\-]{6,}=*"), r"\1***"),
-    (
-        re.compile(r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key)(\s*[=:]\s*)[^\s,;'\"&]+"),
-        r"\1\2***",
-    ),
-    (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), r"\1***@"),
-)
 
 
 def redact_error(text: str) -> str:
     """Blank out anything shaped like a credential (API keys, tokens, DSN passwords)."""
-    for pattern, repl in _REDACTIONS:
-        text = pattern.sub(repl, text)
-    return text
+    return redact(text)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -192,6 +184,11 @@ def check_table_name(table: str) -> str:
             f"invalid table name {table!r}: use [a-z_][a-z0-9_]* [schema.]name"
         )
     return table
+
+
+def fingerprint_table(table: str = DEFAULT_TABLE) -> str:
+    """The table that keeps purged deliveries' fingerprints: ``<table>_fingerprint``."""
+    return check_table_name(f"{check_table_name(table)}_fingerprint")
 
 
 def _utcnow() -> dt.datetime:
@@ -362,6 +359,7 @@ class PostgresDeliveryStore:
     def __init__(self, connect: Connect, *, table: str = DEFAULT_TABLE) -> None:
         self._connect = connect
         self.table = check_table_name(table)
+        self.fingerprints = fingerprint_table(table)
 
     @classmethod
     def from_dsn(
@@ -404,7 +402,7 @@ class PostgresDeliveryStore:
             "payload, state, attempts, received_at, next_attempt_at) "
             f"VALUES (%s, %s, %s, %s, %s, %s, %s, 'received', 0, {_PG_NOW}, "
             f"CASE WHEN %s > 0 THEN {_PG_NOW} + %s * interval '1 second' END) "
-            "ON CONFLICT DO NOTHING RETURNING id"
+            "ON CONFLICT DO NOTHING RETURNING id, to_regclass(%s) IS NOT NULL"
         )
         params = (
             delivery.delivery_id,
@@ -416,6 +414,7 @@ class PostgresDeliveryStore:
             delivery.body.decode("utf-8"),
             float(defer),
             float(defer),
+            self.fingerprints,
         )
         lookup = (
             f"SELECT delivery_id, fingerprint, event_id FROM {t} "
@@ -428,7 +427,14 @@ class PostgresDeliveryStore:
                 cur.execute(insert, params)
                 row = cur.fetchone()
                 if row is not None:
-                    return ClaimResult(True, row_id=row[0])
+                    # Checked after the insert, in a statement of its own: a purge moving the
+                    # original's fingerprint that commits while the insert waited is seen here.
+                    # (No table yet: an Odoo database whose migration has not run.)
+                    hit = self._purged_match(cur, delivery) if row[1] else None
+                    if hit is None:
+                        return ClaimResult(True, row_id=row[0])
+                    cur.execute(f"DELETE FROM {t} WHERE id = %s", (row[0],))
+                    return ClaimResult(False, duplicate_of=hit[0], existing_delivery_id=hit[1])
                 cur.execute(lookup, (delivery.delivery_id, delivery.fingerprint, delivery.event_id))
                 hit = _matched_key(delivery, list(cur.fetchall()))
                 if hit is not None:
@@ -436,6 +442,14 @@ class PostgresDeliveryStore:
         raise DeliveryStoreError(
             "claim found a conflict but no conflicting row (concurrent purge?)"
         )
+
+    def _purged_match(self, cur: Any, delivery: Delivery) -> tuple[str, str] | None:
+        cur.execute(
+            f"SELECT delivery_id, fingerprint, event_id FROM {self.fingerprints} "
+            "WHERE fingerprint = %s OR event_id = %s LIMIT 2",
+            (delivery.fingerprint, delivery.event_id),
+        )
+        return _matched_key(delivery, list(cur.fetchall()))
 
     def mark_done(self, delivery_id: str) -> None:
         """Mark an inline-processed delivery done (its own transaction)."""
@@ -604,22 +618,53 @@ class PostgresDeliveryStore:
         )
         return [DeliveryRow(*r) for r in cur.fetchall()]
 
-    def purge(self, cur: Any = None, *, older_than_days: float = 30.0) -> int:
+    def purge(
+        self,
+        cur: Any = None,
+        *,
+        older_than_days: float = 30.0,
+        fingerprint_days: float | None = DEFAULT_FINGERPRINT_DAYS,
+        batch: int | None = None,
+        now: dt.datetime | None = None,
+    ) -> int:
         """Delete ``done`` rows received more than ``older_than_days`` ago; returns the count.
 
-        A purged row no longer catches a late duplicate, hence the one-day minimum (Plane's
-        retries span about an hour). Failed and dead rows are kept for inspection.
+        Each purged row's fingerprint, event id and delivery id move to the fingerprint table in
+        the same statement, and keep refusing a replay of the same body for ``fingerprint_days``
+        (``None``: forever); older fingerprints are deleted. ``batch`` caps the rows purged in
+        one call (oldest first). ``now`` (naive UTC) stands in for the database clock. Failed
+        and dead rows are kept for inspection. The one-day minimum: Plane's retries of one event
+        span about an hour, and the delivery row is what catches those.
         """
         days = _retention_days(older_than_days)
+        keep = _fingerprint_days(fingerprint_days, days)
         if cur is None:
             with self._connect() as own:
-                return self.purge(own, older_than_days=days)
+                return self.purge(
+                    own, older_than_days=days, fingerprint_days=keep, batch=batch, now=now
+                )
+        t, fp = self.table, self.fingerprints
+        ensure_fingerprint_schema(cur, table=t)
+        clock = "%s::timestamp" if now is not None else _PG_NOW
+        clock_args = (now,) if now is not None else ()
+        limit = " ORDER BY id LIMIT %s" if batch is not None else ""
+        limit_args = (int(batch),) if batch is not None else ()
         cur.execute(
-            f"DELETE FROM {self.table} WHERE state = 'done' "
-            f"AND received_at < {_PG_NOW} - %s * interval '1 day'",
-            (days,),
+            f"WITH doomed AS (SELECT id FROM {t} WHERE state = 'done' "
+            f"AND received_at < {clock} - %s * interval '1 day'{limit} FOR UPDATE), "
+            f"kept AS (INSERT INTO {fp} (fingerprint, event_id, delivery_id, received_at) "
+            f"SELECT fingerprint, event_id, delivery_id, received_at FROM {t} "
+            "WHERE id IN (SELECT id FROM doomed) ON CONFLICT DO NOTHING) "
+            f"DELETE FROM {t} WHERE id IN (SELECT id FROM doomed)",
+            (*clock_args, days, *limit_args),
         )
-        return int(cur.rowcount)
+        purged = int(cur.rowcount)
+        if keep is not None:
+            cur.execute(
+                f"DELETE FROM {fp} WHERE received_at < {clock} - %s * interval '1 day'",
+                (*clock_args, keep),
+            )
+        return purged
 
     def counts(self, cur: Any = None) -> dict[str, int]:
         """Number of rows per state (every state present, zero when none)."""
@@ -632,16 +677,12 @@ class PostgresDeliveryStore:
 
 
 def ensure_schema(cur: Any, *, table: str = DEFAULT_TABLE) -> None:
-    """Create the delivery table (the schema Odoo's ``plane.webhook.delivery`` has) if absent.
-
-    Serialized with an advisory lock: concurrent ``CREATE TABLE IF NOT EXISTS`` can still race.
-    """
+    """Create the delivery table (the schema Odoo's ``plane.webhook.delivery`` has) and its
+    fingerprint table if absent."""
     t = check_table_name(table)
-    base = t.rsplit(".", 1)[-1]
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"plane_connector:{t}",))
-    cur.execute(
-        f"CREATE TABLE IF NOT EXISTS {t} ("
-        "id serial PRIMARY KEY, "
+    base = _create_locked(
+        cur,
+        t,
         "delivery_id varchar NOT NULL, "
         "fingerprint varchar NOT NULL, "
         "event_id varchar, "
@@ -655,14 +696,47 @@ def ensure_schema(cur: Any, *, table: str = DEFAULT_TABLE) -> None:
         "received_at timestamp NOT NULL, "
         "processed_at timestamp, "
         "next_attempt_at timestamp, "
-        f"CONSTRAINT {base}_delivery_id_uniq UNIQUE (delivery_id), "
-        f"CONSTRAINT {base}_fingerprint_uniq UNIQUE (fingerprint), "
-        f"CONSTRAINT {base}_event_id_uniq UNIQUE (event_id))"
+        "CONSTRAINT {base}_delivery_id_uniq UNIQUE (delivery_id), "
+        "CONSTRAINT {base}_fingerprint_uniq UNIQUE (fingerprint), "
+        "CONSTRAINT {base}_event_id_uniq UNIQUE (event_id)",
     )
     cur.execute(
         f"CREATE INDEX IF NOT EXISTS {base}_pending_idx ON {t} (id) "
         "WHERE state IN ('received', 'failed')"
     )
+    ensure_fingerprint_schema(cur, table=t)
+
+
+def ensure_fingerprint_schema(cur: Any, *, table: str = DEFAULT_TABLE) -> None:
+    """Create ``<table>_fingerprint`` (purged deliveries' fingerprints) if absent.
+
+    Odoo's delivery model calls this from ``init()``: the table is not an Odoo model's, but its
+    layout (``id`` serial, no database defaults) lets one be declared on it later."""
+    fp = fingerprint_table(table)
+    base = _create_locked(
+        cur,
+        fp,
+        "fingerprint varchar NOT NULL, "
+        "event_id varchar, "
+        "delivery_id varchar NOT NULL, "
+        "received_at timestamp NOT NULL, "
+        "CONSTRAINT {base}_fingerprint_uniq UNIQUE (fingerprint), "
+        "CONSTRAINT {base}_event_id_uniq UNIQUE (event_id)",
+    )
+    cur.execute(f"CREATE INDEX IF NOT EXISTS {base}_received_idx ON {fp} (received_at)")
+
+
+def _create_locked(cur: Any, table: str, columns: str) -> str:
+    """``CREATE TABLE IF NOT EXISTS table (id serial PRIMARY KEY, <columns>)``; returns the bare
+    table name that ``{base}`` in ``columns`` (constraint names) was replaced with.
+
+    Serialized with an advisory lock: concurrent ``CREATE TABLE IF NOT EXISTS`` can still race.
+    """
+    base = table.rsplit(".", 1)[-1]
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"plane_connector:{table}",))
+    body = columns.replace("{base}", base)
+    cur.execute(f"CREATE TABLE IF NOT EXISTS {table} (id serial PRIMARY KEY, {body})")
+    return base
 
 
 def _filters(state: str | None, delivery_id: str | None) -> tuple[str, tuple[Any, ...]]:
@@ -682,6 +756,15 @@ def _retention_days(days: float) -> float:
     if not float(days) >= 1.0:
         raise ValueError("older_than_days must be >= 1: purged rows no longer catch duplicates")
     return float(days)
+
+
+def _fingerprint_days(days: float | None, rows_days: float) -> float | None:
+    if days is not None and not float(days) >= rows_days:
+        raise ValueError(
+            "fingerprint_days must be >= older_than_days (or None to keep fingerprints forever): "
+            "a replay of a purged delivery would otherwise be accepted"
+        )
+    return None if days is None else float(days)
 
 
 def _log_failure(row_id: int, state: str, attempts: int, max_attempts: int, error: str) -> None:
@@ -773,6 +856,15 @@ class SQLiteDeliveryStore:
             "state TEXT NOT NULL, attempts INTEGER NOT NULL, last_error TEXT, "
             "received_at TEXT NOT NULL, processed_at TEXT, next_attempt_at TEXT)"
         )
+        fp = fingerprint_table()
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {fp} ("
+            "id INTEGER PRIMARY KEY AUTOINCREMENT, "
+            f"fingerprint TEXT NOT NULL CONSTRAINT {fp}_fingerprint_uniq UNIQUE, "
+            f"event_id TEXT CONSTRAINT {fp}_event_id_uniq UNIQUE, "
+            "delivery_id TEXT NOT NULL, received_at TEXT NOT NULL)"
+        )
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {fp}_received_idx ON {fp} (received_at)")
 
     def ensure_schema(self) -> None:
         """The table is created when the store is opened; kept for interface parity."""
@@ -784,6 +876,16 @@ class SQLiteDeliveryStore:
         now = _utcnow()
         nxt = _ts(now + dt.timedelta(seconds=defer)) if defer > 0 else None
         with self._transaction() as conn:
+            # BEGIN IMMEDIATE serializes writers, so checking the purged fingerprints first
+            # cannot race a purge.
+            purged = conn.execute(
+                f"SELECT delivery_id, fingerprint, event_id FROM {fingerprint_table()} "
+                "WHERE fingerprint = ? OR event_id = ? LIMIT 2",
+                (delivery.fingerprint, delivery.event_id),
+            ).fetchall()
+            hit = _matched_key(delivery, purged)
+            if hit is not None:
+                return ClaimResult(False, duplicate_of=hit[0], existing_delivery_id=hit[1])
             cur = conn.execute(
                 f"INSERT INTO {DEFAULT_TABLE} (delivery_id, fingerprint, event_id, event, action, "
                 "webhook_id, payload, state, attempts, received_at, next_attempt_at) "
@@ -940,16 +1042,40 @@ class SQLiteDeliveryStore:
         ]
 
     def purge(
-        self, conn: sqlite3.Connection | None = None, *, older_than_days: float = 30.0
+        self,
+        conn: sqlite3.Connection | None = None,
+        *,
+        older_than_days: float = 30.0,
+        fingerprint_days: float | None = DEFAULT_FINGERPRINT_DAYS,
+        batch: int | None = None,
+        now: dt.datetime | None = None,
     ) -> int:
-        """Delete ``done`` rows received more than ``older_than_days`` ago (at least one day)."""
-        cutoff = _utcnow() - dt.timedelta(days=_retention_days(older_than_days))
+        """Delete ``done`` rows received more than ``older_than_days`` ago (at least one day),
+        keeping their fingerprints for ``fingerprint_days``; see
+        :meth:`PostgresDeliveryStore.purge`."""
+        days = _retention_days(older_than_days)
+        keep = _fingerprint_days(fingerprint_days, days)
+        current = now or _utcnow()
+        cutoff = _ts(current - dt.timedelta(days=days))
+        fp = fingerprint_table()
+        limit = " ORDER BY id LIMIT ?" if batch is not None else ""
+        args: tuple[Any, ...] = (cutoff, int(batch)) if batch is not None else (cutoff,)
+        doomed = f"SELECT id FROM {DEFAULT_TABLE} WHERE state = 'done' AND received_at < ?{limit}"
         with self._transaction(conn) as c:
-            cur = c.execute(
-                f"DELETE FROM {DEFAULT_TABLE} WHERE state = 'done' AND received_at < ?",
-                (_ts(cutoff),),
+            c.execute(
+                f"INSERT INTO {fp} (fingerprint, event_id, delivery_id, received_at) "
+                f"SELECT fingerprint, event_id, delivery_id, received_at FROM {DEFAULT_TABLE} "
+                f"WHERE id IN ({doomed}) ON CONFLICT DO NOTHING",
+                args,
             )
-            return int(cur.rowcount)
+            cur = c.execute(f"DELETE FROM {DEFAULT_TABLE} WHERE id IN ({doomed})", args)
+            purged = int(cur.rowcount)
+            if keep is not None:
+                c.execute(
+                    f"DELETE FROM {fp} WHERE received_at < ?",
+                    (_ts(current - dt.timedelta(days=keep)),),
+                )
+            return purged
 
     def counts(self, conn: sqlite3.Connection | None = None) -> dict[str, int]:
         """Number of rows per state (every state present, zero when none)."""

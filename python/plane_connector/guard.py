@@ -18,7 +18,10 @@ The library returns a :class:`GuardReport`; printing is the CLI's job.
 from __future__ import annotations
 
 import ast
+import base64
+import binascii
 import codecs
+import difflib
 import fnmatch
 import hashlib
 import importlib
@@ -30,7 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from plane_connector import _simple_yaml
 from plane_connector.secrets import (
     SCHEMES,
     SECRET_PATTERNS,
@@ -91,6 +93,7 @@ class GuardReport:
 
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "path: why", each also a note
     files_scanned: int = 0
     lines_scanned: int = 0
     allowlisted: int = 0
@@ -99,6 +102,11 @@ class GuardReport:
     def ok(self) -> bool:
         """True when nothing failed."""
         return not self.findings
+
+    def skip(self, path: str, why: str) -> None:
+        """Record a file the secret scan did not read (every one is reported)."""
+        self.skipped.append(f"{path}: {why}")
+        self.notes.append(f"skipped {path} ({why}): not scanned for secrets")
 
 
 def run(
@@ -156,6 +164,10 @@ class _Repo:
 
     @staticmethod
     def git(cwd: Path, *args: str) -> str:
+        return _Repo.git_bytes(cwd, *args).decode("utf-8", "replace")
+
+    @staticmethod
+    def git_bytes(cwd: Path, *args: str) -> bytes:
         try:
             done = subprocess.run(
                 ["git", "-c", "core.quotepath=off", *args],
@@ -168,7 +180,7 @@ class _Repo:
         if done.returncode != 0:
             reason = done.stderr.decode("utf-8", "replace").strip().splitlines()
             raise GuardUsageError(f"git {args[0]} failed: {reason[-1] if reason else 'error'}")
-        return done.stdout.decode("utf-8", "replace")
+        return done.stdout
 
     def files(self, *, untracked: bool = True) -> list[str]:
         out = self.git(self.root, "ls-files", "-z", "--cached")
@@ -221,18 +233,30 @@ class _Repo:
         self.full_scan = (
             start == empty or self.git(self.root, "rev-parse", f"{start}^{{tree}}").strip() == empty
         )
-        diff = self.git(
-            self.root, "diff", "--unified=0", "--no-color", "--no-ext-diff", "--no-renames", start
-        )
-        files: set[str] = set()
         changed = self.git(
-            self.root, "diff", "--name-only", "-z", "--no-renames", "--diff-filter=AM", start
+            self.root, "diff", "--name-only", "-z", "--no-renames", "--diff-filter=AMT", start
         )
         self.changed_paths = [p for p in changed.split("\0") if p]
-        for item in _parse_diff(diff):
+        # git cuts UTF-16/32 text into lines at the wrong bytes: decode those files ourselves.
+        wide = {p for p in self.changed_paths if _bom_codec(self._head(p)) is not None}
+        # --text: a .gitattributes `binary` / `-diff` in the change must not hide content;
+        # --no-textconv / --no-ext-diff: nor may a configured filter rewrite it.
+        diff = self.git(
+            self.root, "diff", "--text", "--no-textconv", "--no-ext-diff", "--unified=0",
+            "--no-color", "--no-renames", start,
+        )  # fmt: skip
+        files: set[str] = set()
+        for item in _parse_diff(diff, report):
+            if item.path in wide:
+                continue
             files.add(item.path)
             report.lines_scanned += 1
             yield item
+        for path in sorted(wide):
+            files.add(path)
+            for item in self._wide_added(start, path):
+                report.lines_scanned += 1
+                yield item
         if include_untracked:
             self.skipped_venvs = []
             for path in self._untracked():
@@ -248,42 +272,123 @@ class _Repo:
                 report.notes.append(f"skipped untracked virtualenv {venv}/")
         report.files_scanned = len(files)
 
+    def _head(self, path: str) -> bytes:
+        try:
+            with open(self.root / path, "rb") as fh:
+                return fh.read(4)
+        except OSError:
+            return b""
+
+    def _wide_added(self, start: str, path: str) -> Iterator[_Added]:
+        try:
+            old = self.git_bytes(self.root, "cat-file", "blob", f"{start}:{path}")
+        except GuardUsageError:
+            old = b""  # added in the change
+        try:
+            new = (self.root / path).read_bytes()
+        except OSError:
+            return
+        before, after = _lines(_decode(old)), _lines(_decode(new))
+        matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+        for tag, _, _, j1, j2 in matcher.get_opcodes():
+            if tag in ("replace", "insert"):
+                for j in range(j1, j2):
+                    yield _Added(path, j + 1, after[j])
+
     def _read_lines(self, path: str, report: GuardReport) -> list[str] | None:
         full = self.root / path
         try:
-            if full.is_symlink() or not full.is_file():
+            if full.is_symlink():
+                # What git would store for it: the link's target path.
+                return [os.readlink(full)]
+            if not full.is_file():
                 return None
             if full.stat().st_size > MAX_FILE_BYTES:
-                report.notes.append(f"skipped untracked file {path} (over 5 MiB)")
+                report.skip(path, "untracked, over 5 MiB")
                 return None
             data = full.read_bytes()
         except OSError as exc:
-            report.notes.append(f"cannot read untracked file {path}: {exc.strerror}")
+            report.skip(path, f"untracked, cannot be read: {exc.strerror}")
             return None
-        if b"\0" in data[:8192]:
-            return None  # binary
-        return data.decode("utf-8", "replace").splitlines()
+        # No binary exemption: one NUL byte must not hide the text around it.
+        return _lines(_decode(data))
 
 
-_HUNK = re.compile(r"@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
+def _bom_codec(head: bytes) -> str | None:
+    """The codec a UTF-16/32 byte order mark announces (UTF-32 first: its LE BOM starts
+    like UTF-16's)."""
+    for bom, codec in (
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if head.startswith(bom):
+            return codec
+    return None
 
 
-def _parse_diff(diff: str) -> Iterator[_Added]:
+def _decode(data: bytes) -> str:
+    codec = _bom_codec(data[:4])
+    if codec is not None:
+        return data.decode(codec, "replace")
+    return data.decode("utf-8-sig", "replace")
+
+
+def _lines(text: str) -> list[str]:
+    # Lines as git numbers them: split on \n only (str.splitlines also splits on \x0b, \x1c...).
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+_HUNK = re.compile(r"@@ -\d+(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+
+
+def _parse_diff(diff: str, report: GuardReport) -> Iterator[_Added]:
+    """Added lines of ``git diff --unified=0``.
+
+    File headers are read only between ``diff --git`` and the first hunk, and a hunk is read for
+    exactly the line counts its ``@@`` header gives: an added line reading ``++ /dev/null``
+    (shown as ``+++ /dev/null``) is content, not a header."""
     path: str | None = None
-    number = 0
+    in_header = False
+    old_left = new_left = number = 0
     for line in diff.split("\n"):
-        if line.startswith("+++ "):
+        if old_left > 0 or new_left > 0:
+            tag = line[:1]
+            if tag == "+":
+                if path is not None:
+                    yield _Added(path, number, line[1:])
+                number += 1
+                new_left -= 1
+                continue
+            if tag == "-":
+                old_left -= 1
+                continue
+            if tag == " ":
+                old_left, new_left, number = old_left - 1, new_left - 1, number + 1
+                continue
+            if tag == "\\":
+                continue  # "\ No newline at end of file"
+            old_left = new_left = 0  # a malformed hunk: fall back to header parsing
+        if line.startswith("diff --git "):
+            path, in_header = None, True
+        elif line.startswith("@@ ") and (in_header or path is not None):
+            match = _HUNK.match(line)
+            if match is None:
+                continue
+            in_header = False
+            old_left = int(match.group(1) or 1)
+            new_left = int(match.group(3) or 1)
+            number = int(match.group(2))
+        elif in_header and line.startswith("+++ "):
             # git appends a tab to names that contain a space (GNU diff's convention).
             target = line[4:].removesuffix("\t")
             path = None if target == "/dev/null" else _unquote(target)[2:]  # drop "b/"
-        elif line.startswith("@@ "):
-            match = _HUNK.match(line)
-            number = int(match.group(1)) if match else 0
-        elif line.startswith("+") and path is not None and number:
-            yield _Added(path, number, line[1:])
-            number += 1
-        elif line.startswith("diff --git "):
-            path = None
+        elif in_header and (line.startswith("Binary files ") or line == "GIT binary patch"):
+            report.skip(line, "git printed no text for it")
 
 
 def _unquote(text: str) -> str:
@@ -291,6 +396,57 @@ def _unquote(text: str) -> str:
         raw = codecs.escape_decode(text[1:-1].encode("utf-8"))[0]
         return raw.decode("utf-8", "replace")
     return text
+
+
+# --- YAML (ssot/secrets/*.yaml) -------------------------------------------------------------
+
+
+class _YamlError(ValueError):
+    """Unreadable YAML; ``line`` is 1-based (None when PyYAML gives no position)."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(f"line {line}: {message}" if line else message)
+        self.line = line
+
+
+_LOADER: Any = None
+
+
+def _load_yaml(text: str) -> Any:
+    """PyYAML's safe loader, refusing duplicate keys: a reviewed data file is better rejected
+    than read with one of two entries silently dropped."""
+    global _LOADER  # noqa: PLW0603 - one loader class per process, built on first use
+    try:
+        yaml = importlib.import_module("yaml")
+    except ImportError:
+        raise GuardUsageError(
+            "the guard reads ssot/secrets/*.yaml with PyYAML, which is not installed: "
+            "pip install 'plane_connector[guard]'"
+        ) from None
+    if _LOADER is None:
+
+        class StrictLoader(yaml.SafeLoader):  # type: ignore[misc, name-defined]
+            pass
+
+        def mapping(loader: Any, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = loader.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r}", key_node.start_mark
+                    )
+                seen.add(key)
+            return loader.construct_mapping(node, deep)
+
+        StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+        _LOADER = StrictLoader
+    try:
+        return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise _YamlError(str(problem), mark.line + 1 if mark is not None else None) from None
 
 
 # --- secrets --------------------------------------------------------------------------------
@@ -351,8 +507,8 @@ def _load_allowlist(repo: _Repo, path: str | None) -> list[_Allow]:
             raise GuardUsageError(f"allowlist {rel} not found")
         return []
     try:
-        data = _simple_yaml.load(full.read_text(encoding="utf-8"))
-    except _simple_yaml.YamlSubsetError as exc:
+        data = _load_yaml(full.read_text(encoding="utf-8"))
+    except _YamlError as exc:
         raise GuardUsageError(f"allowlist {rel}: {exc}") from None
     entries = (data or {}).get("allow") if isinstance(data, dict) else None
     if entries is None:
@@ -387,6 +543,7 @@ def _scan_secrets(added: list[_Added], allowed: list[_Allow], report: GuardRepor
         while index < len(items):
             item = items[index]
             hits = list(_line_hits(item.text, config_like))
+            hits += _split_hits(items, index)
             begin = _PRIVATE_KEY_BEGIN.search(item.text)
             if begin:
                 block, index = _private_key_block(items, index)
@@ -464,6 +621,74 @@ def _line_hits(text: str, config_like: bool) -> Iterator[_Hit]:
             continue
         if _is_random_literal(value, min_len=16, min_entropy=3.5):
             yield _Hit(f"high-entropy value assigned to {name}", value, mask(value))
+    yield from _encoded_hits(text)
+
+
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_\-]{24,}={0,2}")
+_HEX_RUN = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){20,}(?![0-9A-Fa-f])")
+# A string literal closed and the next one opened, with at most a concatenation operator and
+# line breaks between: "plane_api_0123" "4567", 'plane_api_0123' + '4567', "..." .\n "...".
+_LITERAL_JOIN = re.compile(r"""["']\s*(?:[+.\\]\s*)?["']""")
+_SPLIT_WINDOW = 3  # lines
+
+
+def _encoded_hits(text: str) -> Iterator[_Hit]:
+    """Plane credentials inside base64 or hex runs (Kubernetes secrets, bytes.fromhex...)."""
+    for match in _BASE64_RUN.finditer(text):
+        raw = _b64decode(match.group(0))
+        if raw is not None:
+            yield from _decoded_hits(raw, "base64-encoded")
+    for match in _HEX_RUN.finditer(text):
+        yield from _decoded_hits(bytes.fromhex(match.group(0)), "hex-encoded")
+
+
+def _b64decode(run: str) -> bytes | None:
+    body = run.rstrip("=")
+    urlsafe = "-" in body or "_" in body
+    if len(body) % 4 == 1 or (urlsafe and ("+" in body or "/" in body)):
+        return None
+    try:
+        return base64.b64decode(
+            body + "=" * (-len(body) % 4), altchars=b"-_" if urlsafe else None, validate=True
+        )
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _decoded_hits(raw: bytes, how: str) -> Iterator[_Hit]:
+    text = raw.decode("utf-8", "replace")
+    for kind, pattern in SECRET_PATTERNS:
+        for match in pattern.finditer(text):
+            yield _Hit(f"{how} {kind}", match.group(0), mask(match.group(0)))
+    begin = _PRIVATE_KEY_BEGIN.search(text)
+    if begin:
+        yield _Hit(f"{how} private key", text, begin.group(0))
+
+
+def _split_hits(items: list[_Added], index: int) -> list[_Hit]:
+    """Plane credentials cut into adjacent string literals, on this line and the next ones.
+
+    Reported on the line where the credential starts: a match that the window without this
+    line also holds is left to the next line's turn."""
+    window = [items[index].text]
+    while (
+        len(window) < _SPLIT_WINDOW
+        and index + len(window) < len(items)
+        and items[index + len(window)].line == items[index].line + len(window)
+    ):
+        window.append(items[index + len(window)].text)
+    if not any(q in "".join(window) for q in "\"'"):
+        return []
+    joined = _LITERAL_JOIN.sub("", "\n".join(window))
+    rest = _LITERAL_JOIN.sub("", "\n".join(window[1:]))
+    hits = []
+    for kind, pattern in SECRET_PATTERNS:
+        for match in pattern.finditer(joined):
+            value = match.group(0)
+            if any(value in line for line in window) or value in rest:
+                continue  # whole on one line (the line scan has it), or starts further down
+            hits.append(_Hit(f"{kind} (split across string literals)", value, mask(value)))
+    return hits
 
 
 def _is_random_literal(value: str, *, min_len: int, min_entropy: float) -> bool:
@@ -510,8 +735,8 @@ def _check_registry(
         return
     text = full.read_text(encoding="utf-8")
     try:
-        data = _simple_yaml.load(text)
-    except _simple_yaml.YamlSubsetError as exc:
+        data = _load_yaml(text)
+    except _YamlError as exc:
         report.findings.append(Finding(rel, exc.line, "registry", f"unreadable: {exc}"))
         return
     entries = data.get("secrets") if isinstance(data, dict) else None

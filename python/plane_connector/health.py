@@ -110,17 +110,24 @@ def client_from_reference(
     *,
     timeout: float = 10.0,
     vault_dsn: str | None = None,
+    policy: secrets.SecretPolicy | None = None,
+    ca_bundle: str | None = None,
 ) -> tuple[Any, str]:
     """A PlaneClient for a health check, and the resolved key (for :func:`check`'s ``redact``).
 
     No retries and no throttle wait: a deploy gate wants the answer now, and a 429 already says
-    the key works but has no budget left. Raises ``SecretError`` or ``ConfigError``.
+    the key works but has no budget left. Raises ``SecretError`` or ``ConfigError``; a
+    reference ``policy`` refuses (a database-held one, e.g. "Test connection") is refused here,
+    so no client exists and nothing is sent.
     """
     from plane_connector import PlaneClient
 
-    key = secrets.resolve(api_key_ref, vault_dsn=vault_dsn)
+    key = secrets.resolve(api_key_ref, vault_dsn=vault_dsn, policy=policy)
     return (
-        PlaneClient(base_url, api_key=key, timeout=timeout, max_retries=0, max_wait=0.0),
+        PlaneClient(
+            base_url, api_key=key, timeout=timeout, max_retries=0, max_wait=0.0,
+            ca_bundle=ca_bundle,
+        ),  # fmt: skip
         key,
     )
 

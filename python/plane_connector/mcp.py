@@ -29,10 +29,13 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from plane_connector import ConfigError
+
+if TYPE_CHECKING:
+    from plane_connector.secrets import SecretPolicy
 
 __all__ = [
     "API_KEY_PATH",
@@ -89,7 +92,15 @@ _SOURCES = {
 
 
 class MCPConfigError(ConfigError):
-    """The MCP configuration cannot be built; the message names what is missing or wrong."""
+    """The MCP configuration cannot be built; the message names what is missing or wrong.
+
+    Messages quote user input (a base URL may carry ``user:password@``), so they are redacted
+    on the way in."""
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        from plane_connector.secrets import redact
+
+        super().__init__(redact(str(message)), *args)
 
 
 @dataclass(frozen=True)
@@ -164,12 +175,15 @@ def build_config(
     resolve_secrets: bool = True,
     server_name: str = DEFAULT_SERVER_NAME,
     command: Sequence[str] | None = None,
+    secret_policy: SecretPolicy | None = None,
 ) -> dict[str, Any]:
     """The complete MCP client config (one server named ``server_name``) for ``client``.
 
     ``mode`` is ``oauth``, ``api-key``, ``stdio``, or ``None``/``"auto"`` for
     :func:`choose_mode`. With ``resolve_secrets=False`` the API key is never read: the config
-    carries the client's placeholder for it instead.
+    carries the client's placeholder for it instead. ``secret_policy``: the operator's
+    :class:`~plane_connector.secrets.SecretPolicy` when ``api_key_ref`` comes from a database
+    setting (checked even when the key is not resolved).
     """
     client = _check_client(client)
     if not _SERVER_NAME.match(server_name):
@@ -188,6 +202,7 @@ def build_config(
         client=client,
         resolve_secrets=resolve_secrets,
         command=command,
+        secret_policy=secret_policy,
     )
     if client == "vscode":
         config: dict[str, Any] = {"servers": {server_name: entry}}
@@ -207,6 +222,7 @@ def server_entry(
     client: str,
     resolve_secrets: bool,
     command: Sequence[str] | None = None,
+    secret_policy: SecretPolicy | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One server's entry plus the VS Code ``inputs`` it uses (empty for other clients)."""
     missing: list[str] = []
@@ -233,7 +249,7 @@ def server_entry(
     key = ""
     if needs_key:
         assert api_key_ref is not None  # checked above
-        key, inputs = _api_key_value(api_key_ref, client, resolve_secrets)
+        key, inputs = _api_key_value(api_key_ref, client, resolve_secrets, secret_policy)
 
     if mode == "oauth":
         assert remote_url is not None
@@ -260,7 +276,11 @@ def server_entry(
 
 
 def config_from_env(
-    environ: Mapping[str, str] | None = None, *, resolve_secrets: bool = True, **overrides: Any
+    environ: Mapping[str, str] | None = None,
+    *,
+    resolve_secrets: bool = True,
+    secret_policy: SecretPolicy | None = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """:func:`build_config` from ``PLANE_*`` environment variables and ``overrides``."""
     s = MCPSettings.from_env(environ, **overrides)
@@ -274,6 +294,7 @@ def config_from_env(
         resolve_secrets=resolve_secrets,
         server_name=s.server_name,
         command=s.command,
+        secret_policy=secret_policy,
     )
 
 
@@ -455,14 +476,16 @@ def _http_entry(client: str, url: str, headers: dict[str, str] | None) -> dict[s
 
 
 def _api_key_value(
-    api_key_ref: str, client: str, resolve_secrets: bool
+    api_key_ref: str, client: str, resolve_secrets: bool, policy: SecretPolicy | None
 ) -> tuple[str, list[dict[str, Any]]]:
     """The API key (resolved) or the client's placeholder for it, plus VS Code inputs."""
     from plane_connector.secrets import parse, resolve
 
-    ref = parse(api_key_ref)  # rejects a pasted key before anything else happens
+    # Rejects a pasted key (also one pasted after a scheme, which would otherwise end up in the
+    # config as a variable name) and a reference the policy does not admit, before anything else.
+    ref = policy.check(api_key_ref) if policy is not None else parse(api_key_ref)
     if resolve_secrets:
-        return resolve(ref), []
+        return resolve(ref, policy=policy), []
     var = ref.target if ref.scheme == "env" else API_KEY_ENV
     if client == "claude":
         return "${" + var + "}", []

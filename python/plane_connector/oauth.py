@@ -33,10 +33,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 from plane_connector import AuthError, ConfigError, HTTPError, PlaneError
+
+if TYPE_CHECKING:
+    from plane_connector.secrets import SecretPolicy
 
 __all__ = [
     "DEFAULT_SCOPES",
@@ -50,7 +53,9 @@ __all__ = [
     "TokenSet",
     "TokenStore",
     "check_state",
+    "code_challenge",
     "complete_authorization",
+    "new_code_verifier",
     "new_state",
     "token_provider",
 ]
@@ -177,20 +182,29 @@ class OAuthApp:
         client: _OAuthTransport | None = None,
         clock: Callable[[], float] = time.time,
         timeout: float = 30.0,
+        secret_policy: SecretPolicy | None = None,
     ) -> None:
         if not client_id:
             raise ConfigError("OAuth app needs a client_id")
         if not client_secret_ref:
             raise ConfigError("OAuth app needs client_secret_ref (e.g. env:PLANE_CLIENT_SECRET)")
-        from plane_connector.secrets import parse
+        from plane_connector.secrets import parse, redact
 
-        parse(client_secret_ref)  # a pasted secret is refused here, before any request
+        # A pasted secret, or a reference the operator's policy does not admit, is refused here,
+        # before any request.
+        if secret_policy is not None:
+            secret_policy.check(client_secret_ref)
+        else:
+            parse(client_secret_ref)
         parts = urlsplit(base_url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"bad Plane base URL {base_url!r}: expected http(s)://host")
+            raise ConfigError(
+                f"bad Plane base URL {redact(repr(base_url))}: expected http(s)://host"
+            )
         self.base_url = base_url.strip().rstrip("/")
         self.client_id = client_id
         self.client_secret_ref = client_secret_ref
+        self.secret_policy = secret_policy
         self.redirect_uri = redirect_uri
         self.scopes = tuple(scopes.split()) if isinstance(scopes, str) else tuple(scopes)
         self._client = client
@@ -208,8 +222,20 @@ class OAuthApp:
 
     # -- the authorization-code flow --------------------------------------------------------
 
-    def authorize_url(self, state: str, *, scopes: Sequence[str] | None = None) -> str:
-        """The consent URL to send the user's browser to; ``state`` comes back on the callback."""
+    def authorize_url(
+        self,
+        state: str,
+        *,
+        scopes: Sequence[str] | None = None,
+        code_verifier: str | None = None,
+    ) -> str:
+        """The consent URL to send the user's browser to; ``state`` comes back on the callback.
+
+        ``code_verifier`` (see :func:`new_code_verifier`; keep it with the state, server-side)
+        adds PKCE: the URL carries its S256 ``code_challenge``, and only the holder of the
+        verifier can redeem the code (:meth:`exchange_code`), so a code leaked from the redirect
+        (browser history, a proxy log, a malicious app on the redirect URI) is worthless.
+        """
         if not self.redirect_uri:
             raise ConfigError("OAuth app needs redirect_uri for the authorization-code flow")
         if not state:
@@ -221,17 +247,28 @@ class OAuthApp:
             "scope": " ".join(scopes or self.scopes),
             "state": state,
         }
+        if code_verifier is not None:
+            query["code_challenge"] = code_challenge(code_verifier)
+            query["code_challenge_method"] = "S256"
         return f"{self.base_url}{AUTHORIZE_PATH}?{urlencode(query)}"
 
-    def exchange_code(self, code: str) -> TokenSet:
-        """Trade the callback's ``code`` for a user token set (access + refresh token)."""
+    def exchange_code(self, code: str, *, code_verifier: str | None = None) -> TokenSet:
+        """Trade the callback's ``code`` for a user token set (access + refresh token).
+
+        Pass the ``code_verifier`` whose challenge went into :meth:`authorize_url`."""
         if not code:
             raise ConfigError("exchange_code needs the authorization code from the callback")
         if not self.redirect_uri:
             raise ConfigError("OAuth app needs redirect_uri to exchange a code")
-        data = self._token_request(
-            {"grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect_uri}
-        )
+        fields = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": self.redirect_uri,
+        }
+        if code_verifier is not None:
+            _check_verifier(code_verifier)
+            fields["code_verifier"] = code_verifier
+        data = self._token_request(fields)
         return TokenSet.from_response(data, now=self._clock())
 
     def bot_token(self, app_installation_id: str, *, scope: str | None = None) -> TokenSet:
@@ -299,11 +336,11 @@ class OAuthApp:
     def _secret(self) -> str:
         from plane_connector.secrets import resolve
 
-        return resolve(self.client_secret_ref)
+        return resolve(self.client_secret_ref, policy=self.secret_policy)
 
     def _token_request(self, fields: dict[str, str]) -> dict[str, Any]:
         secret = self._secret()
-        sensitive = (fields.get("code"), fields.get("refresh_token"))
+        sensitive = (fields.get("code"), fields.get("refresh_token"), fields.get("code_verifier"))
         styles = ["form", "json"] if self._style != "json" else ["json", "form"]
         last: HTTPError | None = None
         for style in styles:
@@ -398,11 +435,11 @@ class TokenCipher:
         return f"TokenCipher(key_id={self.key_id!r})"
 
     @classmethod
-    def from_ref(cls, key_ref: str) -> TokenCipher:
-        """The cipher for the key behind a secret reference."""
+    def from_ref(cls, key_ref: str, *, policy: SecretPolicy | None = None) -> TokenCipher:
+        """The cipher for the key behind a secret reference (resolved under ``policy``)."""
         from plane_connector.secrets import resolve
 
-        return cls(decode_key(resolve(key_ref), key_ref))
+        return cls(decode_key(resolve(key_ref, policy=policy), key_ref))
 
     @staticmethod
     def generate_key() -> str:
@@ -672,6 +709,7 @@ class PostgresTokenStore(_SingleFlightStore):
         *,
         key_ref: str | None = None,
         cipher: TokenCipher | None = None,
+        key_policy: SecretPolicy | None = None,
         table: str = "plane_oauth_token",
         lock_timeout: float = 60.0,
         create: bool = True,
@@ -684,7 +722,7 @@ class PostgresTokenStore(_SingleFlightStore):
                 raise ConfigError(
                     "PostgresTokenStore needs key_ref (the token encryption key's reference)"
                 )
-            cipher = TokenCipher.from_ref(key_ref)
+            cipher = TokenCipher.from_ref(key_ref, policy=key_policy)
         self._cipher = cipher
         self.table = table
         self._lock_timeout_ms = int(lock_timeout * 1000)
@@ -956,6 +994,31 @@ def new_state() -> str:
     return _secrets.token_urlsafe(32)
 
 
+def new_code_verifier() -> str:
+    """A PKCE ``code_verifier`` (RFC 7636: 43 to 128 unreserved characters; this is 64).
+
+    Keep it server-side with the ``state``; it never goes into a URL."""
+    return _secrets.token_urlsafe(48)
+
+
+def code_challenge(code_verifier: str) -> str:
+    """The S256 ``code_challenge`` of a verifier: base64url(SHA-256(verifier)) without padding."""
+    _check_verifier(code_verifier)
+    digest = hashlib.sha256(code_verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}\Z")
+
+
+def _check_verifier(code_verifier: str) -> None:
+    if not isinstance(code_verifier, str) or not _VERIFIER.match(code_verifier):
+        raise ConfigError(
+            "a PKCE code_verifier is 43 to 128 characters from A-Z a-z 0-9 - . _ ~ "
+            "(use new_code_verifier())"
+        )
+
+
 def check_state(expected: str | None, received: str | None) -> bool:
     """Constant-time check of the callback's ``state`` against the one sent."""
     if not expected or not received:
@@ -970,11 +1033,13 @@ def complete_authorization(
     *,
     code: str | None = None,
     app_installation_id: str | None = None,
+    code_verifier: str | None = None,
 ) -> TokenSet:
-    """Handle the redirect callback: exchange ``code`` (user token) or, for an install
-    callback, fetch the installation's bot token and its workspace slug; store the result."""
+    """Handle the redirect callback: exchange ``code`` (user token, with the PKCE
+    ``code_verifier`` given to :meth:`OAuthApp.authorize_url`) or, for an install callback,
+    fetch the installation's bot token and its workspace slug; store the result."""
     if code:
-        tokens = app.exchange_code(code)
+        tokens = app.exchange_code(code, code_verifier=code_verifier)
         if app_installation_id:
             tokens = replace(tokens, app_installation_id=app_installation_id)
     elif app_installation_id:

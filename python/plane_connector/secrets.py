@@ -9,25 +9,43 @@ Reference forms (see ``ssot/secrets/registry.yaml`` for which secret may live wh
 
 Every error names the reference (which is not secret) and never the value. Resolved values are
 plain ``str``; wrap them in :class:`Redacted` wherever they may end up in a repr or a log line.
+
+Where a reference may point is the server operator's decision: a reference that a less trusted
+party could write (an Odoo database setting) is resolved under a :class:`SecretPolicy` built from
+the operator's options, which by default admits ``env:PLANE_*``, ``keyring:``, ``vault:`` and no
+``file:`` at all. References the operator gives directly (CLI flags, environment) resolve with
+``policy=None``, unrestricted.
 """
 
 from __future__ import annotations
 
 import difflib
+import errno
+import fnmatch
 import importlib
+import itertools
 import logging
 import math
 import os
 import re
+import stat
+import threading
+import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "DEFAULT_POLICY",
+    "POLICY_OPTIONS",
     "SCHEMES",
     "SECRET_PATTERNS",
+    "RateLimitedLog",
     "Redacted",
+    "SecretCache",
     "SecretError",
+    "SecretPolicy",
     "SecretRef",
     "dereference_dsn",
     "looks_like_secret",
@@ -43,6 +61,9 @@ _log = logging.getLogger(__name__)
 
 SCHEMES = ("env", "keyring", "vault", "file")
 VAULT_DSN_ENV = "PLANE_VAULT_DSN"
+# How long a keyring: lookup may take, unlock prompt included (env override in seconds).
+KEYRING_TIMEOUT = 20.0
+KEYRING_TIMEOUT_ENV = "PLANE_KEYRING_TIMEOUT"
 
 
 def _config_error_base() -> type[Exception]:
@@ -56,7 +77,15 @@ def _config_error_base() -> type[Exception]:
 
 
 class SecretError(_config_error_base()):  # type: ignore[misc]
-    """A secret reference is malformed or cannot be resolved. The message never holds a value."""
+    """A secret reference is malformed, refused by the policy, or cannot be resolved.
+
+    The message never holds a value: every message goes through :func:`redact` on the way in,
+    so even a message built from a backend's error text (a driver echoing a DSN, a keyring
+    backend quoting an entry) comes out scrubbed.
+    """
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(redact(str(message)), *args)
 
 
 @dataclass(frozen=True)
@@ -105,6 +134,182 @@ class Redacted:
         raise TypeError("Redacted secrets cannot be pickled")
 
 
+#: Operator option names (odoo.conf ``[options]`` keys; the same names upper-cased are read from
+#: the environment) and the :class:`SecretPolicy` field each sets.
+POLICY_OPTIONS = {
+    "plane_secret_env_allow": "env_allow",
+    "plane_secret_keyring_allow": "keyring_allow",
+    "plane_secret_vault_allow": "vault_allow",
+    "plane_secret_file_roots": "file_roots",
+    "plane_secret_file_max_size": "max_file_size",
+    "plane_secret_file_group_readable": "file_group_readable",
+}
+_OPTION_OF = {v: k for k, v in POLICY_OPTIONS.items()}
+
+
+@dataclass(frozen=True)
+class SecretPolicy:
+    """Where references written by a less trusted party (a database admin) may point.
+
+    Each ``*_allow`` is a tuple of ``fnmatch`` patterns (case-sensitive) over the target: the
+    variable name, the keyring ``service/name``, the vault secret name; an empty tuple turns the
+    scheme off. ``file_roots`` are absolute directories: a ``file:`` reference must resolve
+    (symlinks followed) to a regular file inside one of them, at most ``max_file_size`` bytes,
+    not readable or writable by group or others (group-readable when ``file_group_readable``).
+    The default admits ``env:PLANE_*``, any ``keyring:`` and ``vault:`` name, and no file.
+
+    Hashable and immutable, so it can key a cache and be shared across threads.
+    """
+
+    env_allow: tuple[str, ...] = ("PLANE_*",)
+    keyring_allow: tuple[str, ...] = ("*",)
+    vault_allow: tuple[str, ...] = ("*",)
+    file_roots: tuple[str, ...] = ()
+    max_file_size: int = 64 * 1024
+    file_group_readable: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("env_allow", "keyring_allow", "vault_allow", "file_roots"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not isinstance(value, Iterable):
+                raise SecretError(f"secret policy: {name} must be a tuple of strings")
+            object.__setattr__(self, name, tuple(str(v) for v in value))
+        roots = []
+        for root in self.file_roots:
+            if not os.path.isabs(root):
+                raise SecretError(
+                    f"secret policy: file root {root!r} is not an absolute path "
+                    f"({_OPTION_OF['file_roots']})"
+                )
+            roots.append(os.path.normpath(root))
+        object.__setattr__(self, "file_roots", tuple(roots))
+        if not isinstance(self.max_file_size, int) or self.max_file_size < 1:
+            raise SecretError("secret policy: max_file_size must be a positive number of bytes")
+
+    @classmethod
+    def from_mapping(
+        cls, options: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None
+    ) -> SecretPolicy:
+        """The policy from operator options: ``options`` (odoo.conf ``[options]``) first, then
+        ``environ`` (the same names upper-cased, e.g. ``PLANE_SECRET_FILE_ROOTS``); a key set in
+        neither keeps the default. Lists are comma- or whitespace-separated; ``none`` or an
+        empty value means an empty list; for keyring/vault ``true``/``false`` mean ``*``/none.
+        """
+        options = options or {}
+        environ = environ or {}
+        kwargs: dict[str, Any] = {}
+        for option, attr in POLICY_OPTIONS.items():
+            raw = options.get(option)
+            if raw is None:
+                raw = environ.get(option.upper())
+            if raw is None:
+                continue
+            if attr == "max_file_size":
+                kwargs[attr] = _parse_size(option, raw)
+            elif attr == "file_group_readable":
+                kwargs[attr] = _parse_bool(option, raw)
+            else:
+                kwargs[attr] = _parse_list(raw, boolean=attr in ("keyring_allow", "vault_allow"))
+        return cls(**kwargs)
+
+    def check(self, ref: str | SecretRef) -> SecretRef:
+        """The parsed reference if this policy admits it; else :class:`SecretError` naming the
+        reference and the rule (never a value). For ``file:`` this checks the path (inside a
+        root, also after resolving symlinks); the file itself is checked when it is read."""
+        parsed = parse(ref)
+        if parsed.scheme == "file":
+            self._file_root(parsed)
+            return parsed
+        patterns = {
+            "env": self.env_allow,
+            "keyring": self.keyring_allow,
+            "vault": self.vault_allow,
+        }[parsed.scheme]
+        option = _OPTION_OF[f"{parsed.scheme}_allow"]
+        if not patterns:
+            raise SecretError(
+                f"secret reference {parsed} refused: {parsed.scheme}: references are turned off "
+                f"by the server operator (option {option})"
+            )
+        if not any(fnmatch.fnmatchcase(parsed.target, p) for p in patterns):
+            what = {"env": "environment variable", "keyring": "keyring entry"}.get(
+                parsed.scheme, "vault secret"
+            )
+            raise SecretError(
+                f"secret reference {parsed} refused: the {what} must match "
+                f"{' or '.join(patterns)} (set by the server operator, option {option})"
+            )
+        return parsed
+
+    def allows(self, ref: str | SecretRef) -> bool:
+        """True when :meth:`check` would pass."""
+        try:
+            self.check(ref)
+        except SecretError:
+            return False
+        return True
+
+    def describe(self) -> str:
+        """One line for a settings screen: what references stored in the database may name."""
+        parts = []
+        for scheme, patterns in (
+            ("env", self.env_allow),
+            ("keyring", self.keyring_allow),
+            ("vault", self.vault_allow),
+        ):
+            if not patterns:
+                parts.append(f"no {scheme}:")
+            else:
+                parts.append(" or ".join(f"{scheme}:{p}" for p in patterns))
+        roots = ", ".join(self.file_roots)
+        parts.append(f"file: under {roots}" if roots else "no file:")
+        return "; ".join(parts)
+
+    def _file_root(self, ref: SecretRef) -> str:
+        """The allowed root ``ref`` lies in, lexically and after resolving every symlink."""
+        option = _OPTION_OF["file_roots"]
+        if not self.file_roots:
+            raise SecretError(
+                f"secret reference {ref} refused: file: references are off until the server "
+                f"operator names the allowed directories (option {option})"
+            )
+        path = ref.target
+        if ".." in path.split("/") or os.path.normpath(path) != path.rstrip("/"):
+            raise SecretError(
+                f"secret reference {ref} refused: the path must be normalized (no '..', '.' or "
+                "'//' parts)"
+            )
+        root = next((r for r in self.file_roots if _is_inside(path, r)), None)
+        if root is None:
+            raise SecretError(
+                f"secret reference {ref} refused: the file is not under an allowed directory "
+                f"({', '.join(self.file_roots)}; option {option})"
+            )
+        real_root = os.path.realpath(root)
+        # Every symlink on the way must stay inside the root: Kubernetes' ..data links do; a link
+        # a database admin points at /etc does not, wherever it sits on the path.
+        current = root
+        for part in os.path.relpath(path, root).split(os.sep):
+            if part in ("", "."):
+                continue
+            current = os.path.join(current, part)
+            if os.path.islink(current) and not _is_inside(os.path.realpath(current), real_root):
+                raise SecretError(
+                    f"secret reference {ref} refused: {current} is a symbolic link leading "
+                    f"outside {root}"
+                )
+        if not _is_inside(os.path.realpath(path), real_root):
+            raise SecretError(
+                f"secret reference {ref} refused: the path resolves to a place outside {root}"
+            )
+        return root
+
+
+#: The policy for references stored where a database admin can write them, when the operator
+#: has set no option: env:PLANE_*, keyring:, vault:, no file:.
+DEFAULT_POLICY = SecretPolicy()
+
+
 # Well-known Plane credential shapes. The guard uses the same table for its diff scan.
 SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("Plane API key", re.compile(r"plane_api_[0-9a-f]{32}")),
@@ -123,6 +328,12 @@ _WELL_FORMED = {
     "keyring": lambda t: all(t.rpartition("/")[::2]) and "/" in t,
     "vault": lambda t: bool(t) and not any(c.isspace() for c in t),
     "file": os.path.isabs,
+}
+_EXAMPLE = {
+    "env": "env:PLANE_API_KEY",
+    "keyring": "keyring:plane/api_key",
+    "vault": "vault:plane_api_key",
+    "file": "file:/run/secrets/plane_api_key",
 }
 _EXPECTED = {
     "env": "env:NAME (letters, digits, underscore)",
@@ -163,16 +374,83 @@ def mask(value: str) -> str:
 
 
 def redact(text: str, *secrets: str | Redacted | None) -> str:
-    """``text`` with every occurrence of the given secret values replaced by ``***``."""
+    """``text`` with the given secret values, and anything shaped like a credential, blanked.
+
+    The given values become ``***``. Then, whether or not the caller knew the value: Plane keys,
+    webhook secrets and OAuth tokens keep their prefix (``plane_api_***``), private key blocks,
+    ``Bearer``/``Basic`` credentials, ``password=``/``api_key:``-style assignments, the password
+    of a URL and long high-entropy tokens (not UUIDs) become ``***``.
+    """
+    text = str(text)
     for secret in secrets:
         raw = secret.get() if isinstance(secret, Redacted) else secret
         if raw and len(raw) >= 4:
             text = text.replace(raw, "***")
-    return text
+    for pattern, repl in _REDACT_RULES:
+        text = pattern.sub(repl, text)
+    return _HIGH_ENTROPY_RUN.sub(_blank_random_run, text)
+
+
+# Shapes blanked by redact() in any text. Order matters: a Bearer credential is blanked before
+# the "authorization: value" rule sees it.
+_REDACT_RULES: tuple[tuple[re.Pattern[str], Any], ...] = (
+    (
+        re.compile(
+            r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?"
+            r"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
+            re.DOTALL,
+        ),
+        "[private key block: ***]",
+    ),
+    (re.compile(r"\b(plane_api_|plane_wh_)[A-Za-z0-9]{6,}"), r"\1***"),
+    (
+        re.compile(r"\b(pln_refresh_|pln_bot_|pln_)(?=[A-Za-z0-9_\-]*[0-9])[A-Za-z0-9_\-]{6,}"),
+        r"\1***",
+    ),
+    (re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/\-]{6,}=*"), r"\1\2***"),
+    (
+        re.compile(
+            r"(?i)\b((?:[a-z0-9]+[_\-])*(?:password|passwd|pwd|secret|token|api[_\-]?key|apikey"
+            r"|authorization|code[_\-]verifier))(['\"]?\s*[=:]\s*['\"]?)(?!\*\*\*)([^\s,;'\"&]+)"
+        ),
+        lambda m: (
+            m.group(0)
+            if _harmless_assignment(m.group(1), m.group(2), m.group(3))
+            else f"{m.group(1)}{m.group(2)}***"
+        ),
+    ),
+    (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), r"\1***@"),
+)
+_HIGH_ENTROPY_RUN = re.compile(r"[A-Za-z0-9+/=_\-]{32,}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
+def _harmless_assignment(name: str, sep: str, value: str) -> bool:
+    # "secret: true" or "token: expired" in prose is not a credential; a password always is.
+    if re.search(r"(?i)passw|pwd", name) or "=" in sep:
+        return False
+    return len(value) < 8 or not any(c.isdigit() for c in value)
+
+
+def _blank_random_run(match: re.Match[str]) -> str:
+    run = match.group(0)
+    if _UUID.search(run) or not _is_random_run(run):
+        return run
+    return "***"
+
+
+def _is_random_run(run: str) -> bool:
+    # snake_case identifiers and paths are runs of short words; a key has one long random piece.
+    pieces = re.split(r"[/_\-]+", run)
+    return any(_is_random_piece(p) for p in pieces) and shannon_entropy(run) >= 3.5
 
 
 def parse(ref: str | SecretRef) -> SecretRef:
-    """Parse a reference string; raise :class:`SecretError` (never echoing a value) if invalid."""
+    """Parse a reference string; raise :class:`SecretError` (never echoing a value) if invalid.
+
+    A target shaped like a secret (``env:plane_api_<hex>``, ``vault:<random token>``) is refused
+    too: it would otherwise be stored, logged and shown as if it were a harmless name.
+    """
     if isinstance(ref, SecretRef):
         return ref
     if not isinstance(ref, str):
@@ -189,27 +467,213 @@ def parse(ref: str | SecretRef) -> SecretRef:
             f"malformed {scheme}: reference (not shown, it may hold a secret): "
             f"expected {_EXPECTED[scheme]}"
         )
+    if target_looks_like_secret(target):
+        raise SecretError(
+            f"the {scheme}: reference names something that looks like a secret value (not "
+            "shown): store the value in a secret store and give its name, e.g. "
+            f"{_EXAMPLE[scheme]}"
+        )
     return SecretRef(scheme, target)
 
 
-def resolve(ref: str | SecretRef, *, vault_dsn: str | None = None) -> str:
+def target_looks_like_secret(target: str) -> bool:
+    """True when the part after a scheme looks like a credential rather than a name or path."""
+    if any(p.search(target) for _, p in SECRET_PATTERNS) or _PRIVATE_KEY.search(target):
+        return True
+    plain = _UUID.sub("uuid", target)  # Plane ids are UUIDs, and a UUID names, not hides
+    if any(_is_random_piece(p) for p in re.split(r"[/_.\-:@]+", plain)):
+        return True
+    # A random token with separators in it (token_urlsafe) splits into short pieces; read as one
+    # run it still looks like noise, so judge it whole, a little less eagerly.
+    joined = re.sub(r"[^A-Za-z0-9]+", "", plain)
+    return _is_random_piece(joined, min_switches=8)
+
+
+def _is_random_piece(piece: str, *, min_switches: int = 4) -> bool:
+    """A run of 16+ letters and digits that reads as noise, not as a name.
+
+    Names switch between letters and digits a few times (``PLANE_K8S_KEY_2024``) and their
+    lowercase runs are words (``PlaneApiKey``); hex keeps switching between letters and digits,
+    and base64 has single lowercase letters between capitals all over."""
+    if len(piece) < 16:
+        return False
+    switches = sum(1 for a, b in itertools.pairwise(piece) if a.isdigit() != b.isdigit())
+    if switches >= min_switches and shannon_entropy(piece) >= 3.0:
+        return True
+    if piece.lower() == piece or piece.upper() == piece:
+        return False
+    # CamelCase: one capital, then a lowercase word. Noise: lone lowercase letters and long
+    # runs of capitals.
+    odd = sum(1 for run in re.findall(r"[a-z]+", piece[1:]) if len(run) == 1)
+    odd += sum(1 for run in re.findall(r"[A-Z]{3,}", piece))
+    return odd >= 3
+
+
+def resolve(
+    ref: str | SecretRef, *, vault_dsn: str | None = None, policy: SecretPolicy | None = None
+) -> str:
     """The secret value a reference points to.
 
+    ``policy``: the operator's :class:`SecretPolicy` for references a less trusted party wrote
+    (a database setting); it is checked before anything is read, and ``file:`` is then opened
+    without following a symlink swapped in after the check. ``None`` (operator-given references:
+    CLI flags, environment) resolves anything.
+
     ``vault_dsn`` (or env ``PLANE_VAULT_DSN``) is the PostgreSQL DSN holding Supabase Vault; it
-    may itself be an ``env:``/``file:``/``keyring:`` reference.
+    may itself be an ``env:``/``file:``/``keyring:`` reference (an operator setting, so it is
+    not subject to ``policy``).
     """
-    parsed = parse(ref)
-    resolver = _RESOLVERS[parsed.scheme]
-    value = resolver(parsed, vault_dsn)
+    parsed = policy.check(ref) if policy is not None else parse(ref)
+    if parsed.scheme == "file" and policy is not None:
+        value = _read_file_under_policy(parsed, policy)
+    else:
+        value = _RESOLVERS[parsed.scheme](parsed, vault_dsn)
     if not value:
         raise SecretError(f"secret reference {parsed} resolved to an empty value")
     _log.debug("resolved secret reference %s", parsed)
     return value
 
 
-def resolve_redacted(ref: str | SecretRef, *, vault_dsn: str | None = None) -> Redacted:
+def resolve_redacted(
+    ref: str | SecretRef, *, vault_dsn: str | None = None, policy: SecretPolicy | None = None
+) -> Redacted:
     """Like :func:`resolve`, wrapped in :class:`Redacted`."""
-    return Redacted(resolve(ref, vault_dsn=vault_dsn))
+    return Redacted(resolve(ref, vault_dsn=vault_dsn, policy=policy))
+
+
+class SecretCache:
+    """Resolved secrets kept for ``ttl`` seconds, per (reference, policy).
+
+    For callers that resolve on every request (a webhook controller, a sync job): a vault or
+    keyring round trip per request is slow and hammers the store. A failure is remembered for
+    ``negative_ttl`` seconds only (so a reference that does not resolve is not retried by every
+    request, and a fixed one works again quickly) and re-raised as a fresh :class:`SecretError`
+    with the same message. Values are held as :class:`Redacted`. Thread-safe; the lock is not
+    held while a store is queried, so two threads missing at once may both resolve.
+    """
+
+    def __init__(
+        self,
+        ttl: float = 300.0,
+        *,
+        negative_ttl: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        resolver: Callable[..., str] | None = None,
+    ) -> None:
+        if ttl < 0 or negative_ttl < 0:
+            raise ValueError("ttl and negative_ttl must be >= 0")
+        self.ttl = float(ttl)
+        # A failure is never remembered longer than a success would be.
+        self.negative_ttl = float(min(negative_ttl, ttl))
+        self._clock = clock
+        self._resolve = resolver or resolve
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, SecretPolicy | None, str | None], _CacheEntry] = {}
+
+    def get(
+        self,
+        ref: str | SecretRef,
+        policy: SecretPolicy | None = None,
+        *,
+        vault_dsn: str | None = None,
+    ) -> Redacted:
+        """The value behind ``ref`` (resolved under ``policy``), from the cache when fresh."""
+        parsed = parse(ref)
+        key = (str(parsed), policy, vault_dsn)
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is not None and now < entry.expires:
+            if entry.error is not None:
+                raise SecretError(entry.error)
+            assert entry.value is not None
+            return entry.value
+        try:
+            value = Redacted(self._resolve(parsed, vault_dsn=vault_dsn, policy=policy))
+        except SecretError as exc:
+            with self._lock:
+                self._entries[key] = _CacheEntry(None, str(exc), now + self.negative_ttl)
+            raise
+        with self._lock:
+            self._entries[key] = _CacheEntry(value, None, now + self.ttl)
+        return value
+
+    def invalidate(self, prefix: str = "") -> int:
+        """Forget the entries whose reference starts with ``prefix`` (all with ``""``).
+
+        Call it when a setting that holds a reference changes, or after a rotation. Returns
+        how many entries were dropped."""
+        with self._lock:
+            doomed = [k for k in self._entries if k[0].startswith(prefix)]
+            for key in doomed:
+                del self._entries[key]
+        return len(doomed)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"SecretCache(ttl={self.ttl}, entries={len(self)})"
+
+
+@dataclass(frozen=True)
+class _CacheEntry:
+    value: Redacted | None
+    error: str | None
+    expires: float
+
+
+class RateLimitedLog:
+    """Logs at most one line per key every ``interval`` seconds, then says how many it dropped.
+
+    A reference that fails on every webhook must not write one ERROR line per delivery. The
+    message is formatted here and passed through :func:`redact` before it reaches the handler.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        interval: float = 60.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 1024,
+    ) -> None:
+        self.logger = logger
+        self.interval = float(interval)
+        self._clock = clock
+        self._max_keys = max_keys
+        self._lock = threading.Lock()
+        self._last: dict[str, tuple[float, int]] = {}  # key -> (time logged, suppressed since)
+
+    def log(self, level: int, key: str, msg: str, *args: object) -> bool:
+        """Log ``msg % args`` at ``level`` unless ``key`` was logged within the interval.
+
+        Returns True when a line was written."""
+        now = self._clock()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last[0] < self.interval:
+                self._last[key] = (last[0], last[1] + 1)
+                return False
+            suppressed = last[1] if last is not None else 0
+            if last is None and len(self._last) >= self._max_keys:
+                # Unbounded keys (one per reference a user typed) must not grow memory forever.
+                self._last.pop(next(iter(self._last)))
+            self._last[key] = (now, 0)
+        text = msg % args if args else msg
+        if suppressed:
+            text += f" ({suppressed} more suppressed in the last {self.interval:.0f} s)"
+        self.logger.log(level, "%s", redact(text))
+        return True
+
+    def error(self, key: str, msg: str, *args: object) -> bool:
+        """:meth:`log` at ERROR."""
+        return self.log(logging.ERROR, key, msg, *args)
+
+    def warning(self, key: str, msg: str, *args: object) -> bool:
+        """:meth:`log` at WARNING."""
+        return self.log(logging.WARNING, key, msg, *args)
 
 
 def _not_a_reference(text: str, scheme: str | None) -> str:
@@ -251,12 +715,7 @@ def _resolve_file(ref: SecretRef, _dsn: str | None) -> str:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise SecretError(f"secret reference {ref}: cannot read the file ({reason})") from None
-    # `echo value > file` and most secret tooling append exactly one newline.
-    if value.endswith("\r\n"):
-        value = value[:-2]
-    elif value.endswith("\n"):
-        value = value[:-1]
-    return value
+    return _strip_one_newline(value)
 
 
 def _resolve_keyring(ref: SecretRef, _dsn: str | None) -> str:
@@ -268,16 +727,70 @@ def _resolve_keyring(ref: SecretRef, _dsn: str | None) -> str:
             "(pip install keyring, or plane_connector[keyring])"
         ) from None
     service, name = ref.keyring_parts
+    timeout = _keyring_timeout()
     try:
-        value = keyring.get_password(service, name)
+        value = _bounded(keyring.get_password, service, name, timeout=timeout)
+    except TimeoutError:
+        raise SecretError(
+            f"secret reference {ref}: the keyring did not answer within {timeout:g} s (is it "
+            f"locked, waiting for someone to type its password? set {KEYRING_TIMEOUT_ENV} to "
+            "wait longer)"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - any backend failure becomes one clear error
+        if type(exc).__name__ == "KeyringLocked":
+            raise SecretError(
+                f"secret reference {ref}: the keyring is locked and was not unlocked (unlock it, "
+                "e.g. by logging in to the desktop session, or use an env:/file:/vault: reference)"
+            ) from None
         raise SecretError(
             f"secret reference {ref}: the keyring backend failed ({type(exc).__name__})"
         ) from None
     if value is None:
-        backend = type(keyring.get_keyring()).__name__
+        current = keyring.get_keyring()
+        # keyring's display name ("SecretService Keyring"); a bare class name is often "Keyring".
+        backend = getattr(current, "name", None) or type(current).__name__
         raise SecretError(f"secret reference {ref}: no such entry in the keyring ({backend})")
     return str(value)
+
+
+def _keyring_timeout() -> float:
+    raw = os.environ.get(KEYRING_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return KEYRING_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise SecretError(f"{KEYRING_TIMEOUT_ENV} must be a positive number of seconds")
+    return seconds
+
+
+def _bounded(call: Any, *args: Any, timeout: float) -> Any:
+    """``call(*args)``, or TimeoutError after ``timeout`` seconds.
+
+    A locked keychain asks its prompter for the password (gnome-keyring's gcr-prompter, macOS
+    Keychain's dialog), and the keyring backends wait for the answer without a time limit: on a
+    server nobody answers, and the Odoo worker would hang. The call runs in a daemon thread so a
+    prompt that is never answered cannot hold up interpreter exit either (a ThreadPoolExecutor
+    would be joined at exit); that thread ends when the prompt is answered or dismissed.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call(*args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, name="plane-keyring-lookup", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 def _resolve_vault(ref: SecretRef, dsn: str | None) -> str:
@@ -343,6 +856,164 @@ def _pg_reason(exc: Exception, dsn: str) -> str:
     first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     text = redact(first_line, dsn)
     return re.sub(r"(password\s*=\s*)\S+", r"\1***", text, flags=re.IGNORECASE)
+
+
+def _read_file_under_policy(ref: SecretRef, policy: SecretPolicy) -> str:
+    """Read a ``file:`` secret the way a policy demands; see :class:`SecretPolicy`."""
+    root = policy._file_root(ref)
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(ref.target)
+    rel = os.path.relpath(real, real_root)
+    if not _is_inside(real, real_root) or ".." in rel.split(os.sep):
+        raise SecretError(
+            f"secret reference {ref} refused: the path resolves to a place outside {root}"
+        )
+    if rel == ".":
+        raise SecretError(f"secret reference {ref} refused: it is a directory, not a regular file")
+    # Walk down from the root one component at a time, never following a symlink: a link
+    # swapped in between the check above and this open fails instead of being followed.
+    directory = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+    leaf = directory & ~getattr(os, "O_DIRECTORY", 0) | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+    parts = rel.split(os.sep)
+    fd = -1
+    try:
+        fd = os.open(real_root, directory)
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            sub = os.open(part, (leaf if last else directory) | nofollow, dir_fd=fd)
+            os.close(fd)
+            fd = sub
+    except OSError as exc:
+        if fd >= 0:
+            os.close(fd)
+        raise SecretError(f"secret reference {ref}: {_open_failure(exc)}") from None
+    try:
+        return _read_checked(ref, fd, policy)
+    finally:
+        os.close(fd)
+
+
+def _open_failure(exc: OSError) -> str:
+    if exc.errno == errno.ENOENT:
+        return "file not found"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied reading the file"
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+        return "refused: a part of the path became a symbolic link while it was being opened"
+    return f"cannot open the file ({exc.strerror or type(exc).__name__})"
+
+
+def _read_checked(ref: SecretRef, fd: int, policy: SecretPolicy) -> str:
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        kind = _file_kind(info.st_mode)
+        raise SecretError(f"secret reference {ref} refused: it is {kind}, not a regular file")
+    mode = stat.S_IMODE(info.st_mode)
+    forbidden = 0o066 & ~(0o040 if policy.file_group_readable else 0)
+    if mode & forbidden:
+        who = "others" if mode & 0o006 else "its group"
+        raise SecretError(
+            f"secret reference {ref} refused: file mode {mode:04o} lets {who} read or write it "
+            "(chmod 600 or 400; Kubernetes: defaultMode 0400)"
+        )
+    cap = policy.max_file_size
+    too_big = SecretError(
+        f"secret reference {ref} refused: the file is larger than {cap} bytes "
+        f"(option {_OPTION_OF['max_file_size']})"
+    )
+    if info.st_size > cap:
+        raise too_big
+    # The size can grow after fstat (or be wrong on some filesystems): read at most cap + 1.
+    os.set_blocking(fd, True)
+    chunks: list[bytes] = []
+    remaining = cap + 1
+    while remaining > 0:
+        chunk = os.read(fd, remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    data = b"".join(chunks)
+    if len(data) > cap:
+        raise too_big
+    try:
+        value = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SecretError(f"secret reference {ref}: the file is not UTF-8 text") from None
+    return _strip_one_newline(value)
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "something else"
+
+
+def _is_inside(path: str, root: str) -> bool:
+    try:
+        return os.path.commonpath([path, root]) == root
+    except ValueError:
+        return False
+
+
+def _strip_one_newline(value: str) -> str:
+    # `echo value > file` and most secret tooling append exactly one newline.
+    if value.endswith("\r\n"):
+        return value[:-2]
+    if value.endswith("\n"):
+        return value[:-1]
+    return value
+
+
+def _parse_list(raw: Any, *, boolean: bool) -> tuple[str, ...]:
+    if isinstance(raw, (list, tuple)):
+        items = [str(v).strip() for v in raw]
+    else:
+        text = str(raw).strip()
+        if boolean and text.lower() in ("true", "yes", "1", "on"):
+            return ("*",)
+        if text.lower() in ("", "none", "false", "no", "0", "off"):
+            return ()
+        items = re.split(r"[,\s]+", text)
+    return tuple(i for i in items if i)
+
+
+def _parse_bool(option: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("", "false", "no", "0", "off", "none"):
+        return False
+    raise SecretError(f"secret policy: option {option} must be true or false")
+
+
+def _parse_size(option: str, raw: Any) -> int:
+    text = str(raw).strip().lower()
+    factor = 1
+    for suffix, mult in (("kib", 1024), ("k", 1024), ("mib", 1024 * 1024), ("m", 1024 * 1024)):
+        if text.endswith(suffix):
+            text, factor = text[: -len(suffix)].strip(), mult
+            break
+    try:
+        size = int(text) * factor
+    except ValueError:
+        raise SecretError(
+            f"secret policy: option {option} must be a size in bytes (e.g. 65536 or 64k)"
+        ) from None
+    if size < 1:
+        raise SecretError(f"secret policy: option {option} must be at least 1 byte")
+    return size
 
 
 _RESOLVERS = {

@@ -61,3 +61,64 @@ def test_config_error_is_a_plane_error_and_hides_url_credentials() -> None:
     with pytest.raises(plane_connector.PlaneError) as info:
         build_url("https://bob:hunter2hunter2@host/", "users/me")
     assert "hunter2" not in str(info.value)
+
+
+# Paths whose segments would move a request to another route once a URL parser resolves them
+# (`..`, also percent-encoded) or a server decodes them (encoded slashes and backslashes).
+ESCAPES = [
+    ("workspaces/ws/projects/../../other/", ".."),
+    ("workspaces/ws/projects/%2e%2e/%2e%2e/other/", "%2e%2e"),
+    ("workspaces/ws/.%2E/other/", ".%2E"),
+    ("workspaces/ws/%2E./other/", "%2E."),
+    ("workspaces/./ws/", "."),
+    ("workspaces/ws%2f..%2fother/", "ws%2f..%2fother"),
+    ("workspaces/ws%2F/other/", "ws%2F"),
+    ("workspaces/ws%5c..%5cother/", "ws%5c..%5cother"),
+    ("workspaces/ws\\..\\other/", "ws\\..\\other"),
+    ("../auth/o/token/?client_secret=hush", ".."),
+]
+
+
+@pytest.mark.parametrize(("path", "segment"), ESCAPES)
+def test_route_changing_segments_are_config_errors(path: str, segment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build_url("https://api.plane.so", path)
+    message = str(info.value)
+    # Named as written (the message quotes it, so a backslash shows doubled).
+    assert segment.replace("\\", "\\\\") in message
+    assert "hush" not in message  # the query is not echoed
+
+
+@pytest.mark.parametrize(("path", "segment"), ESCAPES)
+def test_route_changing_segments_never_reach_the_server(server, path: str, segment: str) -> None:
+    client = PlaneClient(server.url, api_key="plane_api_" + "7" * 32)
+    with pytest.raises(ConfigError):
+        client.get(path)
+    with pytest.raises(ConfigError):
+        client.oauth_request("GET", path)
+    assert [s.path for s in server.requests] == []
+
+
+@pytest.mark.parametrize(
+    ("path", "want"),
+    [
+        ("workspaces/my team/projects/é/", "workspaces/my%20team/projects/%C3%A9/"),
+        ("workspaces/my%20team/", "workspaces/my%20team/"),  # already encoded: not %2520
+        ("issues/INV#42/", "issues/INV%2342/"),
+        ("a/100%/", "a/100%25/"),
+        ("ws/p?q=a%20b&expand=labels,state", "ws/p/?q=a%20b&expand=labels,state"),
+    ],
+)
+def test_segments_are_encoded_exactly_once(path: str, want: str) -> None:
+    assert build_url("https://api.plane.so", path) == f"https://api.plane.so/api/v1/{want}"
+
+
+def test_encoded_segments_reach_the_server_as_sent(server) -> None:
+    client = PlaneClient(server.url, api_key="plane_api_" + "6" * 32)
+    client.get("workspaces/my team/projects/a%2Bb/")
+    assert server.requests[-1].path == "/api/v1/workspaces/my%20team/projects/a+b/"
+
+
+def test_a_query_cannot_carry_a_fragment() -> None:
+    with pytest.raises(ConfigError, match="#"):
+        build_url("https://api.plane.so", "users/me?x=1#fragment")

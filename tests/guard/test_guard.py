@@ -270,10 +270,10 @@ def test_our_fixture_allowlist_matches_the_recorded_lab_secrets() -> None:
     import fnmatch
     import json
 
-    from plane_connector import _simple_yaml
+    import yaml
 
     root = Path(__file__).resolve().parents[2]
-    entries = _simple_yaml.load((root / "ssot/secrets/allowlist.yaml").read_text())["allow"]
+    entries = yaml.safe_load((root / "ssot/secrets/allowlist.yaml").read_text())["allow"]
     headers = sorted((root / "tests/fixtures/plane-samples/webhooks").glob("*.headers.json"))
     assert headers
     for path in headers:
@@ -382,14 +382,24 @@ def test_repository_without_registry_or_connector_skips_with_a_note(
     assert "no model declares _name = 'plane.webhook.delivery'" in out
 
 
-def test_registry_yaml_parses_like_pyyaml() -> None:
-    yaml = pytest.importorskip("yaml")
-    from plane_connector import _simple_yaml
+def test_registry_with_a_duplicate_key_is_refused_with_its_line(
+    repo: GitRepo, run_guard: Run
+) -> None:
+    text = _registry(repo).read_text()
+    _registry(repo).write_text(text + "\n  plane_api_key:\n    description: again\n")
+    line = len(text.splitlines()) + 2
+    code, out = run_guard(repo)
+    assert code == 1
+    assert f"registry.yaml:{line}: registry: unreadable: line {line}: duplicate key" in out
 
-    root = Path(__file__).resolve().parents[2]
-    for rel in ("ssot/secrets/registry.yaml", "ssot/secrets/allowlist.yaml"):
-        text = (root / rel).read_text()
-        assert _simple_yaml.load(text) == yaml.safe_load(text), rel
+
+def test_guard_without_pyyaml_says_how_to_install_it(
+    repo: GitRepo, run_guard: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "yaml", None)  # import yaml -> ImportError
+    code, out = run_guard(repo)
+    assert code == 2
+    assert "pip install 'plane_connector[guard]'" in out
 
 
 # --- schema gate: model source --------------------------------------------------------------

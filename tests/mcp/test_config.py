@@ -144,6 +144,22 @@ def test_pasted_key_instead_of_reference_is_refused_without_echo() -> None:
     assert KEY not in str(err.value) and "reference" in str(err.value)
 
 
+@pytest.mark.parametrize("client", ["claude", "cursor", "vscode"])
+@pytest.mark.parametrize("scheme", ["env", "vault"])
+def test_key_pasted_after_a_scheme_never_becomes_a_placeholder_name(
+    client: str, scheme: str
+) -> None:
+    # With resolve_secrets=False, env:NAME becomes ${NAME} and any reference is quoted in the VS
+    # Code prompt: a key pasted as the "name" would be written into the config file.
+    ref = f"{scheme}:{KEY}"
+    for mode in ("stdio", "api-key"):
+        with pytest.raises(ValueError) as err:
+            mcp.build_config(
+                mode, client=client, resolve_secrets=False, workspace_slug="acme", api_key_ref=ref
+            )
+        assert KEY not in str(err.value) and "looks like a secret" in str(err.value)
+
+
 def test_unresolved_secret_uses_each_clients_placeholder(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import http.client
 import logging
@@ -17,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from plane_connector import AsyncPlaneClient, AuthError, PlaneClient
+from plane_connector import AsyncPlaneClient, AuthError, ConfigError, PlaneClient
 from plane_connector.oauth import (
     OAuthApp,
     OAuthError,
@@ -25,7 +26,9 @@ from plane_connector.oauth import (
     ReauthorizeError,
     TokenSet,
     check_state,
+    code_challenge,
     complete_authorization,
+    new_code_verifier,
     new_state,
     token_provider,
 )
@@ -72,8 +75,8 @@ def browser_consent(url: str) -> dict[str, str]:
 
 
 def authorize(app: OAuthApp, store: PostgresTokenStore, name: str = "odoo") -> TokenSet:
-    state = new_state()
-    callback = browser_consent(app.authorize_url(state))
+    state, verifier = new_state(), new_code_verifier()
+    callback = browser_consent(app.authorize_url(state, code_verifier=verifier))
     assert check_state(state, callback["state"])
     return complete_authorization(
         app,
@@ -81,6 +84,7 @@ def authorize(app: OAuthApp, store: PostgresTokenStore, name: str = "odoo") -> T
         name,
         code=callback["code"],
         app_installation_id=callback.get("app_installation_id"),
+        code_verifier=verifier,
     )
 
 
@@ -348,6 +352,53 @@ def test_async_client_requests_that_must_wait_for_the_refresh_do_not_deadlock(
     pages = concurrent_async_gets(emu, provider, 8)
     assert len(pages) == 8 and all(p["results"] for p in pages)
     assert emu.token_requests.get("client_credentials") == 2  # the install, then one re-issue
+
+
+def test_pkce_authorize_url_carries_the_s256_challenge_and_the_exchange_the_verifier(
+    emu: PlaneEmulator, app: OAuthApp, store: PostgresTokenStore
+) -> None:
+    verifier = new_code_verifier()
+    assert 43 <= len(verifier) <= 128
+    url = app.authorize_url(new_state(), code_verifier=verifier)
+    query = parse_qs(urlsplit(url).query)
+    assert query["code_challenge_method"] == ["S256"]
+    # RFC 7636 4.2: BASE64URL(SHA256(ASCII(verifier))), no padding.
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    expected = base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+    assert query["code_challenge"] == [expected] == [code_challenge(verifier)]
+    assert verifier not in url
+    tokens = complete_authorization(
+        app, store, "odoo", code=browser_consent(url)["code"], code_verifier=verifier
+    )
+    assert tokens.access_token.startswith("pln_")
+    assert emu.token_requests == {"authorization_code": 1}
+
+
+@pytest.mark.parametrize("verifier", ["wrong", "missing"])
+def test_pkce_code_without_its_verifier_is_refused(
+    emu: PlaneEmulator, app: OAuthApp, store: PostgresTokenStore, verifier: str
+) -> None:
+    right = new_code_verifier()
+    callback = browser_consent(app.authorize_url(new_state(), code_verifier=right))
+    given = new_code_verifier() if verifier == "wrong" else None
+    with pytest.raises(ReauthorizeError, match="invalid_grant") as err:
+        complete_authorization(app, store, "odoo", code=callback["code"], code_verifier=given)
+    assert err.value.status == 400
+    assert right not in str(err.value) and callback["code"] not in str(err.value)
+    assert store.load("odoo") is None
+    # The code is spent: even the right verifier cannot redeem it afterwards.
+    with pytest.raises(ReauthorizeError, match="invalid_grant"):
+        app.exchange_code(callback["code"], code_verifier=right)
+
+
+def test_pkce_verifier_shape_is_checked_before_any_request(
+    emu: PlaneEmulator, app: OAuthApp
+) -> None:
+    with pytest.raises(ConfigError, match="43 to 128"):
+        app.authorize_url(new_state(), code_verifier="short")
+    with pytest.raises(ConfigError, match="43 to 128"):
+        app.exchange_code("code", code_verifier="x" * 129)
+    assert token_posts(emu) == []
 
 
 def test_used_code_is_a_reauthorize_error_without_retrying(

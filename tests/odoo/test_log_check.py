@@ -62,3 +62,18 @@ def test_error_lines_and_failed_summary_fail(tmp_path):
 def test_no_summary_at_all_fails():
     problems, _ = log_check.check(_start("ipai_plane_connector", "T.t"), ["ipai_plane_connector"])
     assert any("no test summary" in p for p in problems)
+
+
+def test_a_skipped_test_of_ours_fails():
+    # Odoo skips a browser tour it cannot run (no websocket-client, Chromium not starting)
+    # after logging "Starting": it must not count as a passed test.
+    text = GOOD + (
+        f"\n{TS} INFO db odoo.addons.ipai_plane_connector.tests.test_x: skipped "
+        "TestSchema.test_unique : websocket-client module is not installed"
+        f"\n{TS} INFO db odoo.addons.base.tests.test_x: skipped TestBase.test_z : not ours"
+    )
+    problems, _ = log_check.check(text, MODULES)
+    assert problems == [
+        "ipai_plane_connector: TestSchema.test_unique was skipped: websocket-client module is "
+        "not installed"
+    ]

@@ -1,15 +1,15 @@
 """Fixtures for the secret-reference tests: real backends (PostgreSQL shaped like Supabase Vault,
-a file-backed keyring)."""
+the OS keychain: gnome-keyring's Secret Service on a private D-Bus session bus)."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from keychain import SecretService, current_backend, running_secret_service
 
 psycopg2 = pytest.importorskip("psycopg2")
 
@@ -125,16 +125,25 @@ def vault(admin_dsn: str) -> Iterator[Vault]:
         admin.close()
 
 
+# --- the OS keychain (keychain.py) -----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def secret_service() -> Iterator[SecretService]:
+    """One unlocked Secret Service for the session's store/resolve tests (never locked)."""
+    with running_secret_service() as service:
+        yield service
+
+
 @pytest.fixture()
-def file_keyring(tmp_path: Path) -> Iterator[object]:
-    """A real file-backed keyring (keyrings.alt PlaintextKeyring) in tmp_path, made current."""
-    keyring = pytest.importorskip("keyring")
-    alt_file = pytest.importorskip("keyrings.alt.file")
-    backend = alt_file.PlaintextKeyring()
-    backend.file_path = str(tmp_path / "keyring_pass.cfg")
-    previous = keyring.get_keyring()
-    keyring.set_keyring(backend)
-    try:
-        yield backend
-    finally:
-        keyring.set_keyring(previous)
+def os_keyring(secret_service: SecretService) -> Iterator[SecretService]:
+    """keyring's SecretService backend, made current, on the session's Secret Service."""
+    with current_backend():
+        yield secret_service
+
+
+@pytest.fixture()
+def lockable_keyring() -> Iterator[SecretService]:
+    """A Secret Service of the test's own (it may lock it), keyring's backend made current."""
+    with running_secret_service() as service, current_backend():
+        yield service

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from keychain import SECRET_SERVICE_BACKEND, SecretService
 from plane_connector import health
 
 pytest.importorskip("plane_connector.testing.emulator")
@@ -177,19 +178,19 @@ def test_cli_bad_key_exits_1_without_the_key(plane_emulator: Any) -> None:
     assert key not in out.stdout + out.stderr
 
 
-def test_cli_keyring_reference_across_processes(plane_emulator: Any, tmp_path: Path) -> None:
-    # A real file-backed keyring shared by two processes: this one writes, the CLI reads.
-    keyring = pytest.importorskip("keyring")
-    alt_file = pytest.importorskip("keyrings.alt.file")
-    backend = alt_file.PlaintextKeyring()
-    backend.file_path = str(tmp_path / "data" / "python_keyring" / "keyring_pass.cfg")
-    backend.set_password("plane", "api_key", plane_emulator.api_key)
-    del keyring
+def test_cli_keyring_reference_across_processes(
+    plane_emulator: Any, os_keyring: SecretService
+) -> None:
+    # The OS keychain shared by two processes: this one writes, the CLI reads it through keyring's
+    # SecretService backend (named explicitly: keyring's own pick must not matter here).
+    import keyring
+
+    keyring.set_password("plane", "api_key", plane_emulator.api_key)
     out = run_cli(
         "--base-url", plane_emulator.base_url, "--api-key-ref", "keyring:plane/api_key",
         env={
-            "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
-            "XDG_DATA_HOME": str(tmp_path / "data"),
+            "PYTHON_KEYRING_BACKEND": SECRET_SERVICE_BACKEND,
+            "DBUS_SESSION_BUS_ADDRESS": os_keyring.address,
         },
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr

@@ -1,14 +1,27 @@
-"""Secret references against real backends: environment, files, a file-backed keyring and a
-PostgreSQL database shaped like Supabase Vault."""
+"""Secret references against real backends: environment, files, the OS keychain (gnome-keyring's
+Secret Service) and a PostgreSQL database shaped like Supabase Vault."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import secrets as pysecrets
+import shutil
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from keychain import (
+    SecretService,
+    current_backend,
+    prompter_comes_up,
+    running_secret_service,
+    secret_service_unavailable,
+    x_display,
+)
 from plane_connector import secrets
 from plane_connector.secrets import Redacted, SecretError, SecretRef
 
@@ -213,19 +226,101 @@ def test_file_not_utf8(tmp_path: Path) -> None:
 # --- keyring: --------------------------------------------------------------------------------
 
 
-def test_keyring_resolves_from_a_file_backed_keyring(file_keyring: object) -> None:
+# These run against the real OS keychain: gnome-keyring's Secret Service (see conftest.py).
+
+
+def _stored_items(service: SecretService, name: str) -> list[Any]:
+    collection = service.default_collection()
+    with contextlib.closing(collection.connection):
+        return [
+            (item.get_label(), item.get_secret())
+            for item in collection.search_items({"service": "plane-test", "username": name})
+        ]
+
+
+def test_keyring_resolves_from_the_os_keychain(os_keyring: SecretService) -> None:
     import keyring
 
     value = fake_api_key()
     keyring.set_password("plane-test", "api_key", value)
-    # Really written to the backend's file (PlaintextKeyring stores it base64-encoded).
-    assert "plane_2Dtest" in Path(file_keyring.file_path).read_text()  # type: ignore[attr-defined]
+    # Really held by gnome-keyring: read back over the Secret Service API, not through keyring.
+    assert [secret for _, secret in _stored_items(os_keyring, "api_key")] == [value.encode()]
     assert secrets.resolve("keyring:plane-test/api_key") == value
 
 
-def test_keyring_missing_entry(file_keyring: object) -> None:
-    with pytest.raises(SecretError, match="keyring:plane-test/absent: no such entry.*Plaintext"):
+def test_keyring_resolves_what_secret_tool_stored(os_keyring: SecretService) -> None:
+    # How an operator puts the key into the keychain by hand (libsecret's secret-tool).
+    if not shutil.which("secret-tool"):
+        secret_service_unavailable("secret-tool not found (Debian package libsecret-tools)")
+    value = fake_api_key()
+    subprocess.run(
+        ["secret-tool", "store", "--label=Plane API key", "service", "plane-test",
+         "username", "by_hand"],
+        input=value, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    assert _stored_items(os_keyring, "by_hand") == [("Plane API key", value.encode())]
+    assert secrets.resolve("keyring:plane-test/by_hand") == value
+
+
+def test_keyring_missing_entry(os_keyring: SecretService) -> None:
+    with pytest.raises(
+        SecretError, match="keyring:plane-test/absent: no such entry in the keyring "
+        r"\(SecretService Keyring\)",
+    ):  # fmt: skip
         secrets.resolve("keyring:plane-test/absent")
+
+
+def test_keyring_locked_without_a_prompter(
+    lockable_keyring: SecretService, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A headless server: the collection is locked and nothing can ask for its password.
+    import keyring
+
+    value = fake_api_key()
+    keyring.set_password("plane-test", "api_key", value)
+    collection = lockable_keyring.default_collection()
+    collection.lock()
+    assert collection.is_locked()
+    caplog.set_level(logging.DEBUG)
+    ref = "keyring:plane-test/api_key"
+    with pytest.raises(SecretError, match=f"{ref}: the keyring is locked") as info:
+        secrets.resolve(ref)
+    assert_hidden(info.value, value)
+    assert value not in caplog.text
+
+
+@pytest.mark.timeout(120)  # the old code waited for the prompt for ever: this fails, not hangs
+def test_keyring_locked_prompt_nobody_answers_times_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A desktop session: the unlock prompt (gcr-prompter) really opens on an X display, and
+    # nobody types the password. The lookup gives up after PLANE_KEYRING_TIMEOUT.
+    with (
+        x_display(tmp_path) as display,
+        running_secret_service(display=display) as service,
+        current_backend(),
+    ):
+        import keyring
+
+        value = fake_api_key()
+        keyring.set_password("plane-test", "api_key", value)
+        service.default_collection().lock()
+        monkeypatch.setenv("PLANE_KEYRING_TIMEOUT", "2")
+        caplog.set_level(logging.DEBUG)
+        with pytest.raises(SecretError, match="did not answer within 2 s") as info:
+            secrets.resolve("keyring:plane-test/api_key")
+        # The wait was for a real prompt: gcr-prompter is on the bus, showing its dialog (on a
+        # loaded machine it may come up after the lookup gave up, the daemon still waits for it).
+        assert prompter_comes_up(service)
+        assert_hidden(info.value, value)
+        assert value not in caplog.text
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "soon", "inf", "nan"])
+def test_keyring_timeout_setting_is_checked(raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLANE_KEYRING_TIMEOUT", raw)
+    with pytest.raises(SecretError, match="PLANE_KEYRING_TIMEOUT must be a positive number"):
+        secrets.resolve("keyring:plane-test/api_key")
 
 
 def test_keyring_backend_failure_is_wrapped(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,16 +8,20 @@ import http.client
 import json
 import os
 import re
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from plane_connector.cli.webhook import make_server
 from plane_connector.dedupe import SQLiteDeliveryStore
+from plane_connector.testing._http import wait_port_closed
 from plane_connector.webhooks import WebhookReceiver
 
 
@@ -103,20 +107,31 @@ def test_emulator_deliveries_end_to_end(served, samples, plane_emulator_factory,
     assert {r.action for r in rows} == {"created", "updated"}
 
 
+def _ignore_sigint() -> None:
+    # What a shell does to a background job (`nohup ./dev.sh test &`): SIGINT ignored, inherited
+    # by every child. The server must stop on SIGINT all the same.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @contextlib.contextmanager
-def _cli_server(secret: str, store: str) -> Iterator[tuple[subprocess.Popen, int, list[str]]]:
+def _cli_server(
+    secret: str, store: str, *extra: str, stop: signal.Signals | None = signal.SIGINT
+) -> Iterator[tuple[subprocess.Popen, int, list[str]]]:
     """``plane-connector webhook`` as a subprocess: (process, port, its stderr lines so far).
 
-    The caller stops it with SIGINT; whatever it printed until then is appended to the list."""
+    It starts with SIGINT ignored, as under nohup or in a background job. On leaving, it is
+    sent ``stop`` (None: the caller already signalled it) and must exit 0; whatever it printed
+    until then is appended to the list."""
     env = {**os.environ, "PLANE_TEST_WEBHOOK_SECRET": secret}
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "plane_connector", "webhook", "--port", "0",
-            "--secret-ref", "env:PLANE_TEST_WEBHOOK_SECRET", "--store", store,
+            "--secret-ref", "env:PLANE_TEST_WEBHOOK_SECRET", "--store", store, *extra,
         ],
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=_ignore_sigint,  # noqa: PLW1509 - only a signal disposition, before exec
     )  # fmt: skip
     assert proc.stderr is not None
     try:
@@ -124,7 +139,8 @@ def _cli_server(secret: str, store: str) -> Iterator[tuple[subprocess.Popen, int
         match = re.search(r"listening on http://127\.0\.0\.1:(\d+)/plane/webhook", output[0])
         assert match, output[0]
         yield proc, int(match.group(1)), output
-        proc.send_signal(signal.SIGINT)
+        if stop is not None:
+            proc.send_signal(stop)
         assert proc.wait(timeout=30) == 0
         output.append(proc.stderr.read())
     finally:
@@ -233,3 +249,137 @@ def test_store_outage_and_plane_ce_retries(sqlite_store, samples, plane_emulator
     else:
         assert outcomes == ["http_error"]
         assert sqlite_store.fetch() == []
+
+
+def _head(sample: Any, **changes: str | None) -> bytes:
+    headers = sample.with_headers(Host="127.0.0.1", **changes)
+    lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return f"POST /plane/webhook HTTP/1.1\r\n{lines}\r\n".encode()
+
+
+def _read_answer(sock: socket.socket) -> tuple[int, bytes]:
+    """Status and body of one HTTP/1.1 answer (skipping any ``100 Continue``)."""
+    data = b""
+    while True:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"closed before an answer: {data!r}")
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        if status != 100:
+            break
+        data = rest
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return status, rest[:length]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_cli_stops_gracefully_finishing_the_request_in_flight(tmp_path, samples, stop) -> None:
+    """A stop signal while a delivery is half-sent: the port closes at once, the delivery
+    still completes and is stored, and the server exits 0."""
+    sample = samples["issue-created"]
+    db = tmp_path / "graceful.sqlite3"
+    with _cli_server(sample.secret, f"sqlite:{db}", stop=None) as (proc, port, output):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        with sock:
+            # Headers only; the server's `100 Continue` proves the request is being handled.
+            sock.sendall(_head(sample, Expect="100-continue"))
+            assert sock.recv(64).startswith(b"HTTP/1.1 100")
+            proc.send_signal(stop)
+            assert wait_port_closed(port), "the server kept accepting after the stop signal"
+            assert proc.poll() is None  # still finishing our request
+            sock.sendall(sample.body)
+            status, body = _read_answer(sock)
+        assert (status, json.loads(body)["status"]) == (200, "accepted")
+    assert "stopping: 1 request(s) in flight" in output[-1]
+    assert [r.delivery_id for r in SQLiteDeliveryStore(str(db)).fetch()] == [
+        sample.headers["X-Plane-Delivery"]
+    ]
+
+
+def _rss_peak_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))  # type: ignore[union-attr]
+
+
+def _send_until_answered(sock: socket.socket, chunks: Iterator[bytes]) -> tuple[int, int]:
+    """Send ``chunks`` until the server answers (or they run out); (status, bytes sent)."""
+    sock.setblocking(False)
+    sent = 0
+    pending = b""
+    while True:
+        if not pending:
+            pending = next(chunks, b"")
+        readable, writable, _ = select.select([sock], [sock] if pending else [], [], 30)
+        if readable:
+            break
+        if not writable:
+            raise AssertionError("no answer and nothing more to send for 30 s")
+        try:
+            n = sock.send(pending)
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        sent += n
+        pending = pending[n:]
+    sock.setblocking(True)
+    sock.settimeout(30)
+    return _read_answer(sock)[0], sent
+
+
+def test_cli_never_holds_more_than_max_body(tmp_path, samples) -> None:
+    """Chunked and lying bodies against the CLI server: refused with the right status, the
+    server's peak memory grows by less than 2 x max_body, nothing is stored."""
+    sample = samples["issue-created"]
+    max_body = 1 << 20
+    db = tmp_path / "bounded.sqlite3"
+    with _cli_server(sample.secret, f"sqlite:{db}", "--max-body", str(max_body)) as (
+        proc, port, _output,
+    ):  # fmt: skip
+        # Warm up (first request, thread, imports) before taking the baseline.
+        assert _post(port, "/plane/webhook", sample.headers, sample.body)[0] == 200
+        baseline = _rss_peak_kib(proc.pid)
+        answers = {}
+
+        def attempt(name: str, head: bytes, chunks: Iterator[bytes]) -> int:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                sock.sendall(head)
+                status, sent = _send_until_answered(sock, chunks)
+            answers[name] = (status, sent)
+            return status
+
+        chunked = _head(sample, Content_Length=None, Transfer_Encoding="chunked",
+                        X_Plane_Delivery="chunked-40mib")  # fmt: skip
+        piece = b"x" * 65536
+        framed = b"%x\r\n%s\r\n" % (len(piece), piece)
+        forty_mib = 40 * 1024 * 1024
+        assert attempt("chunked 40 MiB", chunked, iter([framed] * (forty_mib // len(piece)))) == 413
+        one_chunk = b"%x\r\n" % forty_mib
+        assert attempt("one 40 MiB chunk", chunked, iter([one_chunk, piece * 640])) == 413
+        small = _head(sample, Content_Length=str(len(sample.body) // 2),
+                      X_Plane_Delivery="lying-small")  # fmt: skip
+        # Claims half the body, sends all of it and more: what it claimed is checked (and
+        # fails the signature); the rest is never read as another request.
+        assert attempt("claims small", small, iter([sample.body, piece * 160])) == 401
+        huge = _head(sample, Content_Length=str(10 * 1024**3), X_Plane_Delivery="lying-huge")
+        assert attempt("claims huge", huge, iter([sample.body])) == 413
+        both = _head(sample, Transfer_Encoding="chunked", X_Plane_Delivery="both")
+        assert attempt("both framings", both, iter([framed])) == 400
+        none = _head(sample, Content_Length=None, X_Plane_Delivery="no-length")
+        assert attempt("no length", none, iter([sample.body])) == 411
+        # Claims more than it sends, then stops sending: a 400, not a wait for bytes that
+        # never come.
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(_head(sample, Content_Length=str(len(sample.body) + 1000),
+                               X_Plane_Delivery="lying-short") + sample.body)  # fmt: skip
+            sock.shutdown(socket.SHUT_WR)
+            assert _read_answer(sock)[0] == 400
+        grown = (_rss_peak_kib(proc.pid) - baseline) * 1024
+        print(f"peak RSS grew by {grown} bytes; {answers}")  # noqa: T201 - shown with -s
+        assert grown < 2 * max_body, (grown, answers)
+        assert answers["chunked 40 MiB"][1] < forty_mib  # refused long before the end
+    rows = SQLiteDeliveryStore(str(db)).fetch()
+    assert [r.delivery_id for r in rows] == [sample.headers["X-Plane-Delivery"]]  # the warm-up

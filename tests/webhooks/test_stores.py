@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -60,6 +61,8 @@ def test_schema_has_the_shared_constraint_names(pg_dsn, pg_schema, pg_store) -> 
     assert names == [
         "plane_webhook_delivery_delivery_id_uniq",
         "plane_webhook_delivery_event_id_uniq",
+        "plane_webhook_delivery_fingerprint_event_id_uniq",
+        "plane_webhook_delivery_fingerprint_fingerprint_uniq",
         "plane_webhook_delivery_fingerprint_uniq",
     ]
     assert set(columns) >= {
@@ -255,8 +258,62 @@ def test_purge_removes_only_old_done_rows(store) -> None:
         store.purge(None, older_than_days=0.5)
     assert store.purge(None, older_than_days=30) == 1
     assert {r.delivery_id for r in store.fetch()} == {old_dead.delivery_id, new_done.delivery_id}
-    # A purged delivery is forgotten: that is why the retention has a floor.
-    assert store.claim(old_done).claimed
+    # The row is gone, its fingerprint is not: the same delivery again is still a duplicate.
+    assert store.claim(old_done).duplicate_of == "delivery_id"
+    with pytest.raises(ValueError, match="fingerprint_days"):
+        store.purge(None, older_than_days=30, fingerprint_days=10)
+
+
+def _replay(delivery: Delivery) -> Delivery:
+    """The same signed bytes under a fresh X-Plane-Delivery (the header is not signed)."""
+    return Delivery(**{**delivery.__dict__, "delivery_id": str(uuid.uuid4())})
+
+
+def test_a_replay_after_the_purge_is_refused_until_the_fingerprint_retention_ends(store) -> None:
+    original = make_delivery(1, event_id="ev-replayed")
+    v1 = make_delivery(2)  # Plane CE sends no event id: only the body fingerprint protects it
+    for d in (original, v1):
+        assert store.claim(d).claimed
+    store.process_pending(None, lambda d: None)
+    received = {r.delivery_id: r.received_at for r in store.fetch()}
+    day = dt.timedelta(days=1)
+    after_purge = received[original.delivery_id] + 31 * day
+    assert store.purge(None, older_than_days=30, fingerprint_days=90, now=after_purge) == 2
+    assert store.fetch() == []
+
+    replayed = store.claim(_replay(original))
+    assert (replayed.claimed, replayed.duplicate_of, replayed.existing_delivery_id) == (
+        False,
+        "event_id",  # the first key that matches, as for a row still in the table
+        original.delivery_id,
+    )
+    same_event = Delivery(**{**make_delivery(3).__dict__, "event_id": "ev-replayed"})
+    assert store.claim(same_event).duplicate_of == "event_id"
+    assert store.claim(_replay(v1)).duplicate_of == "fingerprint"
+    assert store.fetch() == []  # a refused replay leaves no row behind
+    # A purge before the fingerprint retention ends keeps refusing...
+    store.purge(
+        None, older_than_days=30, fingerprint_days=90, now=received[v1.delivery_id] + 89 * day
+    )
+    assert store.claim(_replay(v1)).duplicate_of == "fingerprint"
+    # ...and after it, the fingerprint is forgotten: the same bytes are a new delivery.
+    store.purge(
+        None, older_than_days=30, fingerprint_days=90, now=received[v1.delivery_id] + 91 * day
+    )
+    assert store.claim(_replay(v1)).claimed
+    assert store.claim(_replay(original)).claimed
+
+
+def test_purge_moves_fingerprints_in_batches(store) -> None:
+    ds = [make_delivery(i) for i in range(5)]
+    for d in ds:
+        store.claim(d)
+    store.process_pending(None, lambda d: None)
+    later = max(r.received_at for r in store.fetch()) + dt.timedelta(days=40)
+    assert store.purge(None, batch=2, now=later) == 2
+    assert store.purge(None, batch=2, now=later) == 2
+    assert store.purge(None, batch=2, now=later) == 1
+    assert all(store.claim(_replay(d)).duplicate_of == "fingerprint" for d in ds)
 
 
 def _age(store, delivery_ids: list[str], *, days: int) -> None:
@@ -339,3 +396,44 @@ def test_a_pooled_store_under_threads_claims_each_delivery_once(pg_dsn, pg_table
         claimed = [i for ids in pool.map(worker, range(6), timeout=60) for i in ids]
     assert sorted(claimed) == sorted(d.delivery_id for d in deliveries)
     assert 1 <= len(_backends(pg_dsn, app)) <= 3  # no more than pool_size kept open
+
+
+def test_a_replay_racing_the_purge_of_its_original_is_refused(pg_dsn, pg_store) -> None:
+    """The replay's insert waits on the original's row lock; the purge then commits (row gone,
+    fingerprint moved) and the insert goes through: the check after it must still refuse."""
+    import concurrent.futures
+
+    original = make_delivery(1)
+    pg_store.claim(original)
+    pg_store.process_pending(None, lambda d: None)
+    later = pg_store.fetch()[0].received_at + dt.timedelta(days=40)
+    purger = psycopg2.connect(pg_dsn)
+    watcher = psycopg2.connect(pg_dsn)
+    watcher.autocommit = True
+    try:
+        with purger.cursor() as cur:
+            assert pg_store.purge(cur, now=later) == 1  # not committed yet
+            cur.execute("SELECT pg_backend_pid()")
+            purger_pid = cur.fetchone()[0]
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            replay = pool.submit(pg_store.claim, _replay(original))
+            with watcher.cursor() as cur:
+                # Wait (bounded by the query count, not by a sleep) until the claim blocks on
+                # the purger's lock.
+                for _ in range(100_000):
+                    cur.execute(
+                        "SELECT %s = ANY(pg_blocking_pids(pid)) FROM pg_stat_activity "
+                        "WHERE pid <> pg_backend_pid() AND pid <> %s "
+                        "AND datname = current_database() AND wait_event_type = 'Lock'",
+                        (purger_pid, purger_pid),
+                    )
+                    if any(r[0] for r in cur.fetchall()) or replay.done():
+                        break
+            assert not replay.done(), "the claim did not wait for the purge"
+            purger.commit()
+            result = replay.result(timeout=60)
+    finally:
+        purger.close()
+        watcher.close()
+    assert (result.claimed, result.duplicate_of) == (False, "fingerprint")
+    assert pg_store.fetch() == []

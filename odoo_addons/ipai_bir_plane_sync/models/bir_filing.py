@@ -13,18 +13,15 @@ import logging
 import re
 
 from odoo import api, fields, models
+from odoo.addons.ipai_plane_connector import plane_runtime as rt
 from odoo.exceptions import UserError, ValidationError
 
 _log = logging.getLogger(__name__)
 
 try:
     from plane_connector import NotFoundError, PlaneError
-    from plane_connector.dedupe import redact_error
 except ImportError:  # pragma: no cover - external_dependencies stops the install first
     NotFoundError = PlaneError = Exception
-
-    def redact_error(text):
-        return text
 
 PARAM_PROJECT = "plane.bir.project_id"
 FORM_CODES = [
@@ -40,6 +37,9 @@ FORM_CODES = [
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$")
 # Fields whose change must reach Plane.
 _SYNCED = {"form_code", "period", "due_date", "state", "notes"}
+# Written by the sync only: the ids become request paths (see plane_runtime.guard_sync_fields).
+SYNC_FIELDS = frozenset({"plane_work_item_id", "plane_project_id", "plane_dirty",
+                         "plane_sync_error", "plane_synced_at"})
 
 
 class BirFiling(models.Model):
@@ -89,11 +89,13 @@ class BirFiling(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        rt.guard_sync_fields(self, vals_list, SYNC_FIELDS)
         filings = super().create(vals_list)
         filings._plane_schedule_push()
         return filings
 
     def write(self, vals):
+        rt.guard_sync_fields(self, [vals], SYNC_FIELDS)
         if not self.env.context.get("plane_remote") and _SYNCED & set(vals):
             vals = dict(vals, plane_dirty=True)
         result = super().write(vals)
@@ -104,8 +106,10 @@ class BirFiling(models.Model):
     # -- Odoo -> Plane
 
     def action_plane_sync(self):
-        """Push these filings to Plane now (the button)."""
-        self._plane_push(raise_errors=True)
+        """Push these filings to Plane now (the button): the caller must be allowed to edit
+        them, checked before the first request; the push then writes the sync fields."""
+        self.env["plane.connector"]._plane_check_rights(self, "write")
+        self.sudo()._plane_push(raise_errors=True)
         return True
 
     @api.model
@@ -124,7 +128,7 @@ class BirFiling(models.Model):
             try:
                 filing._plane_push_one(connector)
             except (PlaneError, UserError) as exc:
-                message = redact_error(str(exc))
+                message = rt.redact(exc)
                 filing.with_context(plane_remote=True).write({"plane_sync_error": message})
                 _log.warning("BIR filing %s not pushed to Plane: %s", filing.id, message)
                 if raise_errors:
@@ -136,15 +140,15 @@ class BirFiling(models.Model):
         ).strip()
         if not project:
             raise UserError(f"Set the Plane project for BIR filings ({PARAM_PROJECT}).")
+        project = connector._plane_uuid(project, "The Plane project of BIR filings")
         self.env["plane.project.link"].sudo()._plane_ensure(project, "BIR filings")
         values = self._plane_values(connector, project)
         items = connector._plane_workspace_path("projects", project, "work-items")
         item = None
         if self.plane_work_item_id:
+            item_id = connector._plane_uuid(self.plane_work_item_id, "The filing's work item id")
             try:
-                item = connector._plane_request(
-                    "PATCH", f"{items}{self.plane_work_item_id}/", json=values
-                )
+                item = connector._plane_request("PATCH", f"{items}{item_id}/", json=values)
             except NotFoundError:
                 _log.info("Plane work item of filing %s is gone: creating it again", self.id)
         if item is None:
@@ -206,7 +210,7 @@ class BirFiling(models.Model):
         if action == "deleted":
             remote.write({"plane_work_item_id": False})
             return
-        if data.get("id") and not self.plane_work_item_id:
+        if rt.is_uuid(data.get("id")) and not self.plane_work_item_id:
             remote.write({"plane_work_item_id": data["id"]})
         group = self.env["plane.connector"]._plane_state_group(
             self.plane_project_id or data.get("project"), data.get("state")

@@ -1,6 +1,8 @@
 """Settings > Plane: the Plane project that holds the BIR filings."""
 
-from odoo import fields, models
+from odoo import api, fields, models
+from odoo.addons.ipai_plane_connector import plane_runtime as rt
+from odoo.exceptions import ValidationError
 
 from .bir_filing import PARAM_PROJECT
 
@@ -12,3 +14,14 @@ class ResConfigSettings(models.TransientModel):
         string="Plane project for BIR filings", config_parameter=PARAM_PROJECT,
         help="The Plane project (its UUID) in which each BIR filing gets one work item.",
     )
+
+    @api.constrains("plane_bir_project_id")
+    def _check_plane_bir_project_id(self):
+        # It becomes part of every filing's request path.
+        for settings in self:
+            value = (settings.plane_bir_project_id or "").strip()
+            if value and not rt.is_uuid(value):
+                raise ValidationError(
+                    "Plane project for BIR filings: enter the project's id, a UUID such as "
+                    "0f8fad5b-d9cb-469f-a165-70867728950e."
+                )

@@ -1,13 +1,14 @@
 """BIR filings <-> Plane work items, end to end against the Plane emulator."""
 
 import datetime as dt
+from unittest.mock import patch
 
 from odoo.addons.ipai_plane_connector.tests.common import (
     TEST_WEBHOOK_SECRET,
     PlaneEmulatorCase,
     WebhookSink,
 )
-from odoo.exceptions import AccessError, UserError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import tagged
 from odoo.tests.common import new_test_user
 
@@ -148,13 +149,59 @@ class TestBirRoundTrip(PlaneEmulatorCase):
             self.env["ir.config_parameter"].with_user(user).get_param("plane.api_key_ref")
 
     def test_project_is_a_setting(self):
-        settings = self.env["res.config.settings"].create({"plane_bir_project_id": "p-123"})
+        project = "0f8fad5b-d9cb-469f-a165-70867728950e"
+        settings = self.env["res.config.settings"].create({"plane_bir_project_id": project})
         settings.execute()
         self.assertEqual(
-            self.env["ir.config_parameter"].sudo().get_param("plane.bir.project_id"), "p-123"
+            self.env["ir.config_parameter"].sudo().get_param("plane.bir.project_id"), project
         )
+        # It becomes part of every filing's request path: a UUID only.
+        with self.assertRaises(ValidationError):
+            self.env["res.config.settings"].create({"plane_bir_project_id": "p-123/../x"})
         arch = self.env["res.config.settings"].get_views([(False, "form")])["views"]["form"]["arch"]
         self.assertIn("plane_bir_project_id", arch)
+
+    def test_sync_fields_are_the_sync_s_alone(self):
+        clerk = new_test_user(self.env, login="bir_clerk2", groups="base.group_user")
+        filing = self._filing(form_code="2550M", period="2026-09")
+        mine = filing.with_user(clerk)
+        for values in ({"plane_work_item_id": "../../../other"},
+                       {"plane_project_id": "0f8fad5b-d9cb-469f-a165-70867728950e"},
+                       {"plane_dirty": False}, {"plane_sync_error": False}):
+            with self.assertRaises(AccessError):
+                mine.write(values)
+            with self.assertRaises(AccessError):
+                mine.with_context(plane_remote=True).write(values)
+        with self.assertRaises(AccessError):
+            self.env["bir.filing"].with_user(clerk).create({
+                "form_code": "2550M", "period": "2026-08", "due_date": dt.date(2026, 9, 20),
+                "plane_work_item_id": "../x"})
+        mine.write({"notes": "edited by the clerk"})  # their own fields still work
+        self.assertTrue(filing.plane_dirty)
+
+    def test_stored_ids_are_checked_before_any_request(self):
+        filing = self._filing(form_code="0619-E", period="2026-09")
+        # A value stored before this check existed, or by SQL.
+        filing.sudo().write({"plane_work_item_id": "../../../../workspaces/other/projects/x"})
+        sent = len(self.emulator.requests)
+        with self.assertRaisesRegex(UserError, "not a Plane id"):
+            filing.action_plane_sync()
+        self.assertEqual(len(self.emulator.requests), sent, "nothing was sent")
+        self.env["ir.config_parameter"].sudo().set_param("plane.bir.project_id", "../../x")
+        filing.sudo().write({"plane_work_item_id": False})
+        with self.assertRaisesRegex(UserError, "not a Plane id"):
+            filing.action_plane_sync()
+        self.assertEqual(len(self.emulator.requests), sent)
+
+    def test_push_errors_are_redacted(self):
+        fake = "plane_api_" + "c0ffee" * 5 + "ab"
+        filing = self._filing(form_code="2550Q", period="2026-Q2")
+        model = type(self.env["plane.connector"])
+        with patch.object(model, "_plane_create_idempotent", autospec=True,
+                          side_effect=UserError(f"Plane rejected the key {fake}")):
+            filing._plane_push()
+        self.assertIn("plane_api_***", filing.plane_sync_error)
+        self.assertNotIn(fake[10:], filing.plane_sync_error)
 
     def test_period_is_validated(self):
         with self.assertRaises(Exception):  # noqa: B017 - ValidationError on 18 and 19

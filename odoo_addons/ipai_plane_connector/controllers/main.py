@@ -5,33 +5,65 @@ database is bound to the request: the database then comes from ``?db=<name>`` (w
 ``--db-filter``). The receiver verifies the HMAC over the raw bytes before anything parses them,
 and commits the delivery row in its own transaction before answering; processing happens in
 the cron, so Plane's 30-second timeout is never at risk.
+
+Two rules for an endpoint anyone can reach:
+
+* it never holds more than ``max_body`` bytes of a request: the body is read from the input
+  stream in slices, at most ``max_body + 1`` bytes, whether it came with a Content-Length or
+  chunked (Odoo's own request limit is 128 MiB, and Werkzeug 2.x does not apply it to a
+  chunked body);
+* before the signature is verified, every refusal looks the same (401 ``rejected``): an
+  unknown database, the addon not installed there, no or an unusable webhook secret and a bad
+  signature cannot be told apart from outside. The real reason is logged, at most once a
+  minute per database and reason.
 """
 
+import io
 import logging
 
 from odoo import SUPERUSER_ID, api, http
 from odoo.http import request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
 
 from .. import plane_runtime as rt
 
 _log = logging.getLogger(__name__)
 
 try:
-    from plane_connector import secrets as plane_secrets
     from plane_connector.dedupe import PostgresDeliveryStore
     from plane_connector.webhooks import DEFAULT_MAX_BODY, WebhookReceiver
 except ImportError:  # pragma: no cover - external_dependencies stops the install first
     WebhookReceiver = None
+    DEFAULT_MAX_BODY = 1_048_576
 
 try:
     from odoo.modules.registry import Registry
 except ImportError:  # pragma: no cover - Odoo 19 moved it
     from odoo.orm.registry import Registry
 
+#: The one answer for every refusal made before (or by) the signature check.
+REJECTED = (401, {"status": "rejected"})
+#: Slice read from the input stream at a time.
+READ_SLICE = 65536
+
+try:
+    from plane_connector.secrets import RateLimitedLog
+
+    _refusals = RateLimitedLog(_log, 60.0)
+except ImportError:  # pragma: no cover - external_dependencies stops the install first
+    _refusals = None
+
 
 def _answer(status: int, body: dict):
     return request.make_json_response(body, status=status)
+
+
+class _Refused(Exception):
+    """Why this request cannot be verified (logged, never sent to the client)."""
+
+    def __init__(self, dbname, reason: str, level: int = logging.ERROR) -> None:
+        super().__init__(reason)
+        self.dbname, self.reason, self.level = dbname, reason, level
 
 
 class PlaneWebhookController(http.Controller):
@@ -40,47 +72,39 @@ class PlaneWebhookController(http.Controller):
         save_session=False, readonly=False,
     )
     def plane_webhook(self, **_kwargs):
-        if WebhookReceiver is None:
-            return _answer(503, {"status": "error", "reason": "plane_connector not installed"})
-        dbname = _database()
-        if not dbname:
-            return _answer(404, {
-                "status": "rejected",
-                "reason": "no database for this request: set --db-filter or pass ?db=<name>",
-            })
-        registry = Registry(dbname)
-        if "plane.webhook.delivery" not in registry:
-            return _answer(404, {"status": "rejected", "reason": "Plane connector not installed"})
-        with registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
-            params = env["ir.config_parameter"]
-            ref = (params.get_param(rt.PARAM_WEBHOOK_SECRET_REF) or "").strip()
-            max_body = int(params.get_param("plane.webhook_max_body") or DEFAULT_MAX_BODY)
-        if not ref:
-            _log.error("Plane webhook refused: plane.webhook_secret_ref is not set")
-            return _answer(503, {"status": "error", "reason": "webhook secret not configured"})
+        headers = request.httprequest.headers
         try:
-            # Several references (comma-separated) while a regenerated secret rolls out.
-            secrets = [plane_secrets.resolve(r) for r in ref.replace(",", " ").split()]
-        except plane_secrets.SecretError as exc:
-            _log.error("Plane webhook refused: %s", exc)
-            return _answer(503, {"status": "error", "reason": "webhook secret unavailable"})
+            registry, secrets, max_body = _receiver_config()
+        except _Refused as refused:
+            registry, secrets, max_body, failure = None, None, DEFAULT_MAX_BODY, refused
+        else:
+            failure = None
+        length = _content_length(headers)
+        if length is not None and length < 0:
+            return _answer(400, {"status": "rejected",
+                                 "reason": "Content-Length is not a non-negative integer"})
+        if length is not None and length > max_body:
+            return _answer(413, {"status": "rejected",
+                                 "reason": f"body larger than {max_body} bytes"})
+        try:
+            body = _read_body(max_body)
+        except HTTPException:  # the client went away mid-body, or sent a broken chunk
+            return _answer(400, {"status": "rejected", "reason": "incomplete request body"})
+        if body is None:
+            return _answer(413, {"status": "rejected",
+                                 "reason": f"body larger than {max_body} bytes"})
+        if failure is not None:
+            if _refusals is not None:
+                _refusals.log(failure.level, f"{failure.dbname}:{failure.reason}",
+                              "Plane webhook refused (database %s): %s", failure.dbname or "-",
+                              failure.reason)
+            return _answer(*REJECTED)
         receiver = WebhookReceiver(
             PostgresDeliveryStore(rt.store_connect(registry)), secrets, max_body=max_body
         )
-        headers = request.httprequest.headers
-        early = receiver.precheck(headers)
-        if early is not None:
-            return _answer(*early)
-        # Werkzeug enforces this while reading, so a body without Content-Length (chunked)
-        # cannot make the worker buffer more than the limit either.
-        request.httprequest.max_content_length = max_body
-        try:
-            body = request.httprequest.get_data(cache=False)
-        except RequestEntityTooLarge:
-            return _answer(413, {"status": "rejected",
-                                 "reason": f"body larger than {max_body} bytes"})
         status, answer = receiver.handle(headers, body)
+        if status == REJECTED[0]:
+            return _answer(*REJECTED)  # the receiver logged the reason
         if answer.get("status") == "accepted":
             try:
                 with registry.cursor() as cr:
@@ -91,6 +115,69 @@ class PlaneWebhookController(http.Controller):
             except Exception as exc:  # noqa: BLE001 - stored already; the cron's timer runs it
                 _log.warning("Plane delivery stored, but the cron could not be woken: %s", exc)
         return _answer(status, answer)
+
+
+def _receiver_config():
+    """(registry, webhook secrets, max_body) of this request's database, or ``_Refused``."""
+    if WebhookReceiver is None:
+        raise _Refused(None, "the plane_connector Python package is not installed")
+    dbname = _database()
+    if not dbname:
+        raise _Refused(None, "no database for this request: set --db-filter or pass ?db=<name>",
+                       logging.WARNING)
+    try:
+        registry = Registry(dbname)
+    except Exception as exc:  # noqa: BLE001 - an unusable database is one more refusal
+        raise _Refused(dbname, f"database cannot be opened ({type(exc).__name__})",
+                       logging.WARNING) from None
+    if "plane.webhook.delivery" not in registry:
+        raise _Refused(dbname, "the Plane connector is not installed in this database",
+                       logging.WARNING)
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        try:
+            secrets = env["plane.connector"]._plane_webhook_secrets()
+        except rt.ConfigRefused as exc:
+            raise _Refused(dbname, str(exc)) from None
+        raw_max = env["ir.config_parameter"].get_param("plane.webhook_max_body")
+    try:
+        max_body = int(raw_max or DEFAULT_MAX_BODY)
+    except ValueError:
+        max_body = 0
+    if max_body < 1:
+        raise _Refused(dbname, "plane.webhook_max_body is not a positive number of bytes")
+    return registry, secrets, max_body
+
+
+def _content_length(headers):
+    """The declared length, None when absent (chunked), -1 when not a non-negative integer."""
+    raw = headers.get("Content-Length")
+    if raw is None:
+        return None
+    raw = raw.strip()
+    return int(raw) if raw.isdigit() else -1
+
+
+def _read_body(max_body: int):
+    """The request body, or None when it is longer than ``max_body``; never reads further.
+
+    Werkzeug's input stream ends at the Content-Length, or at the last chunk of a chunked
+    body, and is empty when there is neither.
+    """
+    wrapped = getattr(request.httprequest, "_HTTPRequest__wrapped", request.httprequest)
+    stream = wrapped.stream
+    # BytesIO, not a list joined at the end: getvalue() hands over its buffer without a copy,
+    # so the body costs max_body once, not twice.
+    buffer, total = io.BytesIO(), 0
+    while total <= max_body:
+        data = stream.read(min(READ_SLICE, max_body + 1 - total))
+        if not data:
+            break
+        buffer.write(data)
+        total += len(data)
+    if total > max_body:
+        return None
+    return buffer.getvalue()
 
 
 def _database():

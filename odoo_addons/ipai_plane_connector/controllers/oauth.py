@@ -15,7 +15,19 @@ from .. import plane_runtime as rt
 _log = logging.getLogger(__name__)
 
 _STATE_KEY = "plane_oauth_state"
+# PKCE: the verifier stays server-side with the state; only its S256 challenge goes to Plane.
+_VERIFIER_KEY = "plane_oauth_verifier"
 _SETTINGS = "/odoo/action-ipai_plane_connector.action_plane_config_settings"
+# OAuth error codes (RFC 6749 section 4.1.2.1) are short snake_case words; anything else in
+# ``error`` is not echoed at all.
+_ERROR_CODE = re.compile(r"[a-z_]{1,64}")
+
+
+def _text(message: str, status: int):
+    """A plain-text answer: whatever it quotes, a browser renders it as text, never as HTML."""
+    return request.make_response(rt.redact(message), status=status, headers=[
+        ("Content-Type", "text/plain; charset=utf-8"), ("X-Content-Type-Options", "nosniff"),
+    ])
 
 
 class _RedactCallbackQuery(logging.Filter):
@@ -49,33 +61,34 @@ class PlaneOAuthController(http.Controller):
     @http.route("/plane/oauth/start", type="http", auth="user", methods=["GET"])
     def plane_oauth_start(self, **_kwargs):
         if not request.env.user.has_group("base.group_system"):
-            return request.make_response("Only administrators can connect Plane.", status=403)
+            return _text("Only administrators can connect Plane.", 403)
         from plane_connector import oauth
 
         app = request.env["plane.connector"].sudo()._plane_oauth_app()
-        state = oauth.new_state()
+        state, verifier = oauth.new_state(), oauth.new_code_verifier()
         request.session[_STATE_KEY] = state
-        return request.redirect(app.authorize_url(state), local=False)
+        request.session[_VERIFIER_KEY] = verifier
+        return request.redirect(app.authorize_url(state, code_verifier=verifier), local=False)
 
     @http.route(rt.OAUTH_CALLBACK, type="http", auth="user", methods=["GET"])
     def plane_oauth_callback(self, state=None, code=None, app_installation_id=None, **kwargs):
         from plane_connector import oauth
 
         if not request.env.user.has_group("base.group_system"):
-            return request.make_response("Only administrators can connect Plane.", status=403)
+            return _text("Only administrators can connect Plane.", 403)
         expected = request.session.pop(_STATE_KEY, None)
+        verifier = request.session.pop(_VERIFIER_KEY, None)
         if not oauth.check_state(expected, state):
             _log.warning("Plane OAuth callback refused: state does not match the session")
-            return request.make_response("Plane authorization: invalid or expired state.",
-                                         status=400)
-        if kwargs.get("error"):
-            return request.make_response(
-                f"Plane authorization was not granted: {kwargs['error']}", status=400
-            )
+            return _text("Plane authorization: invalid or expired state.", 400)
+        error = kwargs.get("error")
+        if error:
+            shown = error if _ERROR_CODE.fullmatch(error) else "(not a valid OAuth error code)"
+            return _text(f"Plane authorization was not granted: {shown}", 400)
         try:
             request.env["plane.connector"].sudo()._plane_oauth_complete(
-                code=code, app_installation_id=app_installation_id
+                code=code, app_installation_id=app_installation_id, code_verifier=verifier
             )
         except UserError as exc:
-            return request.make_response(str(exc), status=502)
+            return _text(str(exc), 502)
         return request.redirect(_SETTINGS)

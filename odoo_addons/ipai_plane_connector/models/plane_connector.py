@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from odoo import api, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 
 from .. import plane_runtime as rt
 
@@ -75,10 +75,16 @@ class PlaneConnector(models.AbstractModel):
     # -- configuration and client
 
     @api.model
-    def _plane_config(self) -> dict[str, str]:
-        """The four settings (references, never secret values)."""
+    def _plane_config(self) -> dict[str, Any]:
+        """The settings in effect (references, never secret values).
+
+        What the server operator set in odoo.conf or the environment wins over the database
+        (``operator`` lists those keys). An operator-set API key or OAuth client secret is sent
+        to the operator's base URL only: ``plane_base_url``, else Plane Cloud, never a URL a
+        database admin typed in.
+        """
         params = self.env["ir.config_parameter"].sudo()
-        return {
+        config = {
             "base_url": (params.get_param(rt.PARAM_BASE_URL) or rt.DEFAULT_BASE_URL).strip(),
             "workspace_slug": (params.get_param(rt.PARAM_WORKSPACE) or "").strip(),
             "api_key_ref": (params.get_param(rt.PARAM_API_KEY_REF) or "").strip(),
@@ -89,7 +95,54 @@ class PlaneConnector(models.AbstractModel):
             "oauth_token_key_ref": (params.get_param(rt.PARAM_OAUTH_KEY_REF) or "").strip(),
             "requests_per_minute": (params.get_param(rt.PARAM_REQUESTS_PER_MINUTE) or "").strip(),
             "rate_window": (params.get_param(rt.PARAM_RATE_WINDOW) or "").strip(),
+            "ca_bundle": (params.get_param(rt.PARAM_CA_BUNDLE) or "").strip(),
         }
+        operator = set()
+        for key, option in rt.OPERATOR_OPTIONS.items():
+            value = rt.operator_option(option)
+            if value:
+                config[key] = value
+                operator.add(key)
+        if "base_url" not in operator and operator.intersection(rt.HOST_BOUND_SECRETS):
+            config["base_url"] = rt.DEFAULT_BASE_URL
+            operator.add("base_url")
+        config["operator"] = frozenset(operator)
+        return config
+
+    @api.model
+    def _plane_secret(self, config: dict, key: str, what: str, ref: str | None = None):
+        """The secret behind one reference of ``config`` (a ``Redacted``), from this worker's
+        cache when fresh. A reference from the database must pass the operator's policy; one
+        the operator set is theirs. Raises ``ConfigRefused`` (a UserError) naming the
+        reference and the rule, before anything is sent anywhere."""
+        self._plane_require_wheel()
+        ref = (config[key] if ref is None else ref).strip()
+        if not ref:
+            raise rt.ConfigRefused(f"{what} is not set (Settings > Plane).")
+        policy = self._plane_policy_for(config, key)
+        params = self.env["ir.config_parameter"].sudo()
+        generation = params.get_param(rt.PARAM_SECRETS_GENERATION) or ""
+        cache = rt.secret_cache(self.env.cr.dbname, generation)
+        try:
+            return cache.get(ref, policy)
+        except plane_secrets.SecretError as exc:
+            raise rt.ConfigRefused(f"{what}: {exc}") from None
+
+    @api.model
+    def _plane_policy_for(self, config: dict, key: str):
+        """The operator's policy for a database reference; None for one the operator set."""
+        return None if key in config["operator"] else rt.secret_policy()
+
+    @api.model
+    def _plane_webhook_secrets(self) -> list:
+        """The webhook signing secrets (several references while a new secret rolls out)."""
+        config = self._plane_config()
+        refs = config["webhook_secret_ref"].replace(",", " ").split()
+        if not refs:
+            raise rt.ConfigRefused("The webhook secret reference (plane.webhook_secret_ref) is "
+                                   "not set.")
+        return [self._plane_secret(config, "webhook_secret_ref", "Webhook secret reference", r)
+                for r in refs]
 
     @api.model
     def _plane_rate_settings(self, config) -> tuple[int, float]:
@@ -113,7 +166,9 @@ class PlaneConnector(models.AbstractModel):
         config = self._plane_config()
         registry = self.env.registry
         rpm, window = self._plane_rate_settings(config)
-        rate = {"requests_per_minute": rpm, "rate_window": window}
+        # The CA bundle is checked (a regular, readable PEM file) when the client is built.
+        rate = {"requests_per_minute": rpm, "rate_window": window,
+                "ca_bundle": rt.checked_ca_bundle(config["ca_bundle"])}  # fmt: skip
         if config["auth_mode"] == "oauth":
 
             def build():
@@ -130,6 +185,7 @@ class PlaneConnector(models.AbstractModel):
 
             cache_ref = (
                 f"oauth:{config['oauth_client_id']}:{config['oauth_token_key_ref']}|{rpm}/{window}"
+                f"|{config['ca_bundle']}"
             )
             return rt.get_client(self.env.cr.dbname, config["base_url"], cache_ref, build)
         ref = config["api_key_ref"]
@@ -140,17 +196,15 @@ class PlaneConnector(models.AbstractModel):
             )
 
         def build():
-            try:
-                api_key = plane_secrets.resolve(ref)
-            except plane_secrets.SecretError as exc:
-                raise UserError(f"Plane API key reference cannot be resolved: {exc}") from None
+            api_key = self._plane_secret(config, "api_key_ref", "Plane API key reference").get()
             return plane_connector.PlaneClient(
                 config["base_url"], api_key=api_key,
                 rate_budget=self._plane_rate_budget(registry), **rate,
             )
 
-        # The rate is in the cache key so that changing it takes effect without a restart.
-        return rt.get_client(self.env.cr.dbname, config["base_url"], f"{ref}|{rpm}/{window}", build)
+        # The rate and the CA bundle are in the cache key: changing them needs no restart.
+        cache_ref = f"{ref}|{rpm}/{window}|{config['ca_bundle']}"
+        return rt.get_client(self.env.cr.dbname, config["base_url"], cache_ref, build)
 
     # -- OAuth (Plane Apps)
 
@@ -165,14 +219,18 @@ class PlaneConnector(models.AbstractModel):
                 "Plane OAuth is not configured: set the app's client id and the reference of "
                 "its client secret in Settings > Plane."
             )
+        # The reference is checked against the operator's policy before the app exists, so a
+        # refused one never reaches a token request.
+        self._plane_secret(config, "oauth_client_secret_ref", "App client secret reference")
         base = self.env["ir.config_parameter"].sudo().get_param("web.base.url") or ""
         try:
             return oauth.OAuthApp(
                 config["base_url"], config["oauth_client_id"], config["oauth_client_secret_ref"],
                 redirect_uri=base.rstrip("/") + rt.OAUTH_CALLBACK,
+                secret_policy=self._plane_policy_for(config, "oauth_client_secret_ref"),
             )
         except plane_connector.PlaneError as exc:
-            raise UserError(f"Plane OAuth app: {exc}") from None
+            raise UserError(rt.redact(f"Plane OAuth app: {exc}")) from None
 
     @api.model
     def _plane_oauth_store(self, config=None):
@@ -185,16 +243,19 @@ class PlaneConnector(models.AbstractModel):
                 "Set the reference of the token encryption key (plane.oauth_token_key_ref), "
                 "e.g. env:PLANE_TOKEN_KEY (32 random bytes, base64)."
             )
+        self._plane_secret(config, "oauth_token_key_ref", "Token encryption key reference")
         try:
             return oauth.PostgresTokenStore(
-                rt.pg_connect(self.env.cr.dbname), key_ref=config["oauth_token_key_ref"]
+                rt.pg_connect(self.env.cr.dbname), key_ref=config["oauth_token_key_ref"],
+                key_policy=self._plane_policy_for(config, "oauth_token_key_ref"),
             )
         except plane_connector.PlaneError as exc:
-            raise UserError(f"Plane token store: {exc}") from None
+            raise UserError(rt.redact(f"Plane token store: {exc}")) from None
 
     @api.model
-    def _plane_oauth_complete(self, *, code=None, app_installation_id=None):
-        """Store the tokens of an authorization (user consent) or of an app installation (bot)."""
+    def _plane_oauth_complete(self, *, code=None, app_installation_id=None, code_verifier=None):
+        """Store the tokens of an authorization (user consent, with its PKCE verifier) or of an
+        app installation (bot)."""
         from plane_connector import oauth
 
         config = self._plane_config()
@@ -202,7 +263,7 @@ class PlaneConnector(models.AbstractModel):
         try:
             tokens = oauth.complete_authorization(
                 app, store, rt.OAUTH_TOKEN_NAME, code=code,
-                app_installation_id=app_installation_id,
+                app_installation_id=app_installation_id, code_verifier=code_verifier,
             )
         except plane_connector.PlaneError as exc:
             raise UserError(f"Plane authorization failed: {describe_error(exc)}") from None
@@ -237,22 +298,68 @@ class PlaneConnector(models.AbstractModel):
 
     @api.model
     def _plane_workspace_path(self, *parts: str) -> str:
-        """``workspaces/<slug>/<parts…>/`` for the configured workspace."""
+        """``workspaces/<slug>/<parts…>/`` for the configured workspace.
+
+        Every part must be a plain word or id: a stored value such as ``../../other`` must
+        never climb out of the workspace (see ``_plane_uuid`` for the ids taken from records).
+        """
         slug = self._plane_config()["workspace_slug"]
         if not slug:
             raise UserError("Plane is not configured: set the workspace slug in Settings > Plane.")
-        return "/".join(["workspaces", slug, *(str(p).strip("/") for p in parts)]) + "/"
+        if not rt.is_slug(slug):
+            raise UserError(
+                "The Plane workspace slug (plane.workspace_slug) may hold only letters, digits, "
+                "'-' and '_': fix it in Settings > Plane."
+            )
+        path = "/".join(["workspaces", slug, *(str(p).strip("/") for p in parts)]) + "/"
+        self._plane_check_path(path)
+        return path
+
+    @api.model
+    def _plane_uuid(self, value: Any, what: str) -> str:
+        """``value`` when it is a Plane id (a UUID), else a UserError naming ``what``.
+
+        Used on every id read from a record or a setting before it goes into a request path.
+        """
+        text = value.strip() if isinstance(value, str) else ""
+        if not rt.is_uuid(text):
+            shown = rt.redact(repr(value)[:60]) if isinstance(value, str) else type(value).__name__
+            raise UserError(f"{what} {shown} is not a Plane id (a UUID): nothing was sent.")
+        return text
+
+    @api.model
+    def _plane_check_path(self, path: str) -> str:
+        bad = rt.bad_path_segment(path)
+        if bad is not None:
+            raise UserError(
+                f"Refused to call Plane: the path segment {bad[:60]!r} is not a plain name or id."
+            )
+        return path
+
+    @api.model
+    def _plane_check_rights(self, records, operation: str = "write", group: str | None = None):
+        """Before the first request of a button: the caller may ``operation`` the records and
+        belongs to ``group``. Superuser code (crons, the sync itself) passes."""
+        if self.env.su:
+            return
+        records.check_access(operation)
+        if group and not self.env.user.has_group(group):
+            raise AccessError(
+                f"Only members of {self.env.ref(group).display_name!r} can do this with Plane."
+            )
 
     # -- calls (every Plane call goes through the wheel's client)
 
     @api.model
     def _plane_request(self, method: str, path: str, *, params=None, json=None) -> Any:
         """One API call; ``path`` is relative to ``/api/v1/``. Raises plane_connector errors."""
+        self._plane_check_path(path)
         return self._plane_client().request(method, path, params=params, json=json)
 
     @api.model
     def _plane_paginate(self, path: str, *, params=None, per_page: int = 100, cursor=None):
         """Lazy iterator over the items of a cursor-paginated list."""
+        self._plane_check_path(path)
         return self._plane_client().paginate(path, params=params, per_page=per_page, cursor=cursor)
 
     @api.model
@@ -280,6 +387,7 @@ class PlaneConnector(models.AbstractModel):
     def _plane_create_idempotent(self, path: str, values: dict, *, external_id: str,
                                  external_source: str = "odoo") -> dict:
         """POST with external_id/external_source: a repeat returns the existing object."""
+        self._plane_check_path(path)
         body = dict(values, external_id=external_id, external_source=external_source)
         return self._plane_client().create_idempotent(path, body)
 
@@ -376,7 +484,8 @@ class PlaneConnector(models.AbstractModel):
             return state.get("group")
         if not state or not project_id:
             return None
-        found = self._plane_request(
-            "GET", self._plane_workspace_path("projects", project_id, "states", state)
-        )
+        found = self._plane_request("GET", self._plane_workspace_path(
+            "projects", self._plane_uuid(project_id, "Plane project id"),
+            "states", self._plane_uuid(state, "Plane state id"),
+        ))
         return found.get("group") if isinstance(found, dict) else None

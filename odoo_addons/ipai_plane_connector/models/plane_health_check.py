@@ -4,6 +4,7 @@ import logging
 
 from odoo import api, fields, models
 
+from .. import plane_runtime as rt
 from .plane_connector import describe_error
 
 _log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class PlaneHealthCheck(models.Model):
             ok, message, user = result["ok"], result["message"], result["user"]
         except Exception as exc:  # noqa: BLE001 - the outcome is recorded, not raised
             message = describe_error(exc)
-        check = self.create({"ok": ok, "message": message[:500], "plane_user": user,
+        check = self.create({"ok": ok, "message": rt.redact(message)[:500], "plane_user": user,
                              "base_url": base_url})
         old = self.search([], offset=KEEP_CHECKS)
         if old:

@@ -20,11 +20,13 @@ MARK_MARGIN = dt.timedelta(minutes=5)
 
 class PlaneProjectLink(models.Model):
     _name = "plane.project.link"
+    _inherit = ["plane.sync.guard"]
     _description = "Linked Plane project"
+    _plane_sync_fields = frozenset({"plane_project_id", "sync_mark"})
     _order = "name"
 
     name = fields.Char(required=True)
-    plane_project_id = fields.Char(required=True, string="Plane project id")
+    plane_project_id = fields.Char(required=True, readonly=True, string="Plane project id")
     active = fields.Boolean(default=True)
     sync_mark = fields.Char(
         readonly=True, help="updated_at (ISO, microseconds) of the newest work item seen"
@@ -83,12 +85,14 @@ class PlaneProjectLink(models.Model):
         self.ensure_one()
         connector = self.env["plane.connector"]
         mark = parse_plane_time(self.sync_mark)
-        path = connector._plane_workspace_path("projects", self.plane_project_id, "work-items")
         newest_text, newest = self.sync_mark, mark
         changes, any_failed = 0, False
         last_webhook = self.env["plane.webhook.delivery"]._plane_last_received_at()
         silent = False
         try:
+            path = connector._plane_workspace_path(
+                "projects", connector._plane_uuid(self.plane_project_id, "Linked Plane project id"),
+                "work-items")
             for item in connector._plane_paginate(
                 path, params={"order_by": "-updated_at", "expand": "state"}, per_page=per_page
             ):

@@ -1,14 +1,37 @@
-"""Settings > Plane: the four parameters (references, never values) and a connection test."""
+"""Settings > Plane: the four parameters (references, never values) and a connection test.
+
+What the server operator fixed in odoo.conf or the environment is shown read-only with the
+operator's value; references stored here are limited by the operator's secret policy, checked
+when saved and again whenever one is resolved.
+"""
 
 import json
 import logging
+from urllib.parse import urlsplit
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError, ValidationError
 
 from .. import plane_runtime as rt
 
 _log = logging.getLogger(__name__)
+
+#: Settings field -> key of plane.connector._plane_config() an operator option can fix.
+OPERATOR_FIELDS = {
+    "plane_base_url": "base_url",
+    "plane_api_key_ref": "api_key_ref",
+    "plane_webhook_secret_ref": "webhook_secret_ref",
+    "plane_oauth_client_secret_ref": "oauth_client_secret_ref",
+    "plane_oauth_token_key_ref": "oauth_token_key_ref",
+    "plane_ca_bundle": "ca_bundle",
+}
+#: Reference fields, their config key and label.
+REFERENCE_FIELDS = {
+    "plane_api_key_ref": ("api_key_ref", "API key reference"),
+    "plane_webhook_secret_ref": ("webhook_secret_ref", "Webhook secret reference"),
+    "plane_oauth_client_secret_ref": ("oauth_client_secret_ref", "App client secret reference"),
+    "plane_oauth_token_key_ref": ("oauth_token_key_ref", "Token encryption key reference"),
+}
 
 
 class ResConfigSettings(models.TransientModel):
@@ -18,6 +41,11 @@ class ResConfigSettings(models.TransientModel):
         string="Plane base URL", config_parameter=rt.PARAM_BASE_URL,
         default=rt.DEFAULT_BASE_URL,
         help="https://api.plane.so for Plane Cloud, or your self-hosted Plane's address.",
+    )
+    plane_web_url = fields.Char(
+        string="Plane web app URL", config_parameter=rt.PARAM_WEB_URL,
+        help="Where 'Open in Plane' links point: https://app.plane.so for Plane Cloud, your "
+        "Plane's address when self-hosted. Empty: derived from the base URL.",
     )
     plane_workspace_slug = fields.Char(
         string="Workspace slug", config_parameter=rt.PARAM_WORKSPACE
@@ -30,6 +58,12 @@ class ResConfigSettings(models.TransientModel):
     plane_webhook_secret_ref = fields.Char(
         string="Webhook secret reference", config_parameter=rt.PARAM_WEBHOOK_SECRET_REF,
         help="Where the webhook signing secret lives, e.g. env:PLANE_WEBHOOK_SECRET.",
+    )
+    plane_ca_bundle = fields.Char(
+        string="Extra CA bundle", config_parameter=rt.PARAM_CA_BUNDLE,
+        help="For a self-hosted Plane behind an internal certificate authority: the absolute "
+        "path of a PEM file of CA certificates on the Odoo server, trusted in addition to the "
+        "system store and the bundled roots. Leave empty for Plane Cloud.",
     )
     plane_auth_mode = fields.Selection(
         [("api_key", "API key"), ("oauth", "OAuth (Plane App)")],
@@ -54,6 +88,34 @@ class ResConfigSettings(models.TransientModel):
     plane_last_check = fields.Char(string="Last connection check", compute="_compute_plane_info")
     plane_mcp_config = fields.Text(string="MCP client configuration",
                                    compute="_compute_plane_info")
+    plane_operator_fixed = fields.Text(
+        string="Set by the server operator", compute="_compute_plane_operator",
+        help="odoo.conf [options] or environment values: they win over this page's.")
+    plane_secret_policy = fields.Char(
+        string="References allowed here", compute="_compute_plane_operator",
+        help="What a reference stored in the database may name (the server operator's "
+        "plane_secret_* options).")
+    plane_base_url_operator = fields.Boolean(compute="_compute_plane_operator")
+    plane_api_key_ref_operator = fields.Boolean(compute="_compute_plane_operator")
+    plane_webhook_secret_ref_operator = fields.Boolean(compute="_compute_plane_operator")
+    plane_oauth_client_secret_ref_operator = fields.Boolean(compute="_compute_plane_operator")
+    plane_oauth_token_key_ref_operator = fields.Boolean(compute="_compute_plane_operator")
+    plane_ca_bundle_operator = fields.Boolean(compute="_compute_plane_operator")
+
+    def _compute_plane_operator(self):
+        config = self.env["plane.connector"]._plane_config()
+        fixed = "\n".join(
+            f"{rt.OPERATOR_OPTIONS[key]} = {config[key]}" for key in rt.OPERATOR_OPTIONS
+            if key in config["operator"])
+        try:
+            policy = rt.secret_policy().describe()
+        except UserError as exc:
+            policy = str(exc)
+        for settings in self:
+            settings.plane_operator_fixed = fixed
+            settings.plane_secret_policy = policy
+            for field, key in OPERATOR_FIELDS.items():
+                settings[f"{field}_operator"] = key in config["operator"]
 
     @api.depends("plane_base_url", "plane_workspace_slug", "plane_api_key_ref")
     def _compute_plane_info(self):
@@ -71,47 +133,96 @@ class ResConfigSettings(models.TransientModel):
             from plane_connector import mcp
         except ImportError:
             return ""
+        # The configuration in effect (operator values win), and the key reference only when
+        # the policy admits it: the page must not hand out a reference that would be refused.
+        config = self.env["plane.connector"]._plane_config()
+        base_url, key_ref = config["base_url"], config["api_key_ref"]
+        if "base_url" not in config["operator"]:
+            base_url = self.plane_base_url or rt.DEFAULT_BASE_URL
+        if "api_key_ref" not in config["operator"]:
+            key_ref = (self.plane_api_key_ref or "").strip()
+            refusal = _policy_refusal("API key reference", key_ref)
+            if refusal:
+                return f"# {refusal}"
         try:
-            config = mcp.build_config(
-                None, base_url=self.plane_base_url or rt.DEFAULT_BASE_URL,
-                workspace_slug=self.plane_workspace_slug or None,
-                api_key_ref=self.plane_api_key_ref or None, resolve_secrets=False,
+            built = mcp.build_config(
+                None, base_url=base_url, workspace_slug=self.plane_workspace_slug or None,
+                api_key_ref=key_ref or None, resolve_secrets=False,
+                secret_policy=self.env["plane.connector"]._plane_policy_for(config, "api_key_ref"),
             )
         except Exception as exc:  # noqa: BLE001 - shown on the page instead of the config
-            return f"# {exc}"
-        return json.dumps(config, indent=2)
+            return f"# {rt.redact(exc)}"
+        return json.dumps(built, indent=2)
+
+    @api.constrains("plane_web_url")
+    def _check_plane_web_url(self):
+        # It becomes the href of links in the tasks' forms: never a javascript: or data: URL.
+        for settings in self:
+            url = (settings.plane_web_url or "").strip()
+            parts = urlsplit(url)
+            if url and (parts.scheme not in ("http", "https") or not parts.netloc):
+                raise UserError(
+                    "Plane web app URL: give an http(s) address, e.g. https://app.plane.so."
+                )
 
     @api.constrains("plane_api_key_ref", "plane_webhook_secret_ref",
                     "plane_oauth_client_secret_ref", "plane_oauth_token_key_ref")
     def _check_plane_refs(self):
+        operator = self.env["plane.connector"]._plane_config()["operator"]
         for settings in self:
-            for label, ref in (
-                ("API key reference", settings.plane_api_key_ref),
-                ("Webhook secret reference", settings.plane_webhook_secret_ref),
-                ("App client secret reference", settings.plane_oauth_client_secret_ref),
-                ("Token encryption key reference", settings.plane_oauth_token_key_ref),
-            ):
+            for field, (key, label) in REFERENCE_FIELDS.items():
+                if key in operator:
+                    continue  # not used: the operator's value is
                 # The webhook secret may list two references while a new secret rolls out.
-                for one in (ref or "").replace(",", " ").split():
+                for one in (settings[field] or "").replace(",", " ").split():
                     _check_reference(label, one)
+                    refusal = _policy_refusal(label, one)
+                    if refusal:
+                        raise ValidationError(refusal)
+
+    @api.constrains("plane_workspace_slug")
+    def _check_plane_workspace_slug(self):
+        for settings in self:
+            slug = (settings.plane_workspace_slug or "").strip()
+            if slug and not rt.is_slug(slug):
+                raise ValidationError(
+                    "Workspace slug: only letters, digits, '-' and '_' (it is part of every "
+                    "request path), as in the workspace's URL: https://app.plane.so/<slug>/.")
+
+    @api.constrains("plane_ca_bundle")
+    def _check_plane_ca_bundle(self):
+        if "ca_bundle" in self.env["plane.connector"]._plane_config()["operator"]:
+            return  # not used: the operator's value is
+        for settings in self:
+            rt.checked_ca_bundle(settings.plane_ca_bundle)
 
     def set_values(self):
+        self._plane_check_admin()
         super().set_values()
         rt.forget_clients(self.env.cr.dbname)
 
+    def _plane_check_admin(self):
+        """Settings > Plane and its buttons are for administrators (checked before any call)."""
+        if not self.env.su and not self.env.user.has_group("base.group_system"):
+            raise AccessError("Only administrators can change the Plane settings or use them to "
+                              "call Plane.")
+
     def action_plane_test_connection(self):
         """Save, call ``users/me/`` through the wheel, record and show the outcome."""
+        self._plane_check_admin()
         self.execute()
         check = self.env["plane.health.check"].sudo()._plane_run_check()
         return _notify("Plane connection", check.message, check.ok)
 
     def action_plane_oauth_authorize(self):
         """Save, then send the administrator to Plane's consent page (user token)."""
+        self._plane_check_admin()
         self.execute()
         return {"type": "ir.actions.act_url", "url": "/plane/oauth/start", "target": "self"}
 
     def action_plane_oauth_install(self):
         """Save, then fetch the app installation's bot token (no browser step)."""
+        self._plane_check_admin()
         self.execute()
         installation = (self.plane_oauth_app_installation_id or "").strip()
         if not installation:
@@ -132,13 +243,16 @@ def _notify(title: str, message: str, ok: bool) -> dict:
             "message": message,
             "type": "success" if ok else "danger",
             "sticky": not ok,
-            "next": {"type": "ir.actions.client", "tag": "reload"},
+            # soft_reload re-reads the settings (the last check shows) and keeps the
+            # notification; a full reload would wipe it before anyone could read it.
+            "next": {"type": "ir.actions.client", "tag": "soft_reload"},
         },
     }
 
 
 def _check_reference(label: str, ref: str) -> None:
-    """Refuse anything that is not a secret reference (a pasted key must never be stored)."""
+    """Refuse anything that is not a secret reference, including a secret pasted after a
+    scheme (``env:plane_api_…``): it must never be stored. The message never echoes it."""
     try:
         from plane_connector import secrets as plane_secrets
     except ImportError:  # pragma: no cover - external_dependencies stops the install first
@@ -146,4 +260,19 @@ def _check_reference(label: str, ref: str) -> None:
     try:
         plane_secrets.parse(ref)
     except plane_secrets.SecretError as exc:
-        raise UserError(f"{label}: {exc}") from None
+        raise ValidationError(f"{label}: {exc}") from None
+
+
+def _policy_refusal(label: str, ref: str) -> str | None:
+    """Why the operator's policy refuses a database reference, or None."""
+    if not ref:
+        return None
+    from plane_connector import secrets as plane_secrets
+
+    try:
+        rt.secret_policy().check(ref)
+    except plane_secrets.SecretError as exc:
+        return f"{label}: {exc}"
+    except UserError as exc:
+        return f"{label}: {exc}"
+    return None

@@ -3,6 +3,8 @@ from . import (  # noqa: F401
     test_cron,
     test_oauth,
     test_schema,
+    test_security,
+    test_tours,
     test_wake,
     test_webhook_http,
 )

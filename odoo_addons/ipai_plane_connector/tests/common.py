@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote
 
 from odoo.tests import HttpCase
 from plane_connector import sign_body
 
 from .. import plane_runtime as rt
 
-API_KEY_ENV = "IPAI_PLANE_TEST_API_KEY"
-WEBHOOK_SECRET_ENV = "IPAI_PLANE_TEST_WEBHOOK_SECRET"  # noqa: S105 - a variable name
+API_KEY_ENV = "PLANE_TEST_API_KEY"
+WEBHOOK_SECRET_ENV = "PLANE_TEST_WEBHOOK_SECRET"  # noqa: S105 - a variable name
 TEST_WEBHOOK_SECRET = "plane_wh_" + "5e" * 16
+# The browser tours' test tag: scripts/odoo-tests.sh leaves them out when it finds no Chromium.
+TOUR_TAG = "plane_tour"
 
 
 def issue_body(item_id: str | None = None, *, action: str = "created", name: str = "Item",
@@ -123,8 +128,39 @@ class PlaneEmulatorCase(HttpCase):
                 os.environ[key] = value
         rt.forget_clients()
 
+    def start_plane_tour(self, url: str, tour: str, **values):
+        """Run a browser tour of static/tests/tours as admin, handing it ``values``.
+
+        The values travel in a cookie (see plane_tour.js): they outlive the reloads a tour
+        causes. The time limit covers the first load, which builds the asset bundles.
+        """
+        cookie = quote(json.dumps(values), safe="")
+        self.start_tour(url, tour, login="admin", cookies={"plane_tour": cookie}, timeout=180)
+
     def post_webhook(self, body: bytes, headers: dict[str, str], *, query: str = ""):
         return self.url_open("/plane/webhook" + query, data=body, headers=headers, timeout=30)
 
     def deliveries(self):
         return self.env["plane.webhook.delivery"].sudo().search([])
+
+    @contextlib.contextmanager
+    def capture_refusals(self):
+        """The webhook route's refusal log lines, kept out of the test log (they are ERRORs
+        an operator must act on, expected here)."""
+        from ..controllers import main
+
+        records = []
+
+        class Keep(logging.Handler):
+            def emit(self, record):
+                records.append(record)
+
+        logger = logging.getLogger(f"plane.test.refusals.{uuid.uuid4().hex}")
+        logger.propagate = False
+        logger.addHandler(Keep())
+        saved = main._refusals.logger
+        main._refusals.logger = logger
+        try:
+            yield records
+        finally:
+            main._refusals.logger = saved

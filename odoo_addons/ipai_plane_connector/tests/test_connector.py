@@ -43,6 +43,22 @@ class TestConnector(PlaneEmulatorCase):
             with self.assertRaises(UserError):
                 self.connector._plane_client()
 
+    def test_ca_bundle_setting(self):
+        params = self.env["ir.config_parameter"].sudo()
+        default = self.connector._plane_client()
+        # Any regular PEM file of CA certificates works; the system store's is one.
+        params.set_param(rt.PARAM_CA_BUNDLE, "/etc/ssl/certs/ca-certificates.crt")
+        with_bundle = self.connector._plane_client()
+        self.assertIsNot(with_bundle, default, "a new CA bundle makes a new client")
+        self.assertEqual(with_bundle.me()["id"], self.emulator.user["id"])
+        for bad in ("relative/ca.pem", "/nonexistent/ca.pem", "/dev/zero", "/etc",
+                    "/etc/hostname"):
+            params.set_param(rt.PARAM_CA_BUNDLE, bad)
+            with self.assertRaises(UserError):
+                self.connector._plane_client()
+            with self.assertRaises(UserError):
+                self.env["res.config.settings"].create({"plane_ca_bundle": bad})
+
     def test_rate_budget_is_shared_in_postgres(self):
         self.connector._plane_request("GET", "users/me/")
         key_id = hashlib.sha256(self.emulator.api_key.encode()).hexdigest()
@@ -95,17 +111,28 @@ class TestConnector(PlaneEmulatorCase):
         with self.assertRaises(UserError) as caught:  # ValidationError is a UserError
             self.env["res.config.settings"].create({"plane_api_key_ref": raw})
         self.assertNotIn("ab" * 16, str(caught.exception))
-        settings = self.env["res.config.settings"].create({
-            "plane_api_key_ref": f"env:{API_KEY_ENV}",
-            "plane_webhook_secret_ref": "file:/run/secrets/plane_webhook_secret",
-        })
-        settings.execute()
+        # file: references need a directory the operator allows (see test_security).
+        with patch.dict("os.environ", {"PLANE_SECRET_FILE_ROOTS": "/run/secrets"}):
+            settings = self.env["res.config.settings"].create({
+                "plane_api_key_ref": f"env:{API_KEY_ENV}",
+                "plane_webhook_secret_ref": "file:/run/secrets/plane_webhook_secret",
+            })
+            settings.execute()
         params = self.env["ir.config_parameter"].sudo()
         self.assertEqual(params.get_param("plane.webhook_secret_ref"),
                          "file:/run/secrets/plane_webhook_secret")
         self.assertNotIn(self.emulator.api_key, settings.plane_mcp_config or "")
         action = settings.action_plane_test_connection()
         self.assertEqual(action["params"]["type"], "success", action["params"]["message"])
+
+    def test_web_url_setting_takes_http_addresses_only(self):
+        # It becomes the href of the Open in Plane links.
+        for bad in ("javascript:alert(1)", "data:text/html,x", "app.plane.so", "https://"):
+            with self.assertRaises(UserError):
+                self.env["res.config.settings"].create({"plane_web_url": bad})
+        self.env["res.config.settings"].create({"plane_web_url": "https://app.plane.so"}).execute()
+        params = self.env["ir.config_parameter"].sudo()
+        self.assertEqual(params.get_param(rt.PARAM_WEB_URL), "https://app.plane.so")
 
     def test_reconciliation_sweep_feeds_missed_changes(self):
         link = self.env["plane.project.link"].create({

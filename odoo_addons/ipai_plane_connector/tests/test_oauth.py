@@ -3,6 +3,7 @@ through Odoo's routes; tokens encrypted at rest in PostgreSQL."""
 
 import logging
 import os
+from urllib.parse import parse_qs, urlparse
 
 from odoo.tests import tagged
 from plane_connector.oauth import TokenCipher
@@ -10,8 +11,8 @@ from plane_connector.oauth import TokenCipher
 from .. import plane_runtime as rt
 from .common import PlaneEmulatorCase
 
-CLIENT_SECRET_ENV = "IPAI_PLANE_TEST_CLIENT_SECRET"  # noqa: S105 - a variable name
-TOKEN_KEY_ENV = "IPAI_PLANE_TEST_TOKEN_KEY"  # noqa: S105 - a variable name
+CLIENT_SECRET_ENV = "PLANE_TEST_CLIENT_SECRET"  # noqa: S105 - a variable name
+TOKEN_KEY_ENV = "PLANE_TEST_TOKEN_KEY"  # noqa: S105 - a variable name
 
 
 @tagged("post_install", "-at_install")
@@ -109,4 +110,46 @@ class TestOAuth(PlaneEmulatorCase):
         self.authenticate("admin", "admin")
         response = self.url_open("/plane/oauth/callback?state=forged&code=abc", timeout=30)
         self.assertEqual(response.status_code, 400)
+        self.assertIsNone(self.store.load(rt.OAUTH_TOKEN_NAME))
+
+    def _started_state(self):
+        """The state /plane/oauth/start keeps in the session (read from its redirect)."""
+        start = self.url_open("/plane/oauth/start", allow_redirects=False, timeout=30)
+        self.assertIn(start.status_code, (302, 303), start.text[:300])
+        return parse_qs(urlparse(start.headers["Location"]).query)["state"][0]
+
+    def test_callback_error_is_text_never_html(self):
+        self.authenticate("admin", "admin")
+        state = self._started_state()
+        response = self.url_open(
+            f"/plane/oauth/callback?state={state}&error=<script>alert(1)</script>", timeout=30)
+        self.assertEqual(response.status_code, 400)
+        self.assertTrue(response.headers["Content-Type"].startswith("text/plain"),
+                        response.headers["Content-Type"])
+        self.assertNotIn("<script>", response.text)
+        self.assertIsNone(self.store.load(rt.OAUTH_TOKEN_NAME))
+        state = self._started_state()
+        denied = self.url_open(f"/plane/oauth/callback?state={state}&error=access_denied",
+                               timeout=30)
+        self.assertIn("access_denied", denied.text)
+
+    def test_consent_uses_pkce_and_a_wrong_verifier_fails(self):
+        from odoo import http
+        from plane_connector import oauth
+
+        self.authenticate("admin", "admin")
+        start = self.url_open("/plane/oauth/start", allow_redirects=False, timeout=30)
+        consent = start.headers["Location"]
+        query = parse_qs(urlparse(consent).query)
+        self.assertEqual(query["code_challenge_method"], ["S256"])
+        session = http.root.session_store.get(self.session.sid)
+        verifier = session["plane_oauth_verifier"]
+        self.assertEqual(query["code_challenge"], [oauth.code_challenge(verifier)])
+        self.assertNotIn(verifier, consent, "the verifier stays server-side")
+        # Someone holding the code but not the verifier the challenge was made from.
+        session["plane_oauth_verifier"] = oauth.new_code_verifier()
+        http.root.session_store.save(session)
+        response = self.url_open(consent, timeout=30)  # Plane's consent, then our callback
+        self.assertEqual(response.status_code, 502, response.text[:300])
+        self.assertIn("invalid_grant", response.text)
         self.assertIsNone(self.store.load(rt.OAUTH_TOKEN_NAME))

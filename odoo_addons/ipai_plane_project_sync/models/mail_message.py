@@ -4,7 +4,9 @@ from odoo import fields, models
 
 
 class MailMessage(models.Model):
-    _inherit = "mail.message"
+    _name = "mail.message"
+    _inherit = ["mail.message", "plane.sync.guard"]
+    _plane_sync_fields = frozenset({"plane_comment_id", "plane_comment_pending"})
 
     plane_comment_id = fields.Char(index="btree_not_null", readonly=True, copy=False)
     #: Typed in a linked task's chatter and not yet a Plane comment (the task's comment job sends

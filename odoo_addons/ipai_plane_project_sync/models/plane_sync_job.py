@@ -43,6 +43,9 @@ PARAM_MAX_ATTEMPTS = "plane.project_sync.max_attempts"
 PARAM_LEASE = "plane.project_sync.lease_seconds"
 DEFAULT_MAX_ATTEMPTS = 8
 DEFAULT_LEASE = 600
+#: What a job acts on: set by the queue (SQL or sudo) only, never by a user's write, since a
+#: job runs as superuser and its ids become request paths.
+SYNC_FIELDS = frozenset({"task_id", "project_id", "kind", "plane_project_id", "work_item_id"})
 #: Backoff after the n-th failed attempt: 30 s, 1 min, 2 min, ... capped at 1 h.
 BACKOFF_BASE = 30
 BACKOFF_CAP = 3600
@@ -72,7 +75,9 @@ _ENQUEUE_SQL = """
 
 class PlaneSyncJob(models.Model):
     _name = "plane.sync.job"
+    _inherit = ["plane.sync.guard"]
     _description = "Plane sync job"
+    _plane_sync_fields = SYNC_FIELDS
     _order = "id desc"
 
     task_id = fields.Many2one("project.task", ondelete="set null", index=True, readonly=True)
@@ -318,6 +323,7 @@ class PlaneSyncJob(models.Model):
 
     def action_retry(self):
         """Put failed jobs back in the queue now (attempts reset)."""
+        self.env["plane.connector"]._plane_check_rights(self, "write")
         for job in self.filtered(lambda j: j.state == "dead"):
             if job._plane_has_pending_twin():
                 job.write({"state": "done"})
@@ -352,9 +358,13 @@ def cron_time_budget(default: float = DEFAULT_TIME_BUDGET) -> float:
 
 
 def _describe(exc: Exception) -> str:
-    """A one-line reason for the job and the task (the wheel's errors never carry secrets)."""
+    """A one-line reason for the job and the task, redacted."""
     if isinstance(exc, NotFoundError):
-        return f"Plane: not found ({exc})"
-    if isinstance(exc, PlaneError):
-        return f"Plane: {exc}"
-    return f"{type(exc).__name__}: {exc}"[:2000]
+        text = f"Plane: not found ({exc})"
+    elif isinstance(exc, PlaneError):
+        text = f"Plane: {exc}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    # Any exception text may carry a secret (a handler quoting a key, a driver echoing a DSN):
+    # it is stored on the job and the task, both readable by project users.
+    return rt.redact(text)[:2000]

@@ -12,6 +12,7 @@ import logging
 import time
 
 from odoo import api, fields, models
+from odoo.addons.ipai_plane_connector import plane_runtime as rt
 from odoo.exceptions import UserError
 
 from ..mapping import MODES, plane_identifier, plane_values
@@ -31,6 +32,14 @@ BACKFILL_STATES = [
 BACKFILL_PAGE = 100
 #: A lookup that misses reloads a cache at most this often (seconds).
 CACHE_MIN_AGE = 60
+#: Written by the sync only (in sudo): the project id becomes request paths.
+SYNC_FIELDS = frozenset({
+    "plane_project_id", "plane_project_identifier", "plane_states_json", "plane_labels_json",
+    "plane_members_json", "plane_backfill_state", "plane_backfill_cursor",
+    "plane_backfill_seen", "plane_backfill_imported",
+})
+#: Linking, unlinking and creating Plane projects is a project manager's decision.
+MANAGER = "project.group_project_manager"
 
 
 def _mode(default: str, string: str):
@@ -38,7 +47,9 @@ def _mode(default: str, string: str):
 
 
 class ProjectProject(models.Model):
-    _inherit = "project.project"
+    _name = "project.project"
+    _inherit = ["project.project", "plane.sync.guard"]
+    _plane_sync_fields = SYNC_FIELDS
 
     plane_project_id = fields.Char(string="Plane project id", copy=False, index=True,
                                    readonly=True)
@@ -115,9 +126,10 @@ class ProjectProject(models.Model):
     def action_plane_create_project(self):
         """Create a Plane project for this Odoo project, link it and back-fill its tasks."""
         self.ensure_one()
+        connector = self.env["plane.connector"]
+        connector._plane_check_rights(self, "write", MANAGER)
         if self.plane_project_id:
             raise UserError("This project is already linked to a Plane project.")
-        connector = self.env["plane.connector"]
         path = connector._plane_workspace_path("projects")
         taken = {p.get("identifier") for p in connector._plane_paginate(path)}
         body = {"name": self.name, "identifier": plane_identifier(self.name, taken),
@@ -125,15 +137,16 @@ class ProjectProject(models.Model):
         try:
             created = connector._plane_request("POST", path, json=body)
         except ConflictError as exc:
-            raise UserError(f"Plane refused the project: {exc}") from None
+            raise UserError(rt.redact(f"Plane refused the project: {exc}")) from None
         except PlaneError as exc:
-            raise UserError(f"Plane project not created: {exc}") from None
+            raise UserError(rt.redact(f"Plane project not created: {exc}")) from None
         self._plane_link(created)
         return True
 
     def action_plane_pick_project(self):
         """Open the list of Plane projects to link one."""
         self.ensure_one()
+        self.env["plane.connector"]._plane_check_rights(self, "write", MANAGER)
         wizard = self.env["plane.project.pick"].create({"project_id": self.id})
         wizard._plane_load()
         return {
@@ -144,6 +157,8 @@ class ProjectProject(models.Model):
 
     def _plane_link(self, plane_project: dict) -> None:
         self.ensure_one()
+        self.env["plane.connector"]._plane_check_rights(self, "write", MANAGER)
+        self.env["plane.connector"]._plane_uuid(plane_project.get("id"), "Plane project id")
         if self.plane_project_id and self.plane_project_id != plane_project["id"]:
             # Its tasks point at work items of the other Plane project.
             raise UserError("Unlink this project from its Plane project first.")
@@ -151,7 +166,7 @@ class ProjectProject(models.Model):
             [("plane_project_id", "=", plane_project["id"]), ("id", "!=", self.id)], limit=1)
         if other:
             raise UserError(f"That Plane project is already linked to {other.display_name}.")
-        self.write({
+        self.sudo().write({
             "plane_project_id": plane_project["id"],
             "plane_project_identifier": plane_project.get("identifier") or False,
             "plane_states_json": False, "plane_labels_json": False,
@@ -163,22 +178,24 @@ class ProjectProject(models.Model):
 
     def action_plane_unlink_project(self):
         self.ensure_one()
+        self.env["plane.connector"]._plane_check_rights(self, "write", MANAGER)
         self.env["plane.sync.job"].sudo().search(
             [("project_id", "=", self.id), ("state", "in", ("pending", "running"))]
         ).write({"state": "done", "last_error": "project unlinked"})
-        tasks = self.env["project.task"].with_context(active_test=False).search(
+        tasks = self.env["project.task"].sudo().with_context(active_test=False).search(
             [("project_id", "=", self.id)])
         tasks.with_context(plane_remote=True).write({
             "plane_work_item_id": False, "plane_snapshot": False, "plane_sync_state": "none",
             "plane_remote_updated_at": False, "plane_sync_error": False,
         })
-        self.write({"plane_project_id": False, "plane_project_identifier": False,
-                    "plane_backfill_state": "none", "plane_backfill_cursor": False})
+        self.sudo().write({"plane_project_id": False, "plane_project_identifier": False,
+                           "plane_backfill_state": "none", "plane_backfill_cursor": False})
         return True
 
     def action_plane_backfill(self):
         """(Re)start the bulk sync: queue every unlinked task, then walk Plane's work items."""
-        for project in self.filtered("plane_project_id"):
+        self.env["plane.connector"]._plane_check_rights(self, "write", MANAGER)
+        for project in self.sudo().filtered("plane_project_id"):
             tasks = self.env["project.task"].search([
                 ("project_id", "=", project.id), ("plane_work_item_id", "=", False),
                 ("plane_sync_state", "!=", "unlinked"),
@@ -194,7 +211,9 @@ class ProjectProject(models.Model):
         """Import one page of the Plane project's work items, then save the cursor."""
         self.ensure_one()
         connector = self.env["plane.connector"]
-        path = connector._plane_workspace_path("projects", self.plane_project_id, "work-items")
+        path = connector._plane_workspace_path(
+            "projects", connector._plane_uuid(self.plane_project_id, "Plane project id"),
+            "work-items")
         pager = connector._plane_paginate(
             path, params={"expand": "state,labels,assignees"}, per_page=BACKFILL_PAGE,
             cursor=self.plane_backfill_cursor or None)
@@ -231,7 +250,7 @@ class ProjectProject(models.Model):
             if not force and (not refresh or fresh):
                 return cached["data"]
         connector = self.env["plane.connector"]
-        pid = self.plane_project_id
+        pid = connector._plane_uuid(self.plane_project_id, "Plane project id")
         if kind == "states":
             value = [
                 {"id": s["id"], "name": s.get("name") or "", "group": s.get("group"),
@@ -323,7 +342,8 @@ class ProjectProject(models.Model):
         if set(wanted) - set(by_name):
             known = self._plane_cache("labels", refresh=True)
             by_name = {v.strip().lower(): k for k, v in known.items()}
-        path = connector._plane_workspace_path("projects", self.plane_project_id, "labels")
+        path = connector._plane_workspace_path(
+            "projects", connector._plane_uuid(self.plane_project_id, "Plane project id"), "labels")
         for key, name in wanted.items():
             if key in by_name:
                 continue

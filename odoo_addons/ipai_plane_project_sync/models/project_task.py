@@ -61,6 +61,9 @@ PARAM_WEB_URL = "plane.web_url"
 EXTERNAL_SOURCE = "odoo"
 _EXTERNAL_ID = re.compile(r"^project\.task,(\d+)$")
 _MESSAGE_EXTERNAL_ID = re.compile(r"^mail\.message,(\d+)$")
+# Written by the sync only (in sudo): the ids become request paths.
+SYNC_FIELDS = frozenset({"plane_work_item_id", "plane_sync_state", "plane_synced_at",
+                         "plane_sync_error", "plane_snapshot", "plane_remote_updated_at"})
 _FIELD_LABELS = {
     "name": "name", "description_html": "description", "priority": "priority",
     "target_date": "deadline", "start_date": "start date", "state": "stage",
@@ -75,7 +78,9 @@ def _parse_time(value):
 
 
 class ProjectTask(models.Model):
-    _inherit = "project.task"
+    _name = "project.task"
+    _inherit = ["project.task", "plane.sync.guard"]
+    _plane_sync_fields = SYNC_FIELDS
 
     plane_work_item_id = fields.Char(string="Plane work item", copy=False, index=True,
                                      readonly=True)
@@ -136,7 +141,7 @@ class ProjectTask(models.Model):
             archived = self.filtered(lambda t: was_active.get(t.id) and not t.active)
             restored = self.filtered(lambda t: not was_active.get(t.id) and t.active)
             archived._plane_queue_archive()
-            restored.filtered(lambda t: t.plane_sync_state == "archived").with_context(
+            restored.sudo().filtered(lambda t: t.plane_sync_state == "archived").with_context(
                 plane_remote=True).write({"plane_sync_state": "synced"})
             (self - archived)._plane_queue_push()
         elif ODOO_TRIGGERS & set(vals):
@@ -213,7 +218,8 @@ class ProjectTask(models.Model):
             return
         connector = self.env["plane.connector"]
         path = connector._plane_workspace_path(
-            "projects", self.project_id.plane_project_id, "work-items", self.plane_work_item_id,
+            "projects", connector._plane_uuid(self.project_id.plane_project_id, "Plane project id"),
+            "work-items", connector._plane_uuid(self.plane_work_item_id, "Plane work item id"),
             "comments")
         for message in pending:
             try:
@@ -259,7 +265,8 @@ class ProjectTask(models.Model):
 
     def action_plane_push(self):
         """Queue these tasks for Plane now; a task deleted in Plane gets a new work item."""
-        self.filtered(lambda t: t.plane_sync_state == "unlinked").with_context(
+        self.env["plane.connector"]._plane_check_rights(self, "write")
+        self.sudo().filtered(lambda t: t.plane_sync_state == "unlinked").with_context(
             plane_remote=True).write({"plane_sync_state": "none", "plane_sync_error": False})
         self._plane_queue_push()
         return True
@@ -275,8 +282,9 @@ class ProjectTask(models.Model):
         ):
             return
         connector = self.env["plane.connector"]
-        items = connector._plane_workspace_path("projects", project.plane_project_id,
-                                                "work-items")
+        items = connector._plane_workspace_path(
+            "projects", connector._plane_uuid(project.plane_project_id, "Plane project id"),
+            "work-items")
         if self.parent_id and not self.parent_id.plane_work_item_id and _depth < 10 and (
             self.parent_id.project_id == project
         ):
@@ -288,7 +296,7 @@ class ProjectTask(models.Model):
             if not diff:
                 self._plane_store(None)
                 return
-            item_path = f"{items}{self.plane_work_item_id}/"
+            item_path = f"{items}{connector._plane_uuid(self.plane_work_item_id, 'Work item id')}/"
             try:
                 item = connector._plane_request("PATCH", item_path, json=diff)
             except NotFoundError:
@@ -379,7 +387,8 @@ class ProjectTask(models.Model):
         connector = self.env["plane.connector"]
         project = project or task.project_id
         item_path = connector._plane_workspace_path(
-            "projects", plane_project_id, "work-items", work_item_id)
+            "projects", connector._plane_uuid(plane_project_id, "Plane project id"),
+            "work-items", connector._plane_uuid(work_item_id, "Work item id"))
         try:
             item = connector._plane_request("GET", item_path)
         except NotFoundError:

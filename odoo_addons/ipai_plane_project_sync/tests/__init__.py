@@ -1,1 +1,9 @@
-from . import test_backfill, test_claim, test_cron_budget, test_mapping, test_sync  # noqa: F401
+from . import (  # noqa: F401
+    test_backfill,
+    test_claim,
+    test_cron_budget,
+    test_mapping,
+    test_security,
+    test_sync,
+    test_tours,
+)

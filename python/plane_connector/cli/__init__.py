@@ -13,6 +13,8 @@ import importlib
 import logging
 import sys
 
+from plane_connector import __version__
+
 # Order is the order of `plane-connector --help`.
 COMMANDS = ["demo", "health", "export", "emulate", "webhook", "guard", "mcp_config"]
 
@@ -24,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         "webhook receiver, secrets guard, MCP config.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    parser.add_argument(
+        "--version", action="version", version=f"plane-connector {__version__}"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from plane_connector import PlaneClient, PlaneError
+from plane_connector.cli._connection import add_ca_bundle_arg
 from plane_connector.health import check
 from plane_connector.secrets import resolve
 
@@ -77,6 +78,7 @@ def add_parser(subparsers: Any) -> None:
         default=os.environ.get("PLANE_API_KEY_REF", "env:PLANE_API_KEY"),
         help="secret reference of the API key (env PLANE_API_KEY_REF, default env:PLANE_API_KEY)",
     )
+    add_ca_bundle_arg(p)
     p.add_argument("--workspace", default=os.environ.get("PLANE_WORKSPACE_SLUG"))
     p.add_argument("--project", default=os.environ.get("PLANE_PROJECT_ID"))
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -100,7 +102,9 @@ def _run_real(args: argparse.Namespace) -> Report:
     if not args.workspace or not args.project:
         raise SystemExit("a real Plane needs --workspace and --project (or PLANE_WORKSPACE_SLUG "
                          "and PLANE_PROJECT_ID)")  # fmt: skip
-    client = PlaneClient(args.base_url, api_key=resolve(args.api_key_ref))
+    client = PlaneClient(
+        args.base_url, api_key=resolve(args.api_key_ref), ca_bundle=args.ca_bundle
+    )
     report = Report(target=args.base_url)
     _health_and_export(client, args.workspace, args.project, args.per_page, report)
     return report

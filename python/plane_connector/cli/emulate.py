@@ -11,11 +11,10 @@ import argparse
 import json
 import logging
 import re
-import signal
 import sys
-import threading
-from types import FrameType
 from typing import Any
+
+from plane_connector._graceful import DEFAULT_GRACE, install_stop_handlers, serve_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +42,19 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--rate-limit", type=int, default=60, help="requests per minute per API key")
     p.add_argument("--seed", type=int, help="make ids reproducible")
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve https:// with a certificate from a throwaway CA (needs the trustme package); "
+        "the JSON line then carries ca_bundle, the CA's PEM file for --ca-bundle",
+    )
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE,
+        help=f"on SIGTERM/SIGINT, seconds the requests in flight get to finish "
+        f"(default {DEFAULT_GRACE:g})",
+    )
     p.set_defaults(func=run)
 
 
@@ -64,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         except SecretError as exc:
             print(f"error: --webhook-secret: {exc}", file=sys.stderr)
             return 2
+    # Before the JSON line: a stop signal from then on is always handled.
+    stop = install_stop_handlers()
     try:
         emu = PlaneEmulator(
             args.edition,
@@ -72,34 +86,32 @@ def run(args: argparse.Namespace) -> int:
             rate_limit=args.rate_limit,
             time_scale=args.time_scale,
             seed=args.seed,
+            tls=args.tls,
         )
         emu.seed_work_items(args.work_items)
         if args.webhook_url:
             emu.register_webhook(args.webhook_url, secret)
         emu.start()
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     info = {
         "base_url": emu.base_url,
         "api_key": emu.api_key,
         "workspace_slug": emu.workspace_slug,
         "project_id": emu.project_id,
     }
+    if emu.ca_bundle:
+        info["ca_bundle"] = emu.ca_bundle
     sys.stdout.write(json.dumps(info) + "\n")
     sys.stdout.flush()
     log.info("Plane emulator (%s) serving on %s; Ctrl-C to stop", args.edition, emu.base_url)
+    server = emu._server
+    assert server is not None
     try:
-        while not stop.wait(0.5):
-            pass
+        return serve_until_stopped(
+            server, stop, log=log, grace=args.grace, already_serving=True, on_close=emu.stop
+        )
     finally:
         emu.stop()
-    return 0

@@ -55,8 +55,9 @@ def run(args: argparse.Namespace) -> int:
         api_key = _resolve_key(args.api_key_ref)
         params = _parse_params(args.param)
         client = PlaneClient(
-            args.base_url, api_key=api_key, requests_per_minute=args.requests_per_minute
-        )
+            args.base_url, api_key=api_key, requests_per_minute=args.requests_per_minute,
+            ca_bundle=args.ca_bundle,
+        )  # fmt: skip
         path = f"workspaces/{args.workspace}/projects/{args.project}/work-items/"
         pager = client.paginate(
             path, params=params, per_page=args.per_page, cursor=args.resume_from

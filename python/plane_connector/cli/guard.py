@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
                 for f in report.findings
             ],
             "notes": report.notes,
+            "skipped": report.skipped,
             "files_scanned": report.files_scanned,
             "lines_scanned": report.lines_scanned,
             "allowlisted": report.allowlisted,
@@ -86,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         print(finding)
     scanned = f"{report.files_scanned} files, {report.lines_scanned} added lines"
     allowed = f", {report.allowlisted} allowlisted" if report.allowlisted else ""
+    allowed += f", {len(report.skipped)} skipped (see notes)" if report.skipped else ""
+    allowed += f", {len(report.skipped)} skipped (see notes)" if report.skipped else ""
     if report.ok:
         print(f"guard: OK ({scanned}{allowed})")
         return 0

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     try:
         client, key = health.client_from_reference(
-            args.base_url, args.api_key_ref, timeout=args.timeout
+            args.base_url, args.api_key_ref, timeout=args.timeout, ca_bundle=args.ca_bundle
         )
     except (SecretError, ConfigError) as exc:
         return _config_error(args, str(exc))

@@ -11,9 +11,17 @@ import argparse
 import json
 import logging
 import os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import socket
+import time
+from http.server import ThreadingHTTPServer
 from typing import Any
 
+from plane_connector._graceful import (
+    DEFAULT_GRACE,
+    CountedHandler,
+    install_stop_handlers,
+    serve_until_stopped,
+)
 from plane_connector.dedupe import Delivery, describe_error, open_store
 from plane_connector.webhooks import WebhookReceiver
 
@@ -60,6 +68,13 @@ def add_parser(subparsers: Any) -> None:
         "(Plane CE retries connection failures but never a 5xx)",
     )
     p.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE,
+        help=f"on SIGTERM/SIGINT, seconds the deliveries in flight get to finish "
+        f"(default {DEFAULT_GRACE:g})",
+    )
+    p.add_argument(
         "--log-events",
         action="store_true",
         help="log each accepted delivery and mark it done (inline processing)",
@@ -96,9 +111,16 @@ def make_server(
     ``drop_on_store_error``: when the store is down, close the connection without an answer
     instead of a 503. Plane CE retries only connection failures, never a 5xx, so this is what
     makes it deliver again once the database is back.
-    """
 
-    class Handler(BaseHTTPRequestHandler):
+    A body is never held beyond ``receiver.max_body`` bytes: a ``Content-Length`` above it is
+    refused before reading (413), a chunked body is read chunk by chunk and refused as soon as
+    it would pass the limit (413), a body shorter than its ``Content-Length`` is a 400, and one
+    without either header a 411. Every POST answer closes the connection, so bytes a sender
+    put after its declared body are never read as another request.
+    """
+    max_body = receiver.max_body
+
+    class Handler(CountedHandler):
         server_version = "plane-connector-webhook"
         protocol_version = "HTTP/1.1"
         timeout = 30  # a sender that stalls mid-body must not hold a thread forever
@@ -117,6 +139,12 @@ def make_server(
             self.end_headers()
             self.wfile.write(data)
 
+        def _refuse(self, status: int, reason: str) -> None:
+            """Answer without (fully) reading the body, then close the connection."""
+            self._answer(status, {"status": "rejected", "reason": reason}, close=True)
+            self.wfile.flush()
+            _discard_unread(self.connection)
+
         def do_GET(self) -> None:  # noqa: N802 - stdlib name
             if self.path.split("?", 1)[0] != "/healthz":
                 self._answer(404, {"status": "rejected", "reason": "not found"})
@@ -130,30 +158,119 @@ def make_server(
 
         def do_POST(self) -> None:  # noqa: N802 - stdlib name
             if self.path.split("?", 1)[0] != path:
-                self._answer(404, {"status": "rejected", "reason": "not found"}, close=True)
+                self._refuse(404, "not found")
                 return
             headers = dict(self.headers.items())
-            early = receiver.precheck(headers)
+            early = receiver.precheck(headers)  # 413 / 400 from Content-Length alone
             if early is not None:
-                # The body is not read, so the connection cannot be reused.
-                self._answer(*early, close=True)
+                self._refuse(early[0], early[1].get("reason", "rejected"))
                 return
-            if self.headers.get("Content-Length") is None:
-                self._answer(
-                    411, {"status": "rejected", "reason": "Content-Length required"}, close=True
-                )
-                return
-            body = self.rfile.read(int(self.headers["Content-Length"]))
+            body = self._read_body()
+            if body is None:
+                return  # refused already
             status, answer = receiver.handle(headers, body)
             if status == 503 and drop_on_store_error:
                 _log.warning("store unavailable: dropping the connection so Plane retries")
                 self.close_connection = True
                 return
-            self._answer(status, answer)
+            self._answer(status, answer, close=True)
+            if status >= 400:
+                # Refused (a lying Content-Length fails the signature): bytes may still be
+                # coming, and closing on them would reset the connection before our answer.
+                self.wfile.flush()
+                _discard_unread(self.connection)
+
+        def _read_body(self) -> bytes | None:
+            """The body, at most ``max_body`` bytes of it held at any time; None once refused."""
+            encoding = self.headers.get("Transfer-Encoding")
+            length = self.headers.get("Content-Length")
+            try:
+                if encoding is not None:
+                    if length is not None:
+                        self._refuse(400, "both Transfer-Encoding and Content-Length")
+                        return None
+                    if encoding.strip().lower() != "chunked":
+                        self._refuse(400, f"unsupported Transfer-Encoding {encoding[:40]!r}")
+                        return None
+                    body = read_chunked(self.rfile, max_body)
+                    if body is None:
+                        self._refuse(413, f"body larger than {max_body} bytes")
+                    return body
+                if length is None:
+                    self._refuse(411, "Content-Length required")
+                    return None
+                expected = int(length)  # checked by precheck: 0 <= expected <= max_body
+                body = self.rfile.read(expected)
+            except ValueError as exc:
+                self._refuse(400, f"malformed chunked body: {exc}")
+                return None
+            except TimeoutError:
+                self._refuse(400, "the body did not arrive in time")
+                return None
+            if len(body) < expected:
+                self._refuse(400, "body shorter than its Content-Length")
+                return None
+            return body
 
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
     return server
+
+
+def read_chunked(rfile: Any, limit: int) -> bytes | None:
+    """A chunked body read incrementally; None as soon as it would exceed ``limit`` bytes.
+
+    A chunk is only read once its declared size fits what is left of ``limit``, so the memory
+    held never passes ``limit`` (plus one size line). Raises ``ValueError`` on bad framing.
+    """
+    body = bytearray()
+    while True:
+        line = rfile.readline(_MAX_CHUNK_LINE + 1)
+        if not line.endswith(b"\n"):
+            raise ValueError("a chunk size line is too long or cut short")
+        size_field = line.split(b";", 1)[0].strip()
+        try:
+            size = int(size_field, 16)
+        except ValueError:
+            raise ValueError("a chunk size is not hexadecimal") from None
+        if size < 0:
+            raise ValueError("a chunk size is negative")
+        if size == 0:
+            for _ in range(_MAX_TRAILERS):  # trailers, ignored, up to the blank line
+                trailer = rfile.readline(_MAX_CHUNK_LINE + 1)
+                if trailer in (b"\r\n", b"\n"):
+                    return bytes(body)
+                if not trailer.endswith(b"\n"):
+                    raise ValueError("the body ends without its final blank line")
+            raise ValueError("too many trailer lines")
+        if len(body) + size > limit:
+            return None
+        data = rfile.read(size)
+        if len(data) < size or rfile.readline(3) not in (b"\r\n", b"\n"):
+            raise ValueError("a chunk is cut short")
+        body += data
+
+
+#: Longest chunk-size (or trailer) line accepted, and most trailer lines.
+_MAX_CHUNK_LINE = 4096
+_MAX_TRAILERS = 32
+
+
+def _discard_unread(conn: socket.socket, *, seconds: float = 2.0) -> None:
+    """Half-close, then read and drop what the sender is still sending, for a bounded time.
+
+    Closing a socket with unread data sends a reset, which can destroy our answer before the
+    sender reads it; draining (without keeping anything) lets a 413 or 411 arrive.
+    """
+    try:
+        conn.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            conn.settimeout(left)
+            if not conn.recv(65536):
+                break
+    except OSError:
+        pass
 
 
 def _log_event(delivery: Delivery) -> None:
@@ -192,15 +309,19 @@ def run(args: argparse.Namespace) -> int:
         max_body=args.max_body,
         on_accepted=_log_event if args.log_events else None,
     )
-    server = make_server(
-        receiver, args.host, args.port, args.path, drop_on_store_error=args.drop_on_store_error
-    )
+    # Before "listening" is announced: a stop signal from then on is always handled.
+    stop = install_stop_handlers()
+    try:
+        server = make_server(
+            receiver, args.host, args.port, args.path, drop_on_store_error=args.drop_on_store_error
+        )
+    except OSError as exc:
+        _log.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
+        return 2
     host, port = server.server_address[:2]
     _log.info("listening on http://%s:%s%s (store %s)", host, port, args.path, type(store).__name__)
+    close = getattr(store, "close", None)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        _log.info("stopped")
+        return serve_until_stopped(server, stop, log=_log, grace=args.grace, on_close=close)
     finally:
         server.server_close()
-    return 0

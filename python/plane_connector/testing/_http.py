@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 import socket
+import ssl
 import struct
 import sys
+import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
+
+from plane_connector._graceful import CountedHandler
 
 log = logging.getLogger("plane_connector.testing.emulator")
 
@@ -92,11 +99,65 @@ def mangle(resp: Response, kind: str) -> Response:
 
 
 # -- HTTP server --------------------------------------------------------------------------------
+class TestCA:
+    """A throwaway certificate authority and a server certificate for a loopback TLS server.
+
+    ``ca_bundle`` is the path of the CA's PEM file, what a client passes as ``ca_bundle=``
+    (or sets in ``SSL_CERT_FILE``) to trust the server. Made with ``trustme`` (a test
+    dependency, not a runtime one of the wheel); the files live in a temporary directory that
+    ``cleanup()`` removes.
+    """
+
+    def __init__(self, *hosts: str) -> None:
+        try:
+            import trustme
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise RuntimeError(
+                "the emulator's TLS mode needs the 'trustme' package (pip install trustme)"
+            ) from exc
+        ca = trustme.CA(organization_name="plane-connector test CA")
+        names = list(dict.fromkeys([*hosts, "127.0.0.1", "localhost", "::1"]))
+        self._dir = tempfile.TemporaryDirectory(prefix="plane-emulator-ca-")
+        self.ca_bundle = os.path.join(self._dir.name, "ca.pem")
+        ca.cert_pem.write_to_path(self.ca_bundle)
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert(*names).configure_cert(self.context)
+
+    def cleanup(self) -> None:
+        self._dir.cleanup()
+
+
 class EmulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
     emulator: Any
+    #: Set for the TLS mode: each connection's handshake runs on its own handler thread.
+    ssl_context: ssl.SSLContext | None = None
+    #: TLS handshakes begun and failed (a client that refuses our certificate fails one).
+    tls_handshakes = 0
+    tls_failures = 0
+    _tls_lock = threading.Lock()
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.ssl_context is None:
+            super().finish_request(request, client_address)
+            return
+        with self._tls_lock:
+            self.tls_handshakes += 1
+        request.settimeout(10)  # a client that stalls mid-handshake must not hold the thread
+        try:
+            conn = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            with self._tls_lock:
+                self.tls_failures += 1
+            log.debug("emulator: TLS handshake with %s failed: %s", client_address, exc)
+            return
+        conn.settimeout(None)
+        try:
+            super().finish_request(conn, client_address)
+        finally:
+            conn.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that timed out or hung up mid-answer (the tests' timeouts and resets do it on
@@ -108,7 +169,7 @@ class EmulatorServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class EmulatorHandler(BaseHTTPRequestHandler):
+class EmulatorHandler(CountedHandler):
     protocol_version = "HTTP/1.1"
     server: EmulatorServer
 
@@ -170,3 +231,20 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self.rfile.readline()
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+
+def wait_port_closed(port: int, host: str = "127.0.0.1", timeout: float = 30.0) -> bool:
+    """Whether connecting to ``host:port`` is refused within ``timeout`` seconds (polled).
+
+    For tests of a graceful stop: the listening socket must close before the process exits.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, port), timeout=5).close()
+        except ConnectionRefusedError:
+            return True
+        except ConnectionResetError:
+            pass  # queued while the listener closed: the next attempt is refused
+        time.sleep(0.05)
+    return False

@@ -7,6 +7,7 @@ token responses in django-oauth-toolkit's key order, errors as RFC 6749 ``{"erro
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 import threading
 from collections import Counter
@@ -38,6 +39,18 @@ class OAuthApp:
     scopes: str
 
 
+@dataclass(frozen=True)
+class Code:
+    app: OAuthApp
+    redirect_uri: str
+    scope: str
+    user_id: str
+    expiry: float
+    installation_id: str
+    challenge: str | None = None  # PKCE (RFC 7636), S256 or plain
+    challenge_method: str | None = None
+
+
 @dataclass
 class Installation:
     id: str
@@ -64,7 +77,7 @@ class OAuthServer:
     expires_in: int = 86400
     apps: dict[str, OAuthApp] = field(default_factory=dict)
     installations: dict[str, Installation] = field(default_factory=dict)
-    codes: dict[str, tuple[OAuthApp, str, str, str, float, str]] = field(default_factory=dict)
+    codes: dict[str, Code] = field(default_factory=dict)
     tokens: dict[str, Token] = field(default_factory=dict)
     token_requests: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -90,6 +103,10 @@ class OAuthServer:
         if redirect_uri not in app.redirect_uris:
             raise OAuthError(400, "invalid_request", "Mismatching redirect URI.")
         scope = params.get("scope") or app.scopes
+        challenge = params.get("code_challenge")
+        method = params.get("code_challenge_method") or ("plain" if challenge else None)
+        if challenge and method not in ("S256", "plain"):
+            raise OAuthError(400, "invalid_request", "Transform algorithm not supported.")
         code = secrets.token_urlsafe(30)
         with self.lock:
             installation = next(
@@ -97,7 +114,9 @@ class OAuthServer:
             ) or Installation(new_id(), app, bot_user_id)
             self.installations[installation.id] = installation
             expiry = self.clock.monotonic() + self.clock.scaled(CODE_LIFETIME)
-            self.codes[code] = (app, redirect_uri, scope, user_id, expiry, installation.id)
+            self.codes[code] = Code(
+                app, redirect_uri, scope, user_id, expiry, installation.id, challenge, method
+            )
         out = {"code": code, "app_installation_id": installation.id}
         if "state" in params:
             out["state"] = params["state"]
@@ -133,12 +152,15 @@ class OAuthServer:
 
     def _grant_code(self, app: OAuthApp, params: dict[str, str]) -> dict[str, Any]:
         entry = self.codes.pop(params.get("code", ""), None)  # single use
-        if entry is None or entry[0] is not app or entry[4] <= self.clock.monotonic():
+        if entry is None or entry.app is not app or entry.expiry <= self.clock.monotonic():
             raise OAuthError(400, "invalid_grant")
-        _, redirect_uri, scope, user_id, _, installation_id = entry
-        if params.get("redirect_uri", redirect_uri) != redirect_uri:
+        if params.get("redirect_uri", entry.redirect_uri) != entry.redirect_uri:
             raise OAuthError(400, "invalid_request", "Mismatching redirect URI.")
-        return self._issue(app, scope, user_id, installation_id)
+        if entry.challenge is not None and not _pkce_ok(entry, params.get("code_verifier")):
+            # django-oauth-toolkit (oauthlib): a missing or wrong verifier is invalid_grant, and
+            # the code is spent either way.
+            raise OAuthError(400, "invalid_grant", "Code verifier mismatch.")
+        return self._issue(app, entry.scope, entry.user_id, entry.installation_id)
 
     def _grant_refresh(self, app: OAuthApp, params: dict[str, str]) -> dict[str, Any]:
         old = self.tokens.get(params.get("refresh_token", ""))
@@ -215,3 +237,14 @@ class OAuthServer:
             if token.expires_at is not None and token.expires_at <= self.clock.monotonic():
                 return None
             return token
+
+
+def _pkce_ok(code: Code, verifier: str | None) -> bool:
+    if not verifier:
+        return False
+    if code.challenge_method == "S256":
+        digest = hashlib.sha256(verifier.encode("utf-8")).digest()
+        expected = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    else:
+        expected = verifier
+    return secrets.compare_digest(expected, code.challenge or "")

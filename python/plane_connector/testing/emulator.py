@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from plane_connector.testing import _store
 from plane_connector.testing._api import EDITIONS, PlaneApi, RecordedRequest, _Reply
-from plane_connector.testing._http import EmulatorHandler, EmulatorServer
+from plane_connector.testing._http import EmulatorHandler, EmulatorServer, TestCA
 from plane_connector.testing._oauth import OAuthServer
 from plane_connector.testing._store import PRIORITIES, PlaneStore
 from plane_connector.testing._throttle import RateThrottle, ScaledClock
@@ -65,6 +65,7 @@ class PlaneEmulator(PlaneApi):
         webhook_workers: int = 1,
         token_expires_in: int = 86400,
         gzip_responses: bool = True,
+        tls: bool = False,
     ) -> None:
         if edition not in EDITIONS:
             raise ValueError(f"edition must be one of {EDITIONS}, got {edition!r}")
@@ -105,6 +106,9 @@ class PlaneEmulator(PlaneApi):
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
+        # TLS mode: https:// with a certificate from a throwaway CA; `ca_bundle` is its PEM path.
+        self._tls = TestCA(host) if tls else None
+        self.ca_bundle: str | None = self._tls.ca_bundle if self._tls else None
         self.api_key = self.add_api_key()
         project = self.store.create_project(
             "ERP Sync Lab", project_identifier, "Project for Odoo connector tests"
@@ -119,6 +123,7 @@ class PlaneEmulator(PlaneApi):
             return self
         server = EmulatorServer((self.host, self._port), EmulatorHandler)
         server.emulator = self
+        server.ssl_context = self._tls.context if self._tls else None
         self._server = server
         self._sender.start()
         self._thread = threading.Thread(
@@ -145,6 +150,8 @@ class PlaneEmulator(PlaneApi):
         if self._thread:
             self._thread.join(timeout=5)
         self._sender.stop()
+        if self._tls:
+            self._tls.cleanup()
 
     def __enter__(self) -> PlaneEmulator:
         return self.start()
@@ -170,7 +177,8 @@ class PlaneEmulator(PlaneApi):
     @property
     def base_url(self) -> str:
         """The value for ``plane.base_url`` (no ``/api/v1``)."""
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self._tls else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def workspace_slug(self) -> str:
