@@ -266,7 +266,8 @@ def checked_ca_bundle(path: str) -> str | None:
     """``plane.ca_bundle`` as the client takes it, or None when unset.
 
     Which certificate authorities Odoo trusts is the server operator's decision (the
-    ``plane_ca_bundle`` option wins over the database setting): the value must be an absolute path to a regular, readable PEM file of CA certificates (the wheel refuses
+    ``plane_ca_bundle`` option wins over the database setting): the value must be an
+    absolute path to a regular, readable PEM file of CA certificates (the wheel refuses
     devices, FIFOs, directories, oversized files and files without a certificate, and never
     echoes a file's content). Raises ``UserError``.
     """
