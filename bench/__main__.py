@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import os
 import shlex
@@ -21,7 +22,9 @@ from bench.common import (
     BenchResult,
     RunConfig,
     Skip,
+    handwritten_sections,
     machine_info,
+    merge_previous,
     render_markdown,
     render_table,
     write_json,
@@ -35,6 +38,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "overhead": ("bench.overhead", "4. client overhead"),
     "receiver": ("bench.receiver", "5. receiver"),
     "memory": ("bench.memory", "6. memory"),
+    # Inside a live prefork Odoo 18.0 / 19.0 (skipped where none is found).
+    "odoo_latency": ("bench.odoo_latency", "7. Odoo sync latency"),
+    "odoo_backfill": ("bench.odoo_backfill", "8. Odoo back-fill"),
+    "odoo_webhook": ("bench.odoo_webhook", "9. Odoo webhook route"),
 }
 
 log = logging.getLogger("bench")
@@ -44,6 +51,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--quick", action="store_true", help="smoke sizes (about a minute in all)")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes that only prove the wiring (implies --quick; the CI smoke test)",
+    )
     p.add_argument(
         "--only",
         default="",
@@ -75,6 +87,13 @@ def run_one(name: str, cfg: RunConfig) -> BenchResult:
     return res
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; exit status 0 unless a benchmark crashed (a goal MISS is not a crash)."""
     args = parse_args(argv)
@@ -95,28 +114,38 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    cfg = RunConfig(quick=args.quick)
+    cfg = RunConfig(quick=args.quick or args.smoke, smoke=args.smoke)
     raw_argv = sys.argv[1:] if argv is None else argv
     meta = {
         "command": shlex.join([".venv/bin/python", "-m", "bench", *raw_argv]),
         "started_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
-        "quick": args.quick,
+        "quick": args.quick or args.smoke,
         "machine": machine_info(),
     }
     t0 = time.perf_counter()
     results = []
-    for name in names:
-        log.info("running %s", name)
-        results.append(run_one(name, cfg))
+    try:
+        for name in names:
+            log.info("running %s", name)
+            results.append(run_one(name, cfg))
+    finally:
+        if "bench.odoo_live" in sys.modules:  # the Odoo servers the run started, if any
+            sys.modules["bench.odoo_live"].stop_all()
     meta["total_seconds"] = round(time.perf_counter() - t0, 1)
     meta["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     notes = [f"{r.title}: {n}" for r in results for n in r.details.get("notes", [])]
     meta["notes"] = notes
     print(render_table(results))
+    # Benchmarks this run left out keep their rows (and their run) from the files it replaces.
+    previous = _read_json(args.json)
+    merged = merge_previous(results, previous, list(BENCHMARKS))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    write_json(args.json, results, meta)
+    write_json(args.json, merged, meta)
     if not args.no_markdown:
-        args.markdown.write_text(render_markdown(results, meta), encoding="utf-8")
+        old = args.markdown.read_text(encoding="utf-8") if args.markdown.exists() else ""
+        args.markdown.write_text(
+            render_markdown(merged, meta, handwritten_sections(old)), encoding="utf-8"
+        )
     print(f"\nwrote {args.json}" + ("" if args.no_markdown else f" and {args.markdown}"))
     return 1 if any(r.status == "error" for r in results) else 0
 

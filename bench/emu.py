@@ -35,6 +35,12 @@ def statuses_for_key(emu: Any, api_key: str) -> Counter[int]:
     return Counter(r.status for r in emu.requests if r.key_id == key_id)
 
 
+def require_plane_client() -> None:
+    """Skip unless the Rust client has landed in the installed wheel."""
+    if not has_plane_client():
+        raise Skip("plane_connector.PlaneClient not available")
+
+
 def has_plane_client() -> bool:
     """Whether the Rust client has landed in the installed wheel."""
     try:
@@ -42,3 +48,10 @@ def has_plane_client() -> bool:
     except ImportError:
         return False
     return True
+
+
+def adopt_api_key(emu: Any, key: str) -> None:
+    """Make ``key`` (made by the benchmark, e.g. already in a server's environment) a valid API
+    key of ``emu``, as ``add_api_key`` does for the keys it generates."""
+    with emu._lock:
+        emu._api_keys[key] = {"is_service": False, "is_active": True, "expires_at": None}

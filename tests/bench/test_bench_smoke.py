@@ -6,9 +6,12 @@ Goals are not asserted here: timing goals belong to bench/, whose report says PA
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,3 +72,40 @@ def test_unknown_benchmark_is_refused(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "unknown benchmark(s): nope" in proc.stderr
     assert not (tmp_path / "r.json").exists()
+
+
+ODOO_BENCHMARKS = ("odoo_latency", "odoo_backfill", "odoo_webhook")
+#: Counts that must be 0 whatever the machine's load: lost or duplicated data, not speed.
+CORRECTNESS = ("changes not arrived", "tasks not in Plane exactly once", "duplicates stored",
+               "events lost")
+
+
+def test_odoo_benchmarks_run_at_tiny_size_where_an_odoo_is_found(tmp_path: Path) -> None:
+    """Benchmarks 7-9 against every Odoo found here (about 90 s for both series, most of it
+    installing the addons); skipped plainly where there is none."""
+    from bench import odoo_live
+
+    found, missing = odoo_live.locate()
+    if not found:
+        pytest.skip("no Odoo found: " + "; ".join(f"{s}.0 {why}" for s, why in missing.items()))
+    out_json = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--only", ",".join(ODOO_BENCHMARKS),
+         "--json", str(out_json), "--markdown", str(tmp_path / "RESULTS.md")],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads(out_json.read_text())
+    series = sorted(found) if not os.environ.get("ODOO_SERIES") else [
+        s for s in sorted(found) if s in os.environ["ODOO_SERIES"].replace(",", " ").split()
+    ]
+    for name in ODOO_BENCHMARKS:
+        bench = data["benchmarks"][name]
+        assert bench["status"] == "ok", bench["reason"]
+        for s in series:
+            figures = [f for f in bench["figures"] if f["name"].startswith(f"{s}.0")]
+            assert figures, f"{name}: no figure for Odoo {s}.0"
+            for fig in figures:
+                assert fig["value"] is None or isinstance(fig["value"], float), fig
+                if any(word in fig["name"] for word in CORRECTNESS):
+                    assert fig["value"] == 0, fig

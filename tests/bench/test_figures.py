@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from bench.common import BenchResult, Figure, min_time_for, render_markdown, render_table
+from bench.common import (
+    BenchResult,
+    Figure,
+    handwritten_sections,
+    merge_previous,
+    min_time_for,
+    render_markdown,
+    render_table,
+)
 
 
 @pytest.mark.parametrize(
@@ -51,3 +59,30 @@ def test_reports_show_skips_and_misses_rather_than_hiding_them() -> None:
     assert "| 1. a | ratio | 2.00 | <= 1.0 | MISS |" in md
     assert "SKIPPED: no PostgreSQL" in md
     assert "`python -m bench`" in md
+
+
+def _meta(command: str, started: str) -> dict:
+    return {"command": command, "started_at": started, "quick": False, "total_seconds": 1.0,
+            "machine": {"cpus": 2, "loadavg_1_5_15": [0.1, 0.1, 0.1], "python": "3.11",
+                        "platform": "linux"}}  # fmt: skip
+
+
+def test_a_subset_run_keeps_the_other_rows_with_their_own_run() -> None:
+    old = BenchResult("budget", "1. budget use")
+    old.add("ours: 429s received", 0, "count", "== 0")
+    old_meta = _meta("python -m bench", "2026-01-01 00:00:00")
+    # What an earlier full run wrote (one run for the whole file, as before this change).
+    previous = {**old_meta, "benchmarks": {"budget": old.to_json()}}
+    new = BenchResult("odoo_webhook", "9. Odoo webhook route")
+    new.add("18.0: events lost of 10", 0, "count", "== 0")
+    merged = merge_previous([new], previous, ["budget", "odoo_webhook"])
+    assert [r.name for r in merged] == ["budget", "odoo_webhook"]
+    assert merged[0].run["started_at"] == "2026-01-01 00:00:00"
+    hand = "## Notes on the 2026-01-01 run (hand-written)\n\n- the budget was fine"
+    earlier_md = "# results\n\n| table |\n\n## Notes (generated)\n\n- x\n\n" + hand + "\n"
+    md = render_markdown(merged, _meta("python -m bench --only odoo_webhook", "2026-02-02"),
+                         handwritten_sections(earlier_md))
+    assert "| 1. budget use | ours: 429s received | 0 | == 0 | PASS | 1 |" in md
+    assert "| 9. Odoo webhook route | 18.0: events lost of 10 | 0 | == 0 | PASS | 2 |" in md
+    assert "`python -m bench`" in md and "`python -m bench --only odoo_webhook`" in md
+    assert md.count(hand) == 1 and "- x" not in md

@@ -15,6 +15,8 @@ import logging
 
 from odoo import api, fields, models
 
+from .. import plane_runtime as rt
+
 _log = logging.getLogger(__name__)
 
 PARAM_RETENTION = "plane.webhook_retention_days"
@@ -108,11 +110,8 @@ class PlaneWebhookDelivery(models.Model):
 
     @api.model
     def _plane_trigger_processing(self):
-        cron = self.env.ref(
-            "ipai_plane_connector.ir_cron_plane_process_deliveries", raise_if_not_found=False
-        )
-        if cron:
-            cron.sudo()._trigger()
+        """Wake the processing cron (called by the webhook route on every accepted delivery)."""
+        rt.wake_cron(self.env, "ipai_plane_connector.ir_cron_plane_process_deliveries")
 
     @api.model
     def _plane_purge_done(self, batch: int = 10000) -> int:

@@ -5,5 +5,6 @@ from . import (  # noqa: F401
     test_schema,
     test_security,
     test_tours,
+    test_wake,
     test_webhook_http,
 )

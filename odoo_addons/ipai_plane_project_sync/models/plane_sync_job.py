@@ -53,6 +53,8 @@ SYNC_FIELDS = frozenset({"task_id", "project_id", "kind", "plane_project_id", "w
 #: Backoff after the n-th failed attempt: 30 s, 1 min, 2 min, ... capped at 1 h.
 BACKOFF_BASE = 30
 BACKOFF_CAP = 3600
+#: Longest run of the job cron when Odoo sets no time limit (see cron_time_budget).
+DEFAULT_TIME_BUDGET = 240.0
 
 _ENQUEUE_SQL = """
     INSERT INTO plane_sync_job (task_id, project_id, kind, plane_project_id, work_item_id, state,
@@ -175,33 +177,42 @@ class PlaneSyncJob(models.Model):
 
     @api.model
     def _plane_wake(self) -> None:
-        cron = self.env.ref("ipai_plane_project_sync.ir_cron_plane_sync_jobs",
-                            raise_if_not_found=False)
-        if cron:
-            cron.sudo()._trigger()
+        """Run the job cron as soon as a worker is free, once this transaction commits."""
+        rt.wake_cron(self.env, "ipai_plane_project_sync.ir_cron_plane_sync_jobs")
 
     # -- the worker
 
     @api.model
     def _cron_run_jobs(self, limit: int | None = None, batch: int = 20,
-                       time_budget: float = 240.0) -> dict:
-        """Claim and run due jobs until none is due, ``limit`` ran, or the time is up."""
+                       time_budget: float | None = None) -> dict:
+        """Claim and run due jobs until none is due, ``limit`` ran, or the time is up.
+
+        ``time_budget`` (seconds) defaults to :func:`cron_time_budget`: a run must end well
+        inside the time Odoo allows a cron run, or Odoo kills the worker in the middle of a job
+        (whose lease then holds it for ``lease_seconds``). When the time is up, the jobs claimed
+        but not started go back to the queue and the cron wakes itself to go on at once.
+        """
         self.env.flush_all()
         registry = self.env.registry
+        if time_budget is None:
+            time_budget = cron_time_budget()
         started = time.monotonic()
         report = {"done": 0, "retry": 0, "dead": 0}
         ran = 0
-        while limit is None or ran < limit:
-            if time.monotonic() - started > time_budget:
-                self._plane_wake()  # more may be due: come back right away
-                break
+        out_of_time = False
+        while (limit is None or ran < limit) and not out_of_time:
             size = batch if limit is None else min(batch, limit - ran)
             with registry.cursor() as cr:
                 ids = self.with_env(self.env(cr=cr))._plane_claim(size)
             if not ids:
                 break
             _log.debug("Plane sync jobs claimed: %s", ids)
-            for job_id in ids:
+            for i, job_id in enumerate(ids):
+                if time.monotonic() - started > time_budget:
+                    out_of_time = True
+                    with registry.cursor() as cr:
+                        self.with_env(self.env(cr=cr))._plane_release(ids[i:])
+                    break
                 with registry.cursor() as cr:
                     env = self.env(cr=cr)
                     outcome = self.with_env(env).browse(job_id)._plane_run()
@@ -210,10 +221,21 @@ class PlaneSyncJob(models.Model):
                 _log.debug("Plane sync job %s: %s", job_id, outcome)
                 report[outcome] = report.get(outcome, 0) + 1
                 ran += 1
+        if out_of_time:
+            self._plane_wake()  # more may be due: come back right away, in a fresh run
         self.env.invalidate_all()
         if ran:
             _log.info("Plane sync jobs: %s", report)
         return report
+
+    @api.model
+    def _plane_release(self, ids: list[int]) -> None:
+        """Put claimed jobs that did not start back in the queue, as if never claimed."""
+        self.env.cr.execute(
+            "UPDATE plane_sync_job SET state = 'pending', attempts = attempts - 1,"
+            " lease_until = NULL WHERE id = ANY(%s) AND state = 'running'",
+            (list(ids),),
+        )
 
     @api.model
     def _plane_claim(self, size: int) -> list[int]:
@@ -334,6 +356,29 @@ class PlaneSyncJob(models.Model):
                        "next_attempt_at": fields.Datetime.now()})
         self._plane_wake()
         return True
+
+
+def cron_time_budget(default: float = DEFAULT_TIME_BUDGET) -> float:
+    """Seconds one run of the job cron may go on claiming jobs on this server.
+
+    Odoo stops a cron run that lasts longer than ``--limit-time-real-cron`` (by default
+    ``--limit-time-real``, 120 s; a prefork server kills the cron worker) or uses more than
+    ``--limit-time-cpu`` of CPU (60 s). After the budget, the job already started still
+    runs, and it may wait a whole rate window for Plane's budget (60 s): hence a quarter of
+    the real-time limit, and half the CPU limit.
+    """
+    from odoo.tools import config
+
+    budget = default
+    real = config.get("limit_time_real_cron")
+    if real is None or real < 0:
+        real = config.get("limit_time_real")
+    if real and real > 0:
+        budget = min(budget, real / 4)
+    cpu = config.get("limit_time_cpu")
+    if cpu and cpu > 0:
+        budget = min(budget, cpu / 2)
+    return budget
 
 
 def _describe(exc: Exception) -> str:

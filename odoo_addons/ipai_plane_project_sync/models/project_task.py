@@ -503,6 +503,13 @@ class ProjectTask(models.Model):
         if Task.search_count([("plane_work_item_id", "=", str(item["id"]))]):
             return False
         task = Task._plane_task_from_external(item, project)
+        if task and self.env["plane.sync.job"].sudo().search_count(
+            [("task_id", "=", task.id), ("kind", "=", "push"), ("state", "=", "running")]
+        ):
+            # Our own create with its push still running (the webhook outran the push's
+            # commit): that push links the task. Linking it here too would write the same row
+            # from a second transaction, a serialization failure for one of the two.
+            return False
         ours = item.get("external_source") == EXTERNAL_SOURCE and _EXTERNAL_ID.match(
             str(item.get("external_id") or ""))
         if not task and (ours or item.get("archived_at")):

@@ -1,6 +1,7 @@
 from . import (  # noqa: F401
     test_backfill,
     test_claim,
+    test_cron_budget,
     test_mapping,
     test_security,
     test_sync,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 
+from odoo import fields
 from odoo.addons.ipai_plane_connector import plane_runtime as rt
 from odoo.addons.ipai_plane_connector.tests.common import (
     API_KEY_ENV,
@@ -11,6 +13,29 @@ from odoo.addons.ipai_plane_connector.tests.common import (
     PlaneEmulatorCase,
     WebhookSink,
 )
+from odoo.sql_db import db_connect
+
+
+class CommittedJobs:
+    """Sync jobs committed outside the test transaction (a TransactionCase mixin), so that the
+    real transactions of a claim or a cron run see them; deleted again at cleanup."""
+
+    def commit_jobs(self, count: int, work_item_prefix: str | None = None) -> list[int]:
+        """``count`` due archive jobs (with work items ``<prefix><n>`` or none); their ids."""
+        self.db = db_connect(self.env.cr.dbname)
+        past = fields.Datetime.now() - dt.timedelta(seconds=5)
+        with self.db.cursor() as cr:
+            cr.execute(
+                "INSERT INTO plane_sync_job (kind, state, attempts, writes, next_attempt_at,"
+                " work_item_id) SELECT 'archive', 'pending', 0, 1, %s, %s || g"
+                " FROM generate_series(1, %s) g RETURNING id", (past, work_item_prefix, count))
+            ids = sorted(r[0] for r in cr.fetchall())
+        self.addCleanup(self._drop_jobs, ids)
+        return ids
+
+    def _drop_jobs(self, ids):
+        with self.db.cursor() as cr:
+            cr.execute("DELETE FROM plane_sync_job WHERE id = ANY(%s)", (ids,))
 
 
 class ProjectSyncCase(PlaneEmulatorCase):

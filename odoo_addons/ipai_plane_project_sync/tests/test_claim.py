@@ -3,28 +3,17 @@
 import datetime as dt
 
 from odoo import SUPERUSER_ID, api, fields
-from odoo.sql_db import db_connect
 from odoo.tests import TransactionCase, tagged
+
+from .common import CommittedJobs
 
 
 @tagged("post_install", "-at_install")
-class TestConcurrentClaims(TransactionCase):
+class TestConcurrentClaims(CommittedJobs, TransactionCase):
     def setUp(self):
         super().setUp()
         # Rows committed outside the test transaction, so that two real transactions see them.
-        self.db = db_connect(self.env.cr.dbname)
-        past = fields.Datetime.now() - dt.timedelta(seconds=5)
-        with self.db.cursor() as cr:
-            cr.execute(
-                "INSERT INTO plane_sync_job (kind, state, attempts, writes, next_attempt_at,"
-                " work_item_id) SELECT 'archive', 'pending', 0, 1, %s, 'claim-test-' || g"
-                " FROM generate_series(1, 10) g RETURNING id", (past,))
-            self.ids = sorted(r[0] for r in cr.fetchall())
-        self.addCleanup(self._drop_rows)
-
-    def _drop_rows(self):
-        with self.db.cursor() as cr:
-            cr.execute("DELETE FROM plane_sync_job WHERE id = ANY(%s)", (self.ids,))
+        self.ids = self.commit_jobs(10, work_item_prefix="claim-test-")
 
     def claim(self, cr, size):
         return api.Environment(cr, SUPERUSER_ID, {})["plane.sync.job"]._plane_claim(size)

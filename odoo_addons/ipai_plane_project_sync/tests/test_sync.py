@@ -619,6 +619,23 @@ class TestProjectSync(ProjectSyncCase):
         self.assertEqual(self.state_group(self.item(task)), "started")
         self.assertEqual(len(self.items_of(task)), 1)
 
+    def test_own_create_echo_while_its_push_runs_leaves_the_link_to_the_push(self):
+        task = self.new_task("In flight")
+        job = self.env["plane.sync.job"].search([("task_id", "=", task.id)])
+        # A worker claimed the push and its create reached Plane; the created event comes in
+        # before the push commits (in production: a serialization failure, logged as an ERROR,
+        # when both transactions wrote the link).
+        job.write({"state": "running"})
+        self.create_as_if_pushed(task)
+        self.deliver_webhooks()
+        self.assertFalse(task.plane_work_item_id, "the event wrote the task the push is writing")
+        self.assertFalse(self.deliveries().filtered(lambda d: d.state != "done"))
+        # The push (here: run again, as after a crash) links the one work item.
+        job.write({"state": "pending"})
+        self.run_jobs()
+        self.assertEqual(len(self.items_of(task)), 1)
+        self.assertEqual(task.plane_work_item_id, self.items_of(task)[0].id)
+
     def test_a_job_gives_up_after_max_attempts_and_can_be_retried(self):
         self.env["ir.config_parameter"].sudo().set_param("plane.project_sync.max_attempts", "2")
         task = self.synced_task()

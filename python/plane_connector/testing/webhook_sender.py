@@ -19,6 +19,7 @@ import logging
 import random
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,6 +83,10 @@ class WebhookAttempt:
     status: int | None = None
     error: str | None = None
     webhook_disabled: bool = False
+    # Wall-clock (time.time()) moments the POST started and its answer (or error) came back:
+    # the webhook hop as Plane would see it, e.g. for latency measurements.
+    sent_at: float = 0.0
+    answered_at: float = 0.0
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -235,6 +240,7 @@ class WebhookSender:
             job.retry, "delivered",
         )  # fmt: skip
         retryable = False
+        attempt.sent_at = time.time()
         if self.block_private and _is_private(hook.url):
             # Plane's send-time SSRF check drops the delivery silently, without a retry.
             attempt.outcome, attempt.error = "blocked", "private or loopback address"
@@ -250,6 +256,7 @@ class WebhookSender:
                 attempt.outcome, attempt.error, retryable = "connection_error", str(exc), True
             except http.client.HTTPException as exc:
                 attempt.outcome, attempt.error, retryable = "connection_error", repr(exc), True
+        attempt.answered_at = time.time()
         if retryable:
             if job.retry < self.max_retries:
                 cap = min(self.backoff_max, self.backoff * (2**job.retry))
