@@ -37,6 +37,11 @@ SERIES = sorted(SERVERS)
 NOT_FOUND = "no Odoo found: " + "; ".join(f"{s}.0 {why}" for s, why in MISSING.items())
 
 
+def addons_path(series: str) -> str:
+    """Odoo's own addons and ours, for ``--addons-path``."""
+    return ",".join([*map(str, SERVERS[series].addons_dirs), str(ROOT / "odoo_addons")])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -77,9 +82,9 @@ class OdooServer:
         self._opener: urllib.request.OpenerDirector | None = None
 
     def _base(self) -> list[str]:
-        addons = ",".join([*map(str, self.odoo.addons_dirs), str(ROOT / "odoo_addons")])
-        return [self.python, str(self.path / "odoo-bin"), f"--addons-path={addons}",
-                "-d", self.db, "--db_host", "127.0.0.1", "--db_user", DB_USER,
+        return [self.python, str(self.path / "odoo-bin"),
+                f"--addons-path={addons_path(self.series)}", "-d", self.db,
+                "--db_host", "127.0.0.1", "--db_user", DB_USER,
                 "--http-interface", "127.0.0.1"]
 
     def start(self) -> OdooServer:

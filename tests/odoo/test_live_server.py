@@ -9,14 +9,11 @@ Skipped when no Odoo is installed here (see scripts/odoo-tests.sh for where they
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import socket
 import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -26,6 +23,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from odoo_server import (
+    NOT_FOUND,
+    SERIES,
+    SERVERS,
+    addons_path,
+    attempt,
+    free_port,
+    wait_until,
+)
 from plane_connector import sign_body
 from plane_connector.testing import PlaneEmulator
 
@@ -33,47 +39,13 @@ ROOT = Path(__file__).resolve().parents[2]
 DB_USER = os.environ.get("ODOO_DB_USER", "odoo")
 WEBHOOK_SECRET = "plane_wh_" + uuid.uuid4().hex
 
-_spec = importlib.util.spec_from_file_location("odoo_locate", ROOT / "scripts" / "odoo_locate.py")
-assert _spec and _spec.loader
-odoo_locate = importlib.util.module_from_spec(_spec)
-sys.modules["odoo_locate"] = odoo_locate  # dataclasses look their module up there
-_spec.loader.exec_module(odoo_locate)
-FOUND, MISSING = odoo_locate.find_all()
-SERVERS = {o.series: o for o in FOUND}
-SERIES = sorted(SERVERS)
-
-
-def _odoo(series: str) -> tuple[Path, str]:
-    odoo = SERVERS[series]
-    return odoo.path, odoo.python
-
-
-def _addons(path: Path) -> str:
-    dirs = [d for d in (path / "addons", path / "odoo" / "addons") if d.is_dir()]
-    return ",".join([*map(str, dirs), str(ROOT / "odoo_addons")])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 @pytest.fixture(scope="module", params=SERIES or [pytest.param("none", marks=pytest.mark.skip(
-    reason="no Odoo found: " + "; ".join(f"{s}.0 {why}" for s, why in MISSING.items())))])
+    reason=NOT_FOUND))])
 def live_odoo(request, tmp_path_factory) -> Iterator[dict]:
     series = request.param
-    path, python = _odoo(series)
+    path, python = SERVERS[series].path, SERVERS[series].python
     if not Path(python).is_file():
         pytest.skip(f"no Python for Odoo {series}.0 at {python}")
     # That Odoo must run this tree's plane_connector, not the one synced last time.
@@ -86,7 +58,7 @@ def live_odoo(request, tmp_path_factory) -> Iterator[dict]:
     emulator = PlaneEmulator(rate_limit=600, seed=3).start()
     env = dict(os.environ, PLANE_LIVE_KEY=emulator.api_key,
                PLANE_LIVE_WH=WEBHOOK_SECRET)
-    base = [python, str(path / "odoo-bin"), f"--addons-path={_addons(path)}", "-d", db,
+    base = [python, str(path / "odoo-bin"), f"--addons-path={addons_path(series)}", "-d", db,
             "--db_host", "127.0.0.1", "--db_user", DB_USER, "--http-interface", "127.0.0.1"]
     log = tmp_path_factory.mktemp("odoo") / "odoo.log"
     proc = None
@@ -94,21 +66,21 @@ def live_odoo(request, tmp_path_factory) -> Iterator[dict]:
         init = subprocess.run(
             [*base, "-i", "ipai_bir_plane_sync,ipai_plane_project_sync", "--stop-after-init",
              "--max-cron-threads", "0",
-             "--http-port", str(_free_port()), *(["--without-demo=all"] if series == "18" else [])],
+             "--http-port", str(free_port()), *(["--without-demo=all"] if series == "18" else [])],
             capture_output=True, text=True, timeout=600, env=env,
         )
         assert init.returncode == 0, init.stderr[-3000:]
-        port = _free_port()
+        port = free_port()
         with open(log, "w") as out:
             proc = subprocess.Popen(
                 [*base, "--workers", "2", "--max-cron-threads", "1", "--http-port", str(port),
-                 "--gevent-port", str(_free_port()),
+                 "--gevent-port", str(free_port()),
                  f"--db-filter=^{db}$", "--logfile", str(log)],
                 stdout=out, stderr=subprocess.STDOUT, env=env,
             )
         url = f"http://127.0.0.1:{port}"
         common = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common")
-        uid = _wait_until(lambda: _try(lambda: common.authenticate(db, "admin", "admin", {})),
+        uid = wait_until(lambda: attempt(lambda: common.authenticate(db, "admin", "admin", {})),
                           90, "Odoo to answer XML-RPC")
         models = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/object", allow_none=True)
 
@@ -137,13 +109,6 @@ def live_odoo(request, tmp_path_factory) -> Iterator[dict]:
                        capture_output=True, timeout=120)
 
 
-def _try(fn):
-    try:
-        return fn()
-    except (OSError, xmlrpc.client.Error):
-        return None
-
-
 def test_webhook_round_trip_on_a_prefork_server(live_odoo):
     call, emulator = live_odoo["call"], live_odoo["emulator"]
     filing_id = call("bir.filing", "create", {"form_code": "2550M", "period": "2026-10",
@@ -170,7 +135,7 @@ def test_webhook_round_trip_on_a_prefork_server(live_odoo):
         return call("plane.webhook.delivery", "search_read",
                     [("webhook_id", "=", hook["id"])], ["state", "attempts"])
 
-    _wait_until(
+    wait_until(
         lambda: call("bir.filing", "read", [filing_id], ["state"])[0]["state"] == "done"
         and [r["state"] for r in delivery_rows()] == ["done"],
         60, "the cron worker to process the delivery and mark the filing done",
@@ -225,7 +190,7 @@ def test_concurrent_duplicates_are_stored_once(live_odoo):
                     [("webhook_id", "=", webhook_id)], fields)
         return rows if rows and all(r["state"] == "done" for r in rows) else None
 
-    rows = _wait_until(all_done, 60, "the cron worker to process the burst")
+    rows = wait_until(all_done, 60, "the cron worker to process the burst")
     assert sorted(r["fingerprint"] for r in rows) == sorted(
         hashlib.sha256(b).hexdigest() for b in bodies)
     assert {r["attempts"] for r in rows} == {1}
@@ -425,7 +390,7 @@ def test_employee_rpc_cannot_write_plane_ids_or_create_plane_projects(live_odoo)
                                                   "due_date": "2026-08-10"})
     # The cron worker pushes the new filing (as the sync, allowed): let it finish first, so
     # that the requests counted below are the employee's alone.
-    pushed = _wait_until(lambda: call("bir.filing", "read", [filing], ["plane_work_item_id"])[0][
+    pushed = wait_until(lambda: call("bir.filing", "read", [filing], ["plane_work_item_id"])[0][
         "plane_work_item_id"], 60, "the cron worker to push the filing")
     emulator.wait_webhooks_idle(10)
     project = call("project.project", "create", {"name": "Employee's team"})
