@@ -81,7 +81,7 @@ class TestPlaneTours(PlaneEmulatorCase):
                                   delivery_id=delivery.delivery_id, step_timeout=3000)
         # The failing step is the one that uses the button (not an earlier one).
         self.assertIn(
-            "FAILED: [3/6] Tour plane_deliveries_tour → Step retry it "
+            "FAILED: [3/7] Tour plane_deliveries_tour → Step retry it "
             "(trigger: .o_form_statusbar button[name='action_retry'])",
             str(failure.exception),
         )
