@@ -484,9 +484,12 @@ def target_looks_like_secret(target: str) -> bool:
     if any(_is_random_piece(p) for p in re.split(r"[/_.\-:@]+", plain)):
         return True
     # A random token with separators in it (token_urlsafe) splits into short pieces; read as one
-    # run it still looks like noise, so judge it whole, a little less eagerly.
-    joined = re.sub(r"[^A-Za-z0-9]+", "", plain)
-    return _is_random_piece(joined, min_switches=8)
+    # run it still looks like noise, so judge it whole, a little less eagerly. Path components
+    # are judged apart: a directory such as mkdtemp's "tmp1a2b3c4d" is no part of a secret.
+    return any(
+        _is_random_piece(re.sub(r"[^A-Za-z0-9]+", "", part), min_switches=8)
+        for part in plain.split("/")
+    )
 
 
 def _is_random_piece(piece: str, *, min_switches: int = 4) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import secrets as pysecrets
 import threading
 from pathlib import Path
@@ -401,3 +402,20 @@ def test_rate_limited_log_writes_one_line_per_key_per_interval(
     assert len(lines) == 3
     assert key not in lines[0] and "plane_api_***" in lines[0]
     assert lines[2].endswith("(10 more suppressed in the last 60 s)")
+
+
+def test_a_temporary_directory_in_a_file_path_is_not_a_secret() -> None:
+    # mkdtemp names ("tmp" + 8 of [a-z0-9_]) alternate letters and digits like noise; as part
+    # of a path they must not make the reference read as a pasted value (it made an Odoo test
+    # fail now and then).
+    draw = random.Random(20261127)
+    chars = "abcdefghijklmnopqrstuvwxyz0123456789_"
+    refused = []
+    for _ in range(3000):
+        name = "tmp" + "".join(draw.choice(chars) for _ in range(8))
+        ref = f"file:/tmp/{name}/plane_api_key"
+        try:
+            secrets.parse(ref)
+        except SecretError:
+            refused.append(ref)
+    assert refused == []
