@@ -387,6 +387,7 @@ class ProjectProject(models.Model):
             "plane_sweep_cursor": False, "plane_sweep_started_at": fields.Datetime.now(),
             "plane_sweep_flagged": 0, "plane_sweep_error": False,
         })
+        self.env["plane.sweep.seen"].sudo()._plane_forget_before(self)
         return True
 
     def _plane_sweep_page(self) -> bool:
@@ -411,22 +412,13 @@ class ProjectProject(models.Model):
         return True
 
     def _plane_sweep_mark_seen(self, item_ids: list[str]) -> None:
-        # Bookkeeping only: plain SQL, so no task write (and no push) is triggered.
-        Task = self.env["project.task"]
-        Task.flush_model(["plane_work_item_id", "plane_sweep_round"])
-        self.env.cr.execute(
-            "UPDATE project_task SET plane_sweep_round = %s "
-            "WHERE project_id = %s AND plane_work_item_id = ANY(%s)",
-            (self.plane_sweep_round, self.id, list(item_ids)))
-        Task.invalidate_model(["plane_sweep_round"])
+        self.env["plane.sweep.seen"].sudo()._plane_mark(self, item_ids)
 
     def _plane_sweep_confirm(self) -> bool:
         Task = self.env["project.task"].sudo()
+        unseen = self.env["plane.sweep.seen"].sudo()._plane_unseen_tasks(self)
         candidates = Task.search([
-            ("project_id", "=", self.id), ("plane_work_item_id", "!=", False),
-            ("plane_sync_state", "!=", "unlinked"),
-            "|", ("plane_sweep_round", "=", False),
-            ("plane_sweep_round", "<", self.plane_sweep_round),
+            ("id", "in", unseen), ("plane_sync_state", "!=", "unlinked"),
             # Pushed after the walk began: its work item existed then (times are to the
             # second, so the second the walk began still counts as before).
             "|", ("plane_synced_at", "=", False),

@@ -63,8 +63,7 @@ _EXTERNAL_ID = re.compile(r"^project\.task,(\d+)$")
 _MESSAGE_EXTERNAL_ID = re.compile(r"^mail\.message,(\d+)$")
 # Written by the sync only (in sudo): the ids become request paths.
 SYNC_FIELDS = frozenset({"plane_work_item_id", "plane_sync_state", "plane_synced_at",
-                         "plane_sync_error", "plane_snapshot", "plane_remote_updated_at",
-                         "plane_sweep_round"})
+                         "plane_sync_error", "plane_snapshot", "plane_remote_updated_at"})
 _FIELD_LABELS = {
     "name": "name", "description_html": "description", "priority": "priority",
     "target_date": "deadline", "start_date": "start date", "state": "stage",
@@ -96,9 +95,6 @@ class ProjectTask(models.Model):
     plane_url = fields.Char(string="Open in Plane", compute="_compute_plane_url")
     plane_start_date = fields.Date(string="Start date", copy=False,
                                    help="Synced with the Plane work item's start date")
-    plane_sweep_round = fields.Integer(
-        copy=False, readonly=True,
-        help="The last round of the project's deletion check that saw this work item in Plane")
 
     @api.depends("plane_work_item_id", "project_id.plane_project_id")
     def _compute_plane_url(self):

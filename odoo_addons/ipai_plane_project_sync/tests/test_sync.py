@@ -256,6 +256,34 @@ class TestProjectSync(ProjectSyncCase):
         self.env["project.project"]._cron_plane_deletion_sweep()
         return self.run_jobs(limit=steps) if steps else self.run_jobs()
 
+    def seen_this_round(self, task) -> bool:
+        return bool(self.env["plane.sweep.seen"].search_count([
+            ("project_id", "=", self.project.id), ("work_item_id", "=", task.plane_work_item_id),
+            ("sweep_round", "=", self.project.plane_sweep_round)]))
+
+    def test_the_deletion_check_writes_no_task_row(self):
+        # Webhooks and pushes write the same tasks while the check walks the project; both
+        # sides run in REPEATABLE READ, so a task row the check updated made one of them fail
+        # with "could not serialize access due to concurrent update" (seen against real Plane).
+        tasks = [self.synced_task(f"Busy {n}") for n in range(3)]
+        self.emulator.delete_work_item(tasks[0].plane_work_item_id)
+        kept = tasks[1:]
+
+        def row_versions():
+            # An UPDATE always writes a new row version, at a new ctid.
+            self.env.flush_all()
+            self.env.cr.execute(
+                "SELECT id, ctid::text FROM project_task WHERE id IN %s ORDER BY id",
+                (tuple(t.id for t in kept),))
+            return self.env.cr.fetchall()
+
+        before = row_versions()
+        self.sweep()
+        self.assertEqual(tasks[0].plane_sync_state, "unlinked")
+        self.assertEqual([t.plane_sync_state for t in kept], ["synced"] * 2)
+        self.assertTrue(all(self.seen_this_round(t) for t in kept))
+        self.assertEqual(row_versions(), before, "the check wrote the rows of tasks it only saw")
+
     def test_deleted_in_plane_unlinks_and_flags_never_deletes(self):
         task = self.synced_task()
         kept = self.synced_task("Kept")
@@ -297,13 +325,13 @@ class TestProjectSync(ProjectSyncCase):
             self.sweep(steps=2)  # the project check, then the first page (newest first)
             self.assertEqual(self.project.plane_sweep_state, "walking")
             self.assertTrue(self.project.plane_sweep_cursor, "resumable: the cursor is saved")
-            self.assertEqual(newest.plane_sweep_round, self.project.plane_sweep_round)
+            self.assertTrue(self.seen_this_round(newest))
             # Deleted in Plane during the walk: every later row moves up one place, and the
             # item that was first on page 2 is now last on page 1: the walk never lists it.
             self.emulator.delete_work_item(newest.plane_work_item_id)
             before = len(self.emulator.requests)
             self.run_jobs()
-            self.assertNotEqual(skipped.plane_sweep_round, 0)
+            self.assertTrue(self.seen_this_round(skipped), "confirmed by its own GET")
             self.assertEqual(len(item_gets(before)), 1, "the skipped item is looked up once")
             self.assertEqual([t.plane_sync_state for t in tasks], ["synced"] * 5,
                              "skipped is not deleted; the deleted one was seen before")
