@@ -15,13 +15,37 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import BaseServer
 from types import FrameType
 from typing import Any
 
 #: Seconds the requests in flight get to finish after a stop signal.
 DEFAULT_GRACE = 10.0
+
+
+class ThreadingServer(ThreadingHTTPServer):
+    """A threading HTTP server whose accept loop can always be stopped.
+
+    ``serve_forever`` calls a blocking ``accept()`` once ``select()`` says the listening socket is
+    readable. Seen here once in a full test run: the accept found nothing and blocked, and
+    ``shutdown()`` then waited for a connection that never came. With the listening socket
+    non-blocking, such an accept raises ``BlockingIOError``, which socketserver drops, and the loop
+    goes on to notice the stop request.
+    """
+
+    daemon_threads = True
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        self.socket.setblocking(False)
+
+    def get_request(self) -> tuple[Any, Any]:
+        conn, addr = self.socket.accept()
+        # Whether an accepted socket inherits non-blocking mode depends on the OS; handlers read
+        # with blocking calls.
+        conn.setblocking(True)
+        return conn, addr
 
 
 class InFlight:

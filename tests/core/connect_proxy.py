@@ -10,6 +10,8 @@ import socket
 import threading
 from typing import Any
 
+from core_loopback import close_listener
+
 
 class ConnectProxy:
     def __init__(self) -> None:
@@ -29,7 +31,7 @@ class ConnectProxy:
 
     def stop(self) -> None:
         self._stopped.set()
-        self._listener.close()
+        close_listener(self._listener)
         self._thread.join(timeout=5)
 
     def __enter__(self) -> ConnectProxy:
@@ -95,3 +97,4 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+

@@ -8,6 +8,7 @@ with its arrival time, so tests assert on what reached the wire rather than on w
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -168,3 +169,14 @@ def plane_pages(items: list[dict[str, Any]], *, default_per_page: int = 1000) ->
         )
 
     return handle
+
+
+def close_listener(listener: socket.socket) -> None:
+    """Close a listening socket whose accept() may be blocked in another thread. close() alone
+    leaves that accept() waiting, and the port listening, for as long as the process lives;
+    shutdown() wakes it."""
+    try:
+        listener.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    listener.close()

@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from core_loopback import API_KEY, LoopbackServer, Reply, plane_pages
+from core_loopback import API_KEY, LoopbackServer, Reply, close_listener, plane_pages
 from plane_connector import (
     AsyncPlaneClient,
     AuthError,
@@ -438,7 +438,7 @@ class _ClosesIdleConnections:
             self.closed.release()
 
     def close(self) -> None:
-        self.sock.close()
+        close_listener(self.sock)
 
 
 def test_a_connection_closed_by_the_server_while_idle_is_not_reused() -> None:

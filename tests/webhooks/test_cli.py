@@ -70,6 +70,43 @@ def test_server_accepts_then_dedupes(served, samples) -> None:
     conn.close()
 
 
+@pytest.mark.parametrize("which", ["webhook", "emulator"])
+def test_an_accept_with_nothing_pending_does_not_stall_the_server(
+    sqlite_store, samples, plane_emulator_factory, which
+) -> None:
+    """serve_forever accepts once select() says the port is readable; a full test run once saw
+    that accept find nothing and block, and stop() then waited for ever. Here the accept is
+    called with nothing pending: it must return, and the server must go on answering."""
+    if which == "webhook":
+        server = make_server(WebhookReceiver(sqlite_store, samples["issue-created"].secret))
+    else:
+        server = plane_emulator_factory()._server
+    done = threading.Event()
+    worker = threading.Thread(
+        target=lambda: (server._handle_request_noblock(), done.set()), daemon=True
+    )
+    worker.start()
+    try:
+        assert done.wait(10), "accept() blocked with no connection pending"
+    finally:
+        if not done.is_set():
+            server.socket.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept
+    if which == "webhook":
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            status, _ = _post(server.server_address[1], "/plane/webhook", {}, b"{}")
+        finally:
+            server.shutdown()
+            server.server_close()
+        assert status == 401
+    else:
+        conn = http.client.HTTPConnection(*server.server_address, timeout=30)
+        conn.request("GET", "/api/v1/users/me/")
+        assert conn.getresponse().status == 401
+        conn.close()
+
+
 def test_server_refuses_a_huge_body_without_reading_it(served, samples) -> None:
     server, store = served
     sample = samples["issue-created"]

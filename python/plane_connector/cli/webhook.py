@@ -13,12 +13,12 @@ import logging
 import os
 import socket
 import time
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 from plane_connector._graceful import (
     DEFAULT_GRACE,
     CountedHandler,
+    ThreadingServer,
     install_stop_handlers,
     serve_until_stopped,
 )
@@ -105,7 +105,7 @@ def make_server(
     path: str = DEFAULT_PATH,
     *,
     drop_on_store_error: bool = False,
-) -> ThreadingHTTPServer:
+) -> ThreadingServer:
     """An HTTP server (not yet serving) routing ``POST path`` to ``receiver.handle``.
 
     ``drop_on_store_error``: when the store is down, close the connection without an answer
@@ -212,9 +212,7 @@ def make_server(
                 return None
             return body
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    return server
+    return ThreadingServer((host, port), Handler)
 
 
 def read_chunked(rfile: Any, limit: int) -> bytes | None:

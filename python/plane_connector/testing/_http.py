@@ -14,10 +14,9 @@ import threading
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import ThreadingHTTPServer
 from typing import Any
 
-from plane_connector._graceful import CountedHandler
+from plane_connector._graceful import CountedHandler, ThreadingServer
 
 log = logging.getLogger("plane_connector.testing.emulator")
 
@@ -127,8 +126,7 @@ class TestCA:
         self._dir.cleanup()
 
 
-class EmulatorServer(ThreadingHTTPServer):
-    daemon_threads = True
+class EmulatorServer(ThreadingServer):
     allow_reuse_address = True
     request_queue_size = 128
     emulator: Any
