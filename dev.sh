@@ -12,7 +12,8 @@ ROOT=$PWD
 VENV=${PLANE_CONNECTOR_VENV:-$ROOT/.venv}
 PY=$VENV/bin/python
 
-log() { printf '\n==> %s\n' "$*" >&2; }
+# The clock on each step: CI has a time budget, and this is where the minutes show.
+log() { printf '\n==> [%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 ensure_python() {
   if [ ! -x "$PY" ]; then
@@ -163,7 +164,7 @@ run_tests() {
   export PLANE_CONNECTOR_WHEEL
 
   log "pytest"
-  "$PY" -m pytest -q tests
+  "$PY" -m pytest -q --durations=10 tests
 
   if [ -x scripts/odoo-tests.sh ]; then
     log "Odoo addon tests (with the wheel file $(basename "$PLANE_CONNECTOR_WHEEL"))"

@@ -23,6 +23,8 @@ from plane_live import Answer, PacedHttp
 from webhook_capture import Received
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+#: The name fields of a user object, each replaced by the placeholder of the user it belongs to.
+USER_NAME_KEYS = ("email", "display_name", "first_name", "last_name")
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d(:?\d\d)?)?$")
 #: Values that differ between two runs of the same behaviour, by key.
 VOLATILE_KEYS = {
@@ -244,8 +246,12 @@ class Normalizer:
             t.me["id"].lower(): "<me>", t.member["id"].lower(): "<member>",
         }  # fmt: skip
         self.exact: dict[str, str] = {}
+        # Inside a user object the id says whose the names are: two users may share a first name
+        # (a lab seeded with "Lab Admin" and "Lab Member"), and the value alone cannot tell.
+        self.users: dict[str, tuple[str, dict[str, Any]]] = {}
         for who, user in (("me", t.me), ("member", t.member)):
-            for key in ("email", "display_name", "first_name", "last_name"):
+            self.users[user["id"].lower()] = (who, user)
+            for key in USER_NAME_KEYS:
                 if user.get(key):
                     self.exact.setdefault(str(user[key]), f"<{who}.{key}>")
         self.substrings = {ctx.uniq: "<UNIQ>", ctx.uniq.lower(): "<uniq>", t.slug: "<slug>"}
@@ -257,12 +263,25 @@ class Normalizer:
         if key in VOLATILE_KEYS and value is not None:
             return VOLATILE_KEYS[key]
         if isinstance(value, dict):
-            return {k: self._walk(v, k) for k, v in value.items()}
+            names = self._user_names(value)
+            return {k: names[k] if k in names else self._walk(v, k) for k, v in value.items()}
         if isinstance(value, list):
             return [self._walk(v, None) for v in value]
         if isinstance(value, str):
             return self._string(value)
         return value
+
+    def _user_names(self, obj: dict[str, Any]) -> dict[str, str]:
+        """Placeholders for the name fields of an object that is one of the two users."""
+        uid = obj.get("id")
+        if not isinstance(uid, str) or uid.lower() not in self.users:
+            return {}
+        who, user = self.users[uid.lower()]
+        return {
+            key: f"<{who}.{key}>"
+            for key in USER_NAME_KEYS
+            if user.get(key) and obj.get(key) == user[key]
+        }
 
     def _string(self, text: str) -> str:
         if text in self.exact:
