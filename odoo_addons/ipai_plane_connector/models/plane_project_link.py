@@ -10,6 +10,8 @@ import datetime as dt
 import logging
 
 from odoo import api, fields, models
+from odoo.tools import mute_logger
+from psycopg2.errors import UniqueViolation
 
 from .plane_connector import SILENCE_GRACE, describe_error, parse_plane_time
 
@@ -57,17 +59,35 @@ class PlaneProjectLink(models.Model):
 
         Starting the mark at "now" means the sweep covers every change made after Odoo first
         wrote to the project, even one whose webhook never arrived; the margin absorbs clock
-        skew between Odoo and Plane (re-feeding a change is harmless).
+        skew between Odoo and Plane (re-feeding a change is harmless). Empty when a concurrent
+        transaction created it (see ``_plane_create_link``).
         """
         link = self.with_context(active_test=False).search(
             [("plane_project_id", "=", plane_project_id)], limit=1
         )
         if link:
             return link
+        return self._plane_create_link(plane_project_id, name)
+
+    def _plane_create_link(self, plane_project_id: str, name: str):
+        """Create the link; an empty recordset when another transaction just created it.
+
+        A user's "Sync to Plane" and the push cron can link the same project at once: both miss
+        it in their snapshots, one INSERT waits for the other and then breaks the unique
+        constraint. That is no failure (the link exists, committed by the other), so it is
+        caught without the ERROR line Odoo logs for a failed query, and the caller carries on:
+        nothing in its transaction needs to read the link, which its snapshot cannot see.
+        """
         start = dt.datetime.now(dt.timezone.utc) - MARK_MARGIN
-        return self.create({
+        values = {
             "plane_project_id": plane_project_id, "name": name, "sync_mark": start.isoformat(),
-        })
+        }
+        try:
+            with mute_logger("odoo.sql_db"), self.env.cr.savepoint():
+                return self.create(values)
+        except UniqueViolation:
+            _log.info("Plane project %s was linked by a concurrent transaction", plane_project_id)
+            return self.browse()
 
     @api.model
     def _plane_webhook_seen(self, plane_project_id: str) -> None:
