@@ -446,6 +446,13 @@ class PlaneSyncJob(models.Model):
         connector = self.env["plane.connector"]
         if connector._plane_is_outage(exc):
             return self._plane_paused(exc, message, connector._plane_outage_note(exc))
+        if _database_fault(exc):
+            # A connection the job used (the rate budget's, say) was cut: nothing is wrong with
+            # the job, so, as for a dead worker, the retry uses no attempt; soon, not at once.
+            self.write({"state": "pending", "attempts": max(0, self.attempts - 1),
+                        "last_error": message,
+                        "next_attempt_at": fields.Datetime.now() + dt.timedelta(seconds=2)})
+            return "retry"
         params = self.env["ir.config_parameter"].sudo()
         max_attempts = int(params.get_param(PARAM_MAX_ATTEMPTS, DEFAULT_MAX_ATTEMPTS))
         if self.task_id:
@@ -566,6 +573,14 @@ def _unlock(cr, job_id: int) -> None:
         cr.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_SPACE, job_id))
     except Exception:  # noqa: BLE001 - the connection died meanwhile: its locks went with it
         _log.debug("advisory unlock of job %s failed", job_id, exc_info=True)
+
+
+def _database_fault(exc: BaseException) -> bool:
+    try:
+        import psycopg2
+    except ImportError:  # pragma: no cover - Odoo requires it
+        return False
+    return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError))
 
 
 def _connection_lost(cr) -> bool:

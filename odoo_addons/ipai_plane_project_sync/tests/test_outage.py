@@ -142,6 +142,22 @@ class TestPlaneOutage(ProjectSyncCase):
         report = self.connector._cron_process_deliveries()
         self.assertGreaterEqual(report["done"], 2)
 
+    def test_a_cut_database_connection_is_no_failure_of_the_job(self):
+        import psycopg2
+
+        task = self.tasks(1)
+        cut = psycopg2.OperationalError("terminating connection due to administrator command")
+        with patch.object(type(task), "_plane_push", side_effect=cut):
+            report = self.Job._cron_run_jobs()
+        self.assertEqual(report["retry"], 1)
+        job = self.Job.search([("task_id", "=", task.id)])
+        self.assertEqual((job.state, job.attempts), ("pending", 0))
+        self.assertLessEqual((job.next_attempt_at - job.write_date).total_seconds(), 3)
+        self.assertIsNone(self.outage(), "a database fault is not a Plane outage")
+        job.next_attempt_at = job.write_date
+        self.assertEqual(self.Job._cron_run_jobs()["done"], 1)
+        self.assertEqual(task.plane_sync_state, "synced")
+
     def test_an_absurd_retry_after_is_clamped(self):
         for asked in (3e11, 1e400, math.inf, math.nan, -5.0, None):
             with self.subTest(asked=asked):
