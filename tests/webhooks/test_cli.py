@@ -247,6 +247,44 @@ def test_cli_refuses_bad_configuration(args, message) -> None:
     assert "0123456789abcdef0123456789abcdef" not in proc.stderr + proc.stdout
 
 
+@pytest.mark.parametrize(
+    "option", [["--request-timeout", "nan"], ["--request-timeout", "0"], ["--max-connections", "0"]]
+)
+def test_cli_refuses_bad_limits(tmp_path, option) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "plane_connector", "webhook", "--port", "0", "--allow-unsigned",
+         "--store", f"sqlite:{tmp_path / 'x.sqlite3'}", *option],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "--request-timeout must be in" in proc.stderr
+
+
+def test_slow_headers_are_cut_off_by_the_request_deadline(sqlite_store, samples) -> None:
+    """Headers trickled line by line: the connection is closed at the deadline, unanswered."""
+    receiver = WebhookReceiver(sqlite_store, samples["issue-created"].secret)
+    server = make_server(receiver, "127.0.0.1", 0, request_timeout=1.0)
+    _serve(server)
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_address[1])) as sock:
+            sock.sendall(b"POST /plane/webhook HTTP/1.1\r\n")
+            sock.settimeout(0.1)  # the pace of the trickle
+            closed, sent = False, 0
+            while not closed and sent < 100:
+                try:
+                    sock.sendall(b"X-Pad-%d: x\r\n" % sent)
+                    sent += 1
+                    closed = sock.recv(1) == b""
+                except TimeoutError:
+                    continue
+                except ConnectionError:  # closed with our bytes unread: a reset
+                    closed = True
+            assert closed and sent < 100
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 class FlakyStore:
     """Wraps a store; the first ``failures`` claims fail as if the database were down."""
 

@@ -35,6 +35,7 @@ DEFAULT_PATH = "/plane/webhook"
 WEBHOOK_POOL_SIZE = 8
 #: Seconds a whole request may take, from the wait for its first line to its last body byte.
 DEFAULT_REQUEST_TIMEOUT = 30.0
+MAX_REQUEST_TIMEOUT = 3600.0
 #: Connections handled at once; more are answered 503. Each holds at most max_body bytes.
 DEFAULT_MAX_CONNECTIONS = 64
 #: Bytes read from the socket per call while reading a body.
@@ -148,8 +149,11 @@ def make_server(
     ``max_connections`` caps the connections handled at once; the next ones are answered 503.
     """
     max_body = receiver.max_body
-    if request_timeout <= 0 or max_connections < 1:
-        raise ValueError("request_timeout and max_connections must be positive")
+    if not 0 < request_timeout <= MAX_REQUEST_TIMEOUT or max_connections < 1:
+        raise ValueError(
+            f"--request-timeout must be in (0, {MAX_REQUEST_TIMEOUT:g}] seconds and "
+            "--max-connections at least 1"
+        )
 
     class Handler(CountedHandler):
         server_version = "plane-connector-webhook"
