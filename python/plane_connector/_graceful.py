@@ -161,22 +161,23 @@ class _Rejecter:
                 self._wake.wait()
                 self._wake.clear()
                 continue
-            done = []
+            done: list[socket.socket] = []
             for key, _ in self._selector.select(0.05):
+                conn: socket.socket = key.fileobj  # type: ignore[assignment]
                 try:
-                    if not key.fileobj.recv(65536):  # type: ignore[union-attr]
-                        done.append(key.fileobj)
+                    if not conn.recv(65536):
+                        done.append(conn)
                 except BlockingIOError:
                     pass
                 except OSError:
-                    done.append(key.fileobj)
+                    done.append(conn)
             now = time.monotonic()
             with self._lock:
                 done += [c for c, deadline in self._waiting.items() if deadline <= now]
                 for conn in set(done):
-                    if self._waiting.pop(conn, None) is not None:  # type: ignore[arg-type]
+                    if self._waiting.pop(conn, None) is not None:
                         self._selector.unregister(conn)
-                        conn.close()  # type: ignore[union-attr]
+                        conn.close()
 
 
 class InFlight:
