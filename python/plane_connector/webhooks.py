@@ -2,7 +2,8 @@
 
 Pipeline, in this order, each step refusing before the next one reads anything:
 
-1. size limit (413), before the body is looked at;
+1. framing and size (400 for repeated or conflicting length headers, 413), before the body is
+   looked at (:meth:`WebhookReceiver.precheck`, which adapters call before reading);
 2. ``X-Plane-Signature``: HMAC-SHA256 of the raw bytes (401), before the body is parsed;
 3. ``X-Plane-Delivery`` (a UUID), ``X-Plane-Event``, JSON body with event/action/data (400);
 4. claim: the delivery row is inserted and committed, insert-or-nothing on delivery id, body
