@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::errors::{redact, CoreError};
 use crate::ratelimit::monotonic_now;
 use crate::retry::{
-    clamp_wait, duration, is_idempotent_method, is_unavailable, parse_int_header,
+    clamp_wait, duration, is_idempotent_method, is_unavailable, parse_int_header, parse_reset_at,
     parse_retry_after, Outcome, RetryPolicy, MAX_SECONDS,
 };
 use crate::runtime;
@@ -601,7 +601,7 @@ impl Client {
         block_on_empty: bool,
     ) {
         let remaining = parse_int_header(header(headers, "x-ratelimit-remaining"));
-        let reset = parse_int_header(header(headers, "x-ratelimit-reset")).map(|v| v as f64);
+        let reset = parse_reset_at(header(headers, "x-ratelimit-reset"), epoch_now());
         if remaining.is_none() && reset.is_none() {
             return;
         }

@@ -24,7 +24,7 @@ pub enum CoreError {
         path: String,
         message: String,
         body: String,
-        /// Seconds the server asked to wait (429 `Retry-After`), as sent.
+        /// Seconds the server asked to wait (429 `Retry-After`), clamped to `retry::MAX_RETRY_AFTER`.
         retry_after: Option<f64>,
         /// The `id` in a 409 body: the object that already exists.
         existing_id: Option<String>,

@@ -80,15 +80,33 @@ pub fn is_unavailable(status: u16) -> bool {
     matches!(status, 502..=504)
 }
 
-/// Parses `Retry-After` as seconds. Negative, non-finite or garbage values give `None` (the
-/// caller then uses a default); HTTP-dates are not sent by Plane and are treated as garbage.
+/// Ceiling of a `Retry-After` (and of how far ahead an `X-RateLimit-Reset` may lie), seconds.
+/// The value reaches Python as `RateLimitError.retry_after`, where a job's error handler adds it
+/// to a datetime: 3e11 s raised `OverflowError` there. Plane's window is 60 s; an hour is ample.
+/// `plane_connector._errors.MAX_RETRY_AFTER` is the same number.
+pub const MAX_RETRY_AFTER: f64 = 3_600.0;
+
+/// Parses `Retry-After` as seconds, clamped to `MAX_RETRY_AFTER` (`inf` and overflowing numbers
+/// such as `1e400` too). Negative, NaN or garbage values give `None` (the caller then uses a
+/// default); HTTP-dates are not sent by Plane and are treated as garbage.
 pub fn parse_retry_after(value: Option<&str>) -> Option<f64> {
     let secs: f64 = value?.trim().parse().ok()?;
-    if secs.is_finite() && secs >= 0.0 {
-        Some(secs)
-    } else {
+    if secs.is_nan() || secs < 0.0 {
         None
+    } else {
+        Some(secs.min(MAX_RETRY_AFTER))
     }
+}
+
+/// Parses `X-RateLimit-Reset` (epoch seconds): garbage or a negative value gives `None`, a reset
+/// further ahead of the wall clock `now_epoch` than `MAX_RETRY_AFTER` is cut to that horizon (it
+/// reaches Python as `rate_limit.reset_at`, where 9.2e18 makes no datetime).
+pub fn parse_reset_at(value: Option<&str>, now_epoch: f64) -> Option<f64> {
+    let reset = parse_int_header(value)?;
+    if reset < 0 {
+        return None;
+    }
+    Some((reset as f64).min(now_epoch + MAX_RETRY_AFTER))
 }
 
 /// Parses an integer rate header such as `X-RateLimit-Remaining`; garbage gives `None`.
@@ -152,7 +170,7 @@ mod tests {
         assert_eq!(parse_retry_after(Some("-5")), None);
         assert_eq!(parse_retry_after(Some("soon")), None);
         assert_eq!(parse_retry_after(Some("NaN")), None);
-        assert_eq!(parse_retry_after(Some("inf")), None);
+        assert_eq!(parse_retry_after(Some("-inf")), None);
         assert_eq!(
             parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")),
             None
@@ -166,6 +184,38 @@ mod tests {
         assert!((1.0..=1.5).contains(&w), "{w}");
         let w = p.rate_limit_wait(Some(57.0), &mut rng);
         assert!((57.0..=57.5).contains(&w), "{w}");
+    }
+
+    #[test]
+    fn absurd_retry_after_is_clamped_to_an_hour() {
+        // 3e11 s used to reach Python as is, and overflowed a job's `timedelta` arithmetic.
+        for huge in ["300000000000", "1e400", "inf", "+inf", "1e308", "3601"] {
+            assert_eq!(
+                parse_retry_after(Some(huge)),
+                Some(MAX_RETRY_AFTER),
+                "{huge}"
+            );
+        }
+        assert_eq!(parse_retry_after(Some("3600")), Some(3600.0));
+        for garbage in ["nan", "-1", "-1e400", "soon", ""] {
+            assert_eq!(parse_retry_after(Some(garbage)), None, "{garbage}");
+        }
+    }
+
+    #[test]
+    fn rate_limit_reset_is_bounded_by_the_clock() {
+        let now = 1_700_000_000.0;
+        assert_eq!(
+            parse_reset_at(Some("1700000060"), now),
+            Some(1_700_000_060.0)
+        );
+        assert_eq!(
+            parse_reset_at(Some("99999999999999"), now),
+            Some(now + MAX_RETRY_AFTER)
+        );
+        assert_eq!(parse_reset_at(Some("1e400"), now), None);
+        assert_eq!(parse_reset_at(Some("-5"), now), None);
+        assert_eq!(parse_reset_at(Some("x"), now), None);
     }
 
     #[test]

@@ -8,7 +8,13 @@ redacts them before it builds the error.
 from __future__ import annotations
 
 import builtins
+import math
 from typing import Any
+
+#: Longest wait (seconds) a ``retry_after`` ever carries, whatever the server sent. The Rust core
+#: clamps ``Retry-After`` to the same value (``MAX_RETRY_AFTER`` in src/retry.rs); an hour is far
+#: past Plane's 60 s window, and far below what breaks ``timedelta`` or a scheduler's arithmetic.
+MAX_RETRY_AFTER = 3600.0
 
 
 class PlaneError(Exception):
@@ -52,7 +58,7 @@ class HTTPError(PlaneError):
         self.status = status
         self.body = body
         self.message = message or text
-        self.retry_after = retry_after
+        self.retry_after = clamp_retry_after(retry_after)
         self.existing_id = existing_id
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -89,7 +95,29 @@ class ConflictError(HTTPError):
 
 
 class RateLimitError(HTTPError):
-    """429 after the retries were used up; ``retry_after`` is the wait the server asked for."""
+    """429 after the retries were used up; ``retry_after`` is the wait the server asked for.
+
+    ``retry_after`` is None (no usable ``Retry-After``) or a finite float clamped to
+    ``[0, MAX_RETRY_AFTER]`` (an hour), whatever the server sent or the caller passed.
+    """
+
+
+def clamp_retry_after(value: Any) -> float | None:
+    """``value`` as a finite wait in ``[0, MAX_RETRY_AFTER]`` seconds, or None when it is none.
+
+    An error handler computes ``now + timedelta(seconds=retry_after)``: 3e11 s raised
+    ``OverflowError`` inside it. Too large (``inf`` included) is the ceiling; NaN, negative,
+    non-numbers and None are no usable wait (None).
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        secs = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if math.isnan(secs) or secs < 0:
+        return None
+    return min(secs, MAX_RETRY_AFTER)
 
 
 def _rebuild(cls: type[HTTPError], text: str, attrs: dict[str, Any]) -> HTTPError:
@@ -101,6 +129,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "HTTPError",
+    "MAX_RETRY_AFTER",
     "NotFoundError",
     "PaginationError",
     "PlaneError",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import base64
 import binascii
+import bisect
 import codecs
 import difflib
 import fnmatch
@@ -539,15 +540,19 @@ def _scan_secrets(added: list[_Added], allowed: list[_Allow], report: GuardRepor
         by_file.setdefault(item.path, []).append(item)
     for path, items in by_file.items():
         config_like = _is_config_file(path)
+        split = _split_hits(items)
         index = 0
         while index < len(items):
             item = items[index]
             hits = list(_line_hits(item.text, config_like))
-            hits += _split_hits(items, index)
+            hits += split.get(index, [])
             begin = _PRIVATE_KEY_BEGIN.search(item.text)
             if begin:
-                block, index = _private_key_block(items, index)
+                block, end = _private_key_block(items, index)
                 hits.append(_Hit("private key", block, begin.group(0)))
+                for inside in range(index + 1, end):
+                    hits += split.get(inside, [])
+                index = end
             else:
                 index += 1
             seen: set[str] = set()
@@ -603,9 +608,16 @@ def _private_key_block(items: list[_Added], index: int) -> tuple[str, int]:
 
 
 def _line_hits(text: str, config_like: bool) -> Iterator[_Hit]:
+    if "\0" in text:
+        # UTF-16/32 without a BOM: git and UTF-8 see NULs between the characters. A key is
+        # ASCII, so what is left without them is the key (and nothing a key could hide in).
+        text = text.replace("\0", "")
     for kind, pattern in SECRET_PATTERNS:
         for match in pattern.finditer(text):
             yield _Hit(kind, match.group(0), mask(match.group(0)))
+        # A reversed literal ("…_ipa_enalp"[::-1]) reads forwards in the reversed line.
+        for match in pattern.finditer(text[::-1]):
+            yield _Hit(f"reversed {kind}", match.group(0), mask(match.group(0)))
     for match in _URL_CREDENTIALS.finditer(text):
         value = match.group("value")
         if _is_random_literal(value, min_len=8, min_entropy=2.5):
@@ -625,28 +637,40 @@ def _line_hits(text: str, config_like: bool) -> Iterator[_Hit]:
 
 
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_\-]{24,}={0,2}")
-_HEX_RUN = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){20,}(?![0-9A-Fa-f])")
-# A string literal closed and the next one opened, with at most a concatenation operator and
-# line breaks between: "plane_api_0123" "4567", 'plane_api_0123' + '4567', "..." .\n "...".
-_LITERAL_JOIN = re.compile(r"""["']\s*(?:[+.\\]\s*)?["']""")
-_SPLIT_WINDOW = 3  # lines
+_HEX_RUN = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{40,}(?![0-9A-Fa-f])")
+# A string literal closed and the next one opened, with at most a concatenation operator (or a
+# comma: "".join([...])) and line breaks between: "plane_api_0123" "4567", 'plane_' + 'api_',
+# "..." .\n "...", or a backslash-newline inside one literal.
+_CREDENTIAL_PREFIXES = ("plane_api_", "plane_wh_", "pln_")
+_LITERAL_JOIN = re.compile(r"""["']\s*(?:[+.,\\]\s*)?["']|\\\r?\n""")
 
 
 def _encoded_hits(text: str) -> Iterator[_Hit]:
-    """Plane credentials inside base64 or hex runs (Kubernetes secrets, bytes.fromhex...)."""
+    """Plane credentials inside base64 or hex runs (Kubernetes secrets, bytes.fromhex...).
+
+    Each run is decoded from each of its first four (hex: two) characters: a prefix of
+    alphabet characters ("ab" + base64) shifts the blocks, and decoded from the run's start
+    the key is noise."""
     for match in _BASE64_RUN.finditer(text):
-        raw = _b64decode(match.group(0))
-        if raw is not None:
-            yield from _decoded_hits(raw, "base64-encoded")
+        run = match.group(0)
+        for shift in range(4):
+            raw = _b64decode(run[shift:])
+            if raw is not None:
+                yield from _decoded_hits(raw, "base64-encoded")
     for match in _HEX_RUN.finditer(text):
-        yield from _decoded_hits(bytes.fromhex(match.group(0)), "hex-encoded")
+        run = match.group(0)
+        for shift in range(2):
+            digits = run[shift:]
+            yield from _decoded_hits(bytes.fromhex(digits[: len(digits) // 2 * 2]), "hex-encoded")
 
 
 def _b64decode(run: str) -> bytes | None:
     body = run.rstrip("=")
     urlsafe = "-" in body or "_" in body
-    if len(body) % 4 == 1 or (urlsafe and ("+" in body or "/" in body)):
+    if urlsafe and ("+" in body or "/" in body):
         return None
+    if len(body) % 4 == 1:
+        body = body[:-1]  # a dangling character decodes to no byte; the blocks before still do
     try:
         return base64.b64decode(
             body + "=" * (-len(body) % 4), altchars=b"-_" if urlsafe else None, validate=True
@@ -665,30 +689,52 @@ def _decoded_hits(raw: bytes, how: str) -> Iterator[_Hit]:
         yield _Hit(f"{how} private key", text, begin.group(0))
 
 
-def _split_hits(items: list[_Added], index: int) -> list[_Hit]:
-    """Plane credentials cut into adjacent string literals, on this line and the next ones.
+def _split_hits(items: list[_Added]) -> dict[int, list[_Hit]]:
+    """Plane credentials cut into string literals, in any number of pieces over any number of
+    lines; keyed by the index of the item where the credential starts.
 
-    Reported on the line where the credential starts: a match that the window without this
-    line also holds is left to the next line's turn."""
-    window = [items[index].text]
-    while (
-        len(window) < _SPLIT_WINDOW
-        and index + len(window) < len(items)
-        and items[index + len(window)].line == items[index].line + len(window)
-    ):
-        window.append(items[index + len(window)].text)
-    if not any(q in "".join(window) for q in "\"'"):
-        return []
-    joined = _LITERAL_JOIN.sub("", "\n".join(window))
-    rest = _LITERAL_JOIN.sub("", "\n".join(window[1:]))
-    hits = []
+    Each run of consecutive added lines is joined once, the junctions between literals removed;
+    a match with no junction inside is whole on one line, where the line scan has it."""
+    out: dict[int, list[_Hit]] = {}
+    start = 0
+    while start < len(items):
+        end = start + 1
+        while end < len(items) and items[end].line == items[end - 1].line + 1:
+            end += 1
+        _split_run(items, start, end, out)
+        start = end
+    return out
+
+
+def _split_run(items: list[_Added], start: int, end: int, out: dict[int, list[_Hit]]) -> None:
+    text = "\n".join(items[i].text.replace("\0", "") for i in range(start, end))
+    if not any(q in text for q in "\"'\\"):
+        return
+    parts: list[str] = []
+    cuts: list[int] = []  # offsets in the joined text where a junction was removed
+    resume: list[int] = []  # the offset in ``text`` where it goes on after that junction
+    pos = 0
+    for match in _LITERAL_JOIN.finditer(text):
+        parts.append(text[pos : match.start()])
+        cuts.append((cuts[-1] if cuts else 0) + match.start() - pos)
+        resume.append(match.end())
+        pos = match.end()
+    if not cuts:
+        return
+    parts.append(text[pos:])
+    joined = "".join(parts)
     for kind, pattern in SECRET_PATTERNS:
         for match in pattern.finditer(joined):
+            k = bisect.bisect_right(cuts, match.start())
+            if k == len(cuts) or cuts[k] >= match.end():
+                continue  # no junction inside: whole on one line (the line scan has it)
+            inside = cuts[k : bisect.bisect_left(cuts, match.end())]
+            if any(joined.startswith(_CREDENTIAL_PREFIXES, c) for c in inside):
+                continue  # literals that each start like a credential: a list of values
+            where = match.start() if k == 0 else resume[k - 1] + match.start() - cuts[k - 1]
             value = match.group(0)
-            if any(value in line for line in window) or value in rest:
-                continue  # whole on one line (the line scan has it), or starts further down
-            hits.append(_Hit(f"{kind} (split across string literals)", value, mask(value)))
-    return hits
+            hit = _Hit(f"{kind} (split across string literals)", value, mask(value))
+            out.setdefault(start + text.count("\n", 0, where), []).append(hit)
 
 
 def _is_random_literal(value: str, *, min_len: int, min_entropy: float) -> bool:

@@ -2,7 +2,8 @@
 
 Pipeline, in this order, each step refusing before the next one reads anything:
 
-1. size limit (413), before the body is looked at;
+1. framing and size (400 for repeated or conflicting length headers, 413), before the body is
+   looked at (:meth:`WebhookReceiver.precheck`, which adapters call before reading);
 2. ``X-Plane-Signature``: HMAC-SHA256 of the raw bytes (401), before the body is parsed;
 3. ``X-Plane-Delivery`` (a UUID), ``X-Plane-Event``, JSON body with event/action/data (400);
 4. claim: the delivery row is inserted and committed, insert-or-nothing on delivery id, body
@@ -53,6 +54,8 @@ _UUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
+# Content-Length is 1*DIGIT (RFC 9110); 20 digits pass any body size and keep int() cheap.
+_DIGITS_RE = re.compile(r"[0-9]{1,20}")
 
 try:  # the Rust core's hierarchy; older cores only had the verifier
     _ConfigError: type[Exception] = _pc.ConfigError  # type: ignore[attr-defined]
@@ -133,18 +136,44 @@ class WebhookReceiver:
     def store(self) -> DeliveryStore:
         return self._store
 
-    def precheck(self, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]] | None:
-        """Answer 413 from ``Content-Length`` alone, so adapters need not read a huge body."""
-        length = _header(headers, "Content-Length")
-        if length is not None:
-            try:
-                n = int(length)
-            except ValueError:
-                n = -1
-            if n < 0:
+    def precheck(
+        self, headers: Mapping[str, str] | Any, *, wire: bool = False
+    ) -> tuple[int, dict[str, Any]] | None:
+        """Refuse from the headers alone, before any of the body is read; None when they pass.
+
+        The one place that judges a request's framing, so adapters need not read a huge or
+        ambiguous body: 400 for several ``Content-Length`` headers (even equal ones), for one
+        that is not plain digits, for ``Content-Length`` together with ``Transfer-Encoding``;
+        413 for a ``Content-Length`` above ``max_body``.
+
+        ``headers`` may be a mapping, or, to see repeated headers, the object a server parsed
+        (``email.message.Message`` from ``http.server``, anything with ``get_all`` or
+        ``getlist``) or a list of ``(name, value)`` pairs: a size check on one copy of a
+        repeated ``Content-Length`` and a read on another is how a 4 GB body got past a 1 MiB
+        limit.
+
+        ``wire=True`` is for an adapter that reads the body off the socket itself (the CLI
+        server): it also answers 400 to a ``Transfer-Encoding`` other than one ``chunked``,
+        and 411 to a request with neither ``Content-Length`` nor ``Transfer-Encoding``.
+        """
+        lengths = _header_values(headers, "Content-Length")
+        encodings = _header_values(headers, "Transfer-Encoding")
+        if len(lengths) > 1:
+            return _reject(400, "several Content-Length headers")
+        if lengths and encodings:
+            return _reject(400, "both Transfer-Encoding and Content-Length")
+        if wire and encodings and (
+            len(encodings) > 1 or encodings[0].strip().lower() != "chunked"
+        ):
+            return _reject(400, f"unsupported Transfer-Encoding {', '.join(encodings)[:40]!r}")
+        if lengths:
+            value = lengths[0].strip()
+            if not _DIGITS_RE.fullmatch(value):
                 return _reject(400, "Content-Length is not a non-negative integer")
-            if n > self.max_body:
+            if int(value) > self.max_body:
                 return _reject(413, f"body larger than {self.max_body} bytes")
+        elif wire and not encodings:
+            return _reject(411, "Content-Length required")
         return None
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
@@ -328,6 +357,21 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     if isinstance(value, bytes):
         value = value.decode("latin-1")
     return value
+
+
+def _header_values(headers: Any, name: str) -> list[str]:
+    """Every value of header ``name``: repeated headers are kept where ``headers`` keeps them."""
+    values: list[Any]
+    get_all = getattr(headers, "get_all", None) or getattr(headers, "getlist", None)
+    if callable(get_all):
+        values = list(get_all(name) or [])
+    elif isinstance(headers, Mapping):
+        value = _header(headers, name)
+        values = [] if value is None else [value]
+    else:
+        lname = name.lower()
+        values = [v for k, v in headers if str(k).lower() == lname]
+    return [v.decode("latin-1") if isinstance(v, bytes) else str(v) for v in values]
 
 
 def _reject(status: int, reason: str) -> tuple[int, dict[str, Any]]:

@@ -6,8 +6,10 @@ import builtins
 import hashlib
 import itertools
 import json
+import pickle
 import socket
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from plane_connector import (
     TimeoutError,
     TransportError,
 )
+from plane_connector._errors import MAX_RETRY_AFTER
 
 _keys = itertools.count()
 
@@ -179,6 +182,56 @@ def test_absurd_retry_after_is_bounded(server: LoopbackServer, header: str) -> N
     # 3 waits of at most max_wait (+ jitter bounded by it): far from a year.
     assert time.monotonic() - started < 10
     assert len(server.requests) == 4
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("300000000000", MAX_RETRY_AFTER),
+        ("1e400", MAX_RETRY_AFTER),
+        ("inf", MAX_RETRY_AFTER),
+        ("nan", None),
+        ("-5", None),
+        ("3599.5", 3599.5),
+    ],
+)
+def test_absurd_retry_after_reaches_python_clamped(
+    server: LoopbackServer, header: str, expected: float | None
+) -> None:
+    # 3e11 s used to arrive as is: an error handler's `now + timedelta(seconds=...)` then raised
+    # OverflowError, and the job stayed "running" until its lease expired, again and again.
+    server.handler = lambda s: rate_limited(header)
+    c = client(server, max_retries=1, max_wait=0.05)
+    started = time.monotonic()
+    with pytest.raises(RateLimitError) as info:
+        c.get("x")
+    assert time.monotonic() - started < 5  # one wait of at most max_wait, not the header's
+    assert len(server.requests) == 2
+    retry_after = info.value.retry_after
+    assert retry_after == expected
+    if retry_after is not None:
+        assert isinstance(retry_after, float)
+        datetime.now(timezone.utc) + timedelta(seconds=retry_after)  # no OverflowError
+
+
+@pytest.mark.parametrize(
+    "passed", [3e11, float("inf"), 1e400, float("nan"), -1.0, "9" * 400, "soon", True, object()]
+)
+def test_rate_limit_error_clamps_whatever_it_is_given(passed: Any) -> None:
+    err = RateLimitError("429", status=429, retry_after=passed)
+    assert err.retry_after is None or (
+        isinstance(err.retry_after, float) and 0 <= err.retry_after <= MAX_RETRY_AFTER
+    )
+    assert pickle.loads(pickle.dumps(err)).retry_after == err.retry_after  # noqa: S301 - ours
+
+
+def test_absurd_rate_limit_reset_is_bounded(server: LoopbackServer) -> None:
+    server.handler = lambda s: Reply(json={}, headers={"X-RateLimit-Reset": "99999999999999"})
+    c = client(server)
+    c.get("x")
+    reset_at = c.rate_limit.reset_at
+    assert reset_at is not None and reset_at <= time.time() + MAX_RETRY_AFTER + 5
+    datetime.fromtimestamp(reset_at, timezone.utc)  # a real instant
 
 
 @pytest.mark.parametrize(

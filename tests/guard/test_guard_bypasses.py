@@ -180,6 +180,86 @@ def test_split_literal_detection_ignores_runtime_built_fakes(repo: GitRepo, run_
     assert code == 0, out
 
 
+# --- residuals of the third review (issue 21 item 9) ----------------------------------------
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le"])
+def test_key_in_wide_text_without_a_bom(repo: GitRepo, run_guard: Run, codec: str) -> None:
+    key = api_key()
+    text = f"# settings\r\nAPI = '{key}'\r\n"
+    base = pull_request(repo, {"deploy/settings.py": text.encode(codec)})
+    assert_found(*run_guard(repo, base=base), "deploy/settings.py:2", key)
+    key2 = api_key()  # untracked, too
+    write_bytes(repo, "scratch/notes.txt", f"x\ny\n{key2}\n".encode(codec))
+    assert_found(*run_guard(repo, base=base), "scratch/notes.txt:3", key2)
+
+
+@pytest.mark.parametrize("prefix", ["ab", "x", "xyz", "abcd", "Q0"])
+def test_base64_key_behind_a_prefix(repo: GitRepo, run_guard: Run, prefix: str) -> None:
+    # The prefix shifts the base64 blocks: decoded from the run's start, it is noise.
+    key = api_key()
+    blob = prefix + base64.b64encode(key.encode()).decode()
+    base = pull_request(repo, {"k8s/secret.yaml": f"kind: Secret\ndata:\n  plane: {blob}\n"})
+    assert_found(*run_guard(repo, base=base), "k8s/secret.yaml:3", key, "base64-encoded")
+
+
+def test_hex_key_behind_an_odd_prefix(repo: GitRepo, run_guard: Run) -> None:
+    key = api_key()
+    base = pull_request(repo, {"app/blob.py": f'BLOB = "f{key.encode().hex()}"\n'})
+    assert_found(*run_guard(repo, base=base), "app/blob.py:1", key, "hex-encoded")
+
+
+@pytest.mark.parametrize(
+    "source", ['KEY = "{r}"[::-1]\n', "const key = '{r}'.split('').reverse().join('');\n"]
+)
+def test_reversed_key(repo: GitRepo, run_guard: Run, source: str) -> None:
+    key = api_key()
+    base = pull_request(repo, {"app/rev.py": source.format(r=key[::-1])})
+    code, out = run_guard(repo, base=base)
+    assert_found(code, out, "app/rev.py:1", key, "reversed Plane API key")
+    assert key[::-1] not in out
+
+
+@pytest.mark.parametrize(
+    "joiner",
+    [
+        '"\n    "',  # implicit concatenation, one piece per line
+        '" +\n  "',  # JavaScript
+        '", "',  # "".join([...])
+        '"\n    . "',  # PHP
+        "\\\n",  # a backslash-newline inside one literal (shell, Python)
+    ],
+)
+def test_key_split_over_many_lines_and_pieces(repo: GitRepo, run_guard: Run, joiner: str) -> None:
+    key = api_key()
+    pieces = [key[i : i + 5] for i in range(0, len(key), 5)]  # 9 pieces, 9 lines
+    source = 'KEY = "".join((\n    "' + joiner.join(pieces) + '"\n))\nOTHER = 1\n'
+    base = pull_request(repo, {"app/split.py": source})
+    code, out = run_guard(repo, base=base)
+    assert code == 1, out
+    assert "app/split.py:2: secret: Plane API key (split across string literals)" in out, out
+    assert key not in out and all(p not in out for p in pieces[2:-1])  # the mask shows 4
+
+
+def test_a_list_of_short_tokens_is_not_one_split_token(repo: GitRepo, run_guard: Run) -> None:
+    # Joined over the comma they would pass for one long token: each starts like a credential.
+    base = pull_request(
+        repo, {"tests/test_t.py": 'TOKENS = iter(["pln_old_token_0001", "pln_new_token_0002"])\n'}
+    )
+    code, out = run_guard(repo, base=base)
+    assert code == 0, out
+
+
+def test_split_detection_reads_a_long_file_once(repo: GitRepo, run_guard: Run) -> None:
+    # Lines of literals that join into nothing secret, and a key in pieces at the end.
+    key = api_key()
+    filler = "".join(f'    "piece {i}" "and more"\n' for i in range(20000))
+    tail = '"\n    "'.join(key[i : i + 6] for i in range(0, len(key), 6))
+    base = pull_request(repo, {"app/long.py": f'X = (\n{filler}    "{tail}"\n)\n'})
+    code, out = run_guard(repo, base=base)
+    assert code == 1 and "app/long.py:20002: secret: Plane API key (split" in out, out
+
+
 # --- the workflow judges a pull request with the base branch's guard --------------------------
 
 

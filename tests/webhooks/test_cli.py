@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import json
 import os
 import re
@@ -14,12 +15,13 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from plane_connector.cli.webhook import make_server
+from plane_connector.cli.webhook import make_server, read_chunked
 from plane_connector.dedupe import SQLiteDeliveryStore
 from plane_connector.testing._http import wait_port_closed
 from plane_connector.webhooks import WebhookReceiver
@@ -245,6 +247,44 @@ def test_cli_refuses_bad_configuration(args, message) -> None:
     assert "0123456789abcdef0123456789abcdef" not in proc.stderr + proc.stdout
 
 
+@pytest.mark.parametrize(
+    "option", [["--request-timeout", "nan"], ["--request-timeout", "0"], ["--max-connections", "0"]]
+)
+def test_cli_refuses_bad_limits(tmp_path, option) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "plane_connector", "webhook", "--port", "0", "--allow-unsigned",
+         "--store", f"sqlite:{tmp_path / 'x.sqlite3'}", *option],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "--request-timeout must be in" in proc.stderr
+
+
+def test_slow_headers_are_cut_off_by_the_request_deadline(sqlite_store, samples) -> None:
+    """Headers trickled line by line: the connection is closed at the deadline, unanswered."""
+    receiver = WebhookReceiver(sqlite_store, samples["issue-created"].secret)
+    server = make_server(receiver, "127.0.0.1", 0, request_timeout=1.0)
+    _serve(server)
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_address[1])) as sock:
+            sock.sendall(b"POST /plane/webhook HTTP/1.1\r\n")
+            sock.settimeout(0.1)  # the pace of the trickle
+            closed, sent = False, 0
+            while not closed and sent < 100:
+                try:
+                    sock.sendall(b"X-Pad-%d: x\r\n" % sent)
+                    sent += 1
+                    closed = sock.recv(1) == b""
+                except TimeoutError:
+                    continue
+                except ConnectionError:  # closed with our bytes unread: a reset
+                    closed = True
+            assert closed and sent < 100
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 class FlakyStore:
     """Wraps a store; the first ``failures`` claims fail as if the database were down."""
 
@@ -367,18 +407,24 @@ def _send_until_answered(sock: socket.socket, chunks: Iterator[bytes]) -> tuple[
     return _read_answer(sock)[0], sent
 
 
+@contextlib.contextmanager
+def _warm_cli_server(sample: Any, db: Path, max_body: int) -> Iterator[tuple[Any, int, int]]:
+    """The CLI server with ``--max-body``, after one delivery: (process, port, peak RSS KiB)."""
+    with _cli_server(sample.secret, f"sqlite:{db}", "--max-body", str(max_body)) as (
+        proc, port, _output,
+    ):  # fmt: skip
+        # Warm up (first request, thread, imports) before taking the baseline.
+        assert _post(port, "/plane/webhook", sample.headers, sample.body)[0] == 200
+        yield proc, port, _rss_peak_kib(proc.pid)
+
+
 def test_cli_never_holds_more_than_max_body(tmp_path, samples) -> None:
     """Chunked and lying bodies against the CLI server: refused with the right status, the
     server's peak memory grows by less than 2 x max_body, nothing is stored."""
     sample = samples["issue-created"]
     max_body = 1 << 20
     db = tmp_path / "bounded.sqlite3"
-    with _cli_server(sample.secret, f"sqlite:{db}", "--max-body", str(max_body)) as (
-        proc, port, _output,
-    ):  # fmt: skip
-        # Warm up (first request, thread, imports) before taking the baseline.
-        assert _post(port, "/plane/webhook", sample.headers, sample.body)[0] == 200
-        baseline = _rss_peak_kib(proc.pid)
+    with _warm_cli_server(sample, db, max_body) as (proc, port, baseline):
         answers = {}
 
         def attempt(name: str, head: bytes, chunks: Iterator[bytes]) -> int:
@@ -420,3 +466,128 @@ def test_cli_never_holds_more_than_max_body(tmp_path, samples) -> None:
         assert answers["chunked 40 MiB"][1] < forty_mib  # refused long before the end
     rows = SQLiteDeliveryStore(str(db)).fetch()
     assert [r.delivery_id for r in rows] == [sample.headers["X-Plane-Delivery"]]  # the warm-up
+
+
+def test_cli_refuses_a_duplicated_content_length_before_reading(tmp_path, samples) -> None:
+    """The review's attack: ``Content-Length: 4000000000`` then ``Content-Length: 10``, a stream
+    behind them, ``--max-body`` 1 MiB. The size check read the last header and the body read
+    the first: the process grew by the whole stream and answered only at its end. Now the
+    headers alone are a 400, the stream is not read, the memory does not grow."""
+    sample = samples["issue-created"]
+    max_body = 1 << 20
+    db = tmp_path / "duplicated.sqlite3"
+    with _warm_cli_server(sample, db, max_body) as (proc, port, baseline):
+        piece = b"x" * 65536
+        stream = 32 * 1024 * 1024
+        answers = {}
+        cases = {
+            "4e9 then 10": ("4000000000", "10"),
+            "10 then 4e9": ("10", "4000000000"),
+            "equal": (str(len(sample.body)), str(len(sample.body))),
+        }
+        for name, (first, second) in cases.items():
+            head = _head(sample, Content_Length=first, X_Plane_Delivery=f"dup-{first}-{second}")
+            head = head.removesuffix(b"\r\n") + f"Content-Length: {second}\r\n\r\n".encode()
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                sock.sendall(head)
+                answers[name] = _send_until_answered(sock, iter([piece] * (stream // len(piece))))
+        grown = (_rss_peak_kib(proc.pid) - baseline) * 1024
+        print(f"peak RSS grew by {grown} bytes; {answers}")  # noqa: T201 - shown with -s
+        assert {name: status for name, (status, _) in answers.items()} == dict.fromkeys(cases, 400)
+        # Answered from the headers: long before the stream's end (socket buffers take a few MiB).
+        assert all(sent < stream // 2 for _, sent in answers.values()), answers
+        assert grown < 2 * max_body, (grown, answers)
+    rows = SQLiteDeliveryStore(str(db)).fetch()
+    assert [r.delivery_id for r in rows] == [sample.headers["X-Plane-Delivery"]]  # the warm-up
+
+
+class _Endless:
+    """A body that never ends, counting what a reader takes from it."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+        self.largest = 0
+
+    def read(self, n: int) -> bytes:
+        self.taken += n
+        self.largest = max(self.largest, n)
+        return b"x" * n
+
+    def readline(self, limit: int) -> bytes:
+        return b"\r\n"
+
+
+def test_a_body_read_never_passes_max_body_plus_one() -> None:
+    from plane_connector.cli.webhook import READ_SLICE, read_limited  # noqa: PLC0415
+
+    limit = 1 << 20
+    stream = _Endless()
+    assert read_limited(stream, 4_000_000_000, limit) is None  # whatever the length claims
+    assert stream.taken == limit + 1
+    assert stream.largest <= READ_SLICE  # in slices, not one allocation of the claimed size
+    assert read_limited(io.BytesIO(b"abc"), 10, limit) == b"abc"  # short: the caller says 400
+    assert read_limited(io.BytesIO(b"abcdef"), 3, limit) == b"abc"
+    framed = io.BufferedReader(io.BytesIO(b"%x\r\n" % limit + b"y" * limit + b"\r\n0\r\n\r\n"))
+    assert read_chunked(framed, limit) == b"y" * limit
+
+
+def _serve(server: Any) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    return thread
+
+
+def test_a_trickled_body_is_cut_off_by_the_request_deadline(sqlite_store, samples) -> None:
+    """The socket timeout is per read: a byte every few seconds kept a thread forever. The
+    deadline covers the whole request: 408, while the sender is still trickling."""
+    sample = samples["issue-created"]
+    receiver = WebhookReceiver(sqlite_store, sample.secret)
+    server = make_server(receiver, "127.0.0.1", 0, request_timeout=1.0)
+    _serve(server)
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_address[1])) as sock:
+            sock.sendall(_head(sample))
+            sent, status = 0, None
+            sock.settimeout(0.1)  # the pace of the trickle: far within any per-read timeout
+            while sent < 100 and status is None:
+                sock.sendall(sample.body[sent : sent + 1])
+                sent += 1
+                with contextlib.suppress(TimeoutError):
+                    if sock.recv(1, socket.MSG_PEEK):
+                        sock.settimeout(30)
+                        status, body = _read_answer(sock)
+            assert status == 408, (status, sent)
+            assert json.loads(body)["reason"] == "the request did not arrive in time"
+            assert sent < 100  # cut off mid-trickle, not once the sender was done
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sqlite_store.fetch() == []
+
+
+def test_connections_beyond_the_cap_are_answered_503(sqlite_store, samples) -> None:
+    sample = samples["issue-created"]
+    server = make_server(WebhookReceiver(sqlite_store, sample.secret), max_connections=2)
+    port = server.server_address[1]
+    _serve(server)
+    try:
+        held = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(2)]
+        for sock in held:
+            sock.sendall(b"POST /plane/webhook HTTP/1.1\r\n")  # and nothing more, for now
+        # Accepted in order after the two held ones: over the cap, it gets no thread.
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as third:
+            third.sendall(_head(sample) + sample.body)
+            status, body = _read_answer(third)
+        assert status == 503
+        assert json.loads(body)["status"] == "error"
+        held.pop().close()
+        deadline = time.monotonic() + 30
+        while server.open_connections > 1 and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling the state, not asserting on time
+        assert _post(port, "/plane/webhook", sample.headers, sample.body)[0] == 200
+        held.pop().close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [r.delivery_id for r in sqlite_store.fetch()] == [sample.headers["X-Plane-Delivery"]]

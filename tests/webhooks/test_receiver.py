@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.message
 import json
 import logging
 import os
@@ -377,6 +378,33 @@ def test_parse_delivery_normalises_the_delivery_id(samples) -> None:
     assert d.delivery_id == sample.headers["X-Plane-Delivery"]
     assert d.event_id is None and d.data["name"] == "Invoice INV/2026/0001 sync"
     assert "body" not in repr(d) and "Invoice" not in repr(d)
+
+
+def test_precheck_refuses_ambiguous_framing(sqlite_store, samples) -> None:
+    """The one owner of the framing checks: a size judged on one Content-Length and a read on
+    another let a 4 GB body past a 1 MiB limit."""
+    receiver = WebhookReceiver(sqlite_store, samples["issue-created"].secret, max_body=1000)
+    message = email.message.Message()  # what http.server parses: repeated headers kept
+    message["Content-Length"] = "4000000000"
+    message["Content-Length"] = "10"
+    status, answer = receiver.precheck(message)  # type: ignore[misc]
+    assert (status, answer["reason"]) == (400, "several Content-Length headers")
+    equal = [("Content-Length", "10"), ("content-length", "10")]
+    assert receiver.precheck(equal)[0] == 400  # type: ignore[index]
+    for value in ("10, 10", "+10", "1e3", "", "\u0661\u0660", "9" * 30):
+        assert receiver.precheck({"Content-Length": value})[0] == 400, value  # type: ignore[index]
+    both = {"Content-Length": "10", "Transfer-Encoding": "chunked"}
+    assert receiver.precheck(both)[0] == 400  # type: ignore[index]
+    # On the wire (the adapter reads the body itself): one chunked coding or a length.
+    assert receiver.precheck({}, wire=True)[0] == 411  # type: ignore[index]
+    assert receiver.precheck({}) is None  # a framework already read (and measured) the body
+    assert receiver.precheck({"Transfer-Encoding": "chunked"}, wire=True) is None
+    for coding in ("gzip, chunked", "chunked, chunked", "identity"):
+        te = {"Transfer-Encoding": coding}
+        assert receiver.precheck(te, wire=True)[0] == 400, coding  # type: ignore[index]
+    twice = [("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")]
+    assert receiver.precheck(twice, wire=True)[0] == 400  # type: ignore[index]
+    assert receiver.precheck([("Content-Length", " 1000 ")], wire=True) is None
 
 
 def test_odd_content_length_and_body_types(store, samples) -> None:

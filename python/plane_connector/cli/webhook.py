@@ -8,6 +8,7 @@ For the demo and for users without Odoo: ``POST /plane/webhook`` goes through
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -32,6 +33,13 @@ DEFAULT_PATH = "/plane/webhook"
 
 #: PostgreSQL connections the webhook server keeps open between deliveries.
 WEBHOOK_POOL_SIZE = 8
+#: Seconds a whole request may take, from the wait for its first line to its last body byte.
+DEFAULT_REQUEST_TIMEOUT = 30.0
+MAX_REQUEST_TIMEOUT = 3600.0
+#: Connections handled at once; more are answered 503. Each holds at most max_body bytes.
+DEFAULT_MAX_CONNECTIONS = 64
+#: Bytes read from the socket per call while reading a body.
+READ_SLICE = 65536
 
 
 def add_parser(subparsers: Any) -> None:
@@ -61,6 +69,20 @@ def add_parser(subparsers: Any) -> None:
         help="accept deliveries without a signature when no secret is given (testing only)",
     )
     p.add_argument("--max-body", type=int, default=1_048_576, help="body size limit in bytes")
+    p.add_argument(
+        "--request-timeout",
+        type=float,
+        default=DEFAULT_REQUEST_TIMEOUT,
+        help="seconds one request may take in all, headers and body (default "
+        f"{DEFAULT_REQUEST_TIMEOUT:g}); a slower body is answered 408",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help=f"connections handled at once; beyond it the answer is 503 (default "
+        f"{DEFAULT_MAX_CONNECTIONS})",
+    )
     p.add_argument(
         "--drop-on-store-error",
         action="store_true",
@@ -105,6 +127,8 @@ def make_server(
     path: str = DEFAULT_PATH,
     *,
     drop_on_store_error: bool = False,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> ThreadingServer:
     """An HTTP server (not yet serving) routing ``POST path`` to ``receiver.handle``.
 
@@ -112,24 +136,49 @@ def make_server(
     instead of a 503. Plane CE retries only connection failures, never a 5xx, so this is what
     makes it deliver again once the database is back.
 
-    A body is never held beyond ``receiver.max_body`` bytes: a ``Content-Length`` above it is
-    refused before reading (413), a chunked body is read chunk by chunk and refused as soon as
-    it would pass the limit (413), a body shorter than its ``Content-Length`` is a 400, and one
-    without either header a 411. Every POST answer closes the connection, so bytes a sender
-    put after its declared body are never read as another request.
+    A body is never held beyond ``receiver.max_body`` bytes. The headers are judged by
+    ``receiver.precheck`` before any body byte is read: several ``Content-Length`` headers, or
+    one with ``Transfer-Encoding``, are a 400; a ``Content-Length`` above the limit a 413; neither
+    header a 411. The body is then read in slices, never more than ``max_body + 1`` bytes (a
+    chunked one chunk by chunk, refused with 413 as soon as it would pass the limit); one
+    shorter than its ``Content-Length`` is a 400. Every POST answer closes the connection, so
+    bytes a sender put after its declared body are never read as another request.
+
+    ``request_timeout`` bounds a whole request (the wait for it included), not each read: a
+    sender trickling a byte now and then is answered 408 once it is used up.
+    ``max_connections`` caps the connections handled at once; the next ones are answered 503.
     """
     max_body = receiver.max_body
+    if not 0 < request_timeout <= MAX_REQUEST_TIMEOUT or max_connections < 1:
+        raise ValueError(
+            f"--request-timeout must be in (0, {MAX_REQUEST_TIMEOUT:g}] seconds and "
+            "--max-connections at least 1"
+        )
 
     class Handler(CountedHandler):
         server_version = "plane-connector-webhook"
         protocol_version = "HTTP/1.1"
-        timeout = 30  # a sender that stalls mid-body must not hold a thread forever
+        # Writes only (the answer to a peer that does not read): reads follow the deadline.
+        timeout = 30
+        _deadline = 0.0
+
+        def setup(self) -> None:
+            super().setup()
+            # Every read goes through the request's deadline (the socket timeout alone is per
+            # read: one byte every 29 s held a thread forever).
+            self.rfile.close()
+            self.rfile = io.BufferedReader(_DeadlineReader(self), READ_SLICE)
+
+        def handle_one_request(self) -> None:
+            self._deadline = time.monotonic() + request_timeout
+            super().handle_one_request()
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
             _log.debug("%s " + format, self.address_string(), *args)
 
         def _answer(self, status: int, body: dict[str, Any], *, close: bool = False) -> None:
             data = json.dumps(body).encode()
+            self.connection.settimeout(self.timeout)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -160,11 +209,12 @@ def make_server(
             if self.path.split("?", 1)[0] != path:
                 self._refuse(404, "not found")
                 return
-            headers = dict(self.headers.items())
-            early = receiver.precheck(headers)  # 413 / 400 from Content-Length alone
+            # The parsed headers keep repeated ones: precheck sees every Content-Length.
+            early = receiver.precheck(self.headers, wire=True)
             if early is not None:
                 self._refuse(early[0], early[1].get("reason", "rejected"))
                 return
+            headers = dict(self.headers.items())  # no repeated framing header is left
             body = self._read_body()
             if body is None:
                 return  # refused already
@@ -181,38 +231,70 @@ def make_server(
                 _discard_unread(self.connection)
 
         def _read_body(self) -> bytes | None:
-            """The body, at most ``max_body`` bytes of it held at any time; None once refused."""
-            encoding = self.headers.get("Transfer-Encoding")
-            length = self.headers.get("Content-Length")
+            """The body, at most ``max_body`` bytes of it held at any time; None once refused.
+
+            The framing headers passed ``precheck``: exactly one of them, a valid one."""
             try:
-                if encoding is not None:
-                    if length is not None:
-                        self._refuse(400, "both Transfer-Encoding and Content-Length")
-                        return None
-                    if encoding.strip().lower() != "chunked":
-                        self._refuse(400, f"unsupported Transfer-Encoding {encoding[:40]!r}")
-                        return None
+                if self.headers.get("Transfer-Encoding") is not None:
                     body = read_chunked(self.rfile, max_body)
                     if body is None:
                         self._refuse(413, f"body larger than {max_body} bytes")
                     return body
-                if length is None:
-                    self._refuse(411, "Content-Length required")
-                    return None
-                expected = int(length)  # checked by precheck: 0 <= expected <= max_body
-                body = self.rfile.read(expected)
+                expected = int(self.headers["Content-Length"])
+                body = read_limited(self.rfile, expected, max_body)
             except ValueError as exc:
                 self._refuse(400, f"malformed chunked body: {exc}")
                 return None
             except TimeoutError:
-                self._refuse(400, "the body did not arrive in time")
+                self._refuse(408, "the request did not arrive in time")
+                return None
+            if body is None:
+                self._refuse(413, f"body larger than {max_body} bytes")
                 return None
             if len(body) < expected:
                 self._refuse(400, "body shorter than its Content-Length")
                 return None
             return body
 
-    return ThreadingServer((host, port), Handler)
+    server = ThreadingServer((host, port), Handler)
+    server.max_connections = max_connections
+    return server
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket of a handler, read with whatever is left of the handler's ``_deadline``."""
+
+    def __init__(self, handler: Any) -> None:
+        super().__init__()
+        self._handler = handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._handler._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("request deadline passed")
+        conn = self._handler.connection
+        conn.settimeout(left)
+        return int(conn.recv_into(buffer))
+
+
+def read_limited(rfile: Any, length: int, limit: int) -> bytes | None:
+    """``length`` bytes (fewer if the stream ends first), read in slices; None beyond ``limit``.
+
+    Never reads more than ``limit + 1`` bytes whatever ``length`` claims, so what is held stays
+    bounded even if a caller skipped the Content-Length check."""
+    body = bytearray()
+    want = min(length, limit + 1)
+    while len(body) < want:
+        data = rfile.read(min(READ_SLICE, want - len(body)))
+        if not data:
+            break
+        body += data
+    if len(body) > limit:
+        return None
+    return bytes(body)
 
 
 def read_chunked(rfile: Any, limit: int) -> bytes | None:
@@ -243,8 +325,8 @@ def read_chunked(rfile: Any, limit: int) -> bytes | None:
             raise ValueError("too many trailer lines")
         if len(body) + size > limit:
             return None
-        data = rfile.read(size)
-        if len(data) < size or rfile.readline(3) not in (b"\r\n", b"\n"):
+        data = read_limited(rfile, size, size)
+        if data is None or len(data) < size or rfile.readline(3) not in (b"\r\n", b"\n"):
             raise ValueError("a chunk is cut short")
         body += data
 
@@ -311,8 +393,17 @@ def run(args: argparse.Namespace) -> int:
     stop = install_stop_handlers()
     try:
         server = make_server(
-            receiver, args.host, args.port, args.path, drop_on_store_error=args.drop_on_store_error
+            receiver,
+            args.host,
+            args.port,
+            args.path,
+            drop_on_store_error=args.drop_on_store_error,
+            request_timeout=args.request_timeout,
+            max_connections=args.max_connections,
         )
+    except ValueError as exc:
+        _log.error("%s", exc)
+        return 2
     except OSError as exc:
         _log.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
         return 2
