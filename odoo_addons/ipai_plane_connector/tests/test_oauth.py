@@ -178,6 +178,7 @@ class TestOAuth(PlaneEmulatorCase):
             rt.forget_clients()
             path = self.connector._plane_workspace_path("projects")
             projects = self.connector._plane_request("GET", path)
+            self.assertEqual(attacker.received, [], "the access token went to the admin's host")
             self.assertTrue(projects["results"])
             self.assertEqual(self.emulator.requests[-1].auth, "bearer")
             check = self.env["plane.health.check"]._plane_run_check()
