@@ -54,9 +54,15 @@ OPERATOR_OPTIONS = {
     "oauth_token_key_ref": "plane_oauth_token_key_ref",
     "ca_bundle": "plane_ca_bundle",
 }
-#: The secrets sent to Plane's host: an operator-set one only ever goes to the operator's base
-#: URL (plane_base_url, else Plane Cloud), never to a host a database admin typed in.
-HOST_BOUND_SECRETS = ("api_key_ref", "oauth_client_secret_ref")
+#: The operator's secret options. Once the operator sets any of them (odoo.conf [options] or the
+#: environment, non-empty), the base URL is the operator's (plane_base_url, else Plane Cloud)
+#: and the database's plane.base_url and plane.ca_bundle are ignored: every secret then
+#: belongs to a deployment the operator manages, the webhook secret and the token key
+#: included (the token key decrypts the access token that goes to the base URL). The
+#: plane_secret_* policy options do not pin the host: they are how an operator lets each
+#: database choose its own Plane and references.
+SECRET_OPTIONS = ("api_key_ref", "webhook_secret_ref", "oauth_client_secret_ref",
+                  "oauth_token_key_ref")
 #: Resolved secrets are kept this long per worker and database (a vault: reference would
 #: otherwise cost a database connection per webhook); a failure is retried after the shorter
 #: delay.
@@ -181,17 +187,29 @@ def operator_option(option: str) -> str:
     return str(value).strip() if value not in (None, False) else ""
 
 
-def secret_policy():
-    """The operator's policy for references stored in a database (see SecretPolicy)."""
+def operator_refs() -> list[str]:
+    """Every reference the operator's own secret options name (a webhook secret option may
+    list two): a database reference may never name the same secret."""
+    refs = []
+    for key in SECRET_OPTIONS:
+        refs.extend(operator_option(OPERATOR_OPTIONS[key]).replace(",", " ").split())
+    return refs
+
+
+def secret_policy(setting: str | None = None):
+    """The operator's policy for references stored in a database (see SecretPolicy), for one
+    setting (``api_key_ref``, …: its ``plane_secret_<setting>_allow`` patterns apply too)."""
     from odoo.tools import config
     from plane_connector import secrets
 
-    options = {k: config.get(k) for k in secrets.POLICY_OPTIONS
-               if config.get(k) not in (None, False, "")}
+    names = [*secrets.POLICY_OPTIONS, *secrets.SETTING_OPTIONS.values()]
+    options = {k: config.get(k) for k in names if config.get(k) not in (None, False, "")}
     try:
-        return secrets.SecretPolicy.from_mapping(options, environ=os.environ)
+        policy = secrets.SecretPolicy.from_mapping(
+            options, environ=os.environ, reserved_refs=operator_refs())
     except secrets.SecretError as exc:
         raise ConfigRefused(f"The server's secret policy options are invalid: {exc}") from None
+    return policy if setting is None else policy.for_setting(setting)
 
 
 def secret_cache(dbname: str, generation: str):
@@ -262,26 +280,36 @@ def guard_sync_fields(records: Any, vals_list: Iterable[dict], names: frozenset[
         )
 
 
-def checked_ca_bundle(path: str) -> str | None:
+def checked_ca_bundle(path: str, *, operator: bool = False) -> str | None:
     """``plane.ca_bundle`` as the client takes it, or None when unset.
 
     Which certificate authorities Odoo trusts is the server operator's decision (the
-    ``plane_ca_bundle`` option wins over the database setting): the value must be an
-    absolute path to a regular, readable PEM file of CA certificates (the wheel refuses
-    devices, FIFOs, directories, oversized files and files without a certificate, and never
-    echoes a file's content). Raises ``UserError``.
+    ``plane_ca_bundle`` option wins over the database setting, and once the operator pins the
+    host only the option counts): the value must be an absolute path to a regular, readable
+    PEM file of CA certificates (the wheel refuses devices, FIFOs, directories, oversized files
+    and files without a certificate, and never echoes a file's content). Raises ``UserError``:
+    with the wheel's reason for the operator's own value (``operator=True``), and one message
+    for any unusable database value, so that the setting cannot tell a database admin whether
+    an arbitrary path exists, is readable or is a file.
     """
     path = (path or "").strip()
     if not path:
         return None
+    unusable = UserError(
+        "plane.ca_bundle is not usable: it must be the absolute path of a readable PEM file of "
+        "CA certificates on the Odoo server (ask the server operator).")
     if not os.path.isabs(path):
+        if not operator:
+            raise unusable
         raise UserError(f"plane.ca_bundle must be an absolute path, got {path!r}.")
     import plane_connector
 
     try:  # builds nothing but the bundle check: no connection is made
         plane_connector.PlaneClient("https://localhost", ca_bundle=path)
     except plane_connector.ConfigError as exc:
-        raise UserError(f"plane.ca_bundle: {exc}") from None
+        if not operator:
+            raise unusable from None
+        raise UserError(f"plane_ca_bundle: {exc}") from None
     return path
 
 

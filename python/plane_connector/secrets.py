@@ -12,13 +12,16 @@ plain ``str``; wrap them in :class:`Redacted` wherever they may end up in a repr
 
 Where a reference may point is the server operator's decision: a reference that a less trusted
 party could write (an Odoo database setting) is resolved under a :class:`SecretPolicy` built from
-the operator's options, which by default admits ``env:PLANE_*``, ``keyring:``, ``vault:`` and no
-``file:`` at all. References the operator gives directly (CLI flags, environment) resolve with
-``policy=None``, unrestricted.
+the operator's options, which by default admits ``env:PLANE_*``, ``keyring:plane/*``,
+``vault:plane_*`` and no ``file:`` at all, and never a reference the operator's own settings use.
+References the operator gives directly (CLI flags, environment) resolve with ``policy=None``,
+unrestricted but for one rule: the variables that configure this machinery
+(:data:`MACHINERY_ENV`: ``PLANE_VAULT_DSN``, ``PLANE_SECRET_*``, …) are never resolved as secrets.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import errno
 import fnmatch
@@ -33,12 +36,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 __all__ = [
     "DEFAULT_POLICY",
+    "MACHINERY_ENV",
     "POLICY_OPTIONS",
+    "SETTING_OPTIONS",
     "SCHEMES",
     "SECRET_PATTERNS",
     "RateLimitedLog",
@@ -146,6 +151,31 @@ POLICY_OPTIONS = {
 }
 _OPTION_OF = {v: k for k, v in POLICY_OPTIONS.items()}
 
+#: Per-setting operator options: the full-reference patterns (``env:PLANE_API_KEY*``,
+#: ``vault:plane_api_key_*``) a database reference for that setting must also match.
+SETTING_OPTIONS = {
+    setting: f"plane_secret_{setting}_allow"
+    for setting in (
+        "api_key_ref",
+        "webhook_secret_ref",
+        "oauth_client_secret_ref",
+        "oauth_token_key_ref",
+    )
+}
+
+#: Environment variables that configure the secret machinery itself (the vault DSN, the policy,
+#: the keyring timeout, the operator's own references and hosts): never resolved as a secret,
+#: whoever wrote the reference and whatever ``plane_secret_env_allow`` says. Read as one, the
+#: vault DSN (with its password) would be sent to Plane's host as an API key.
+MACHINERY_ENV = (
+    VAULT_DSN_ENV,
+    "PLANE_SECRET_*",
+    "PLANE_KEYRING_*",
+    "PLANE_*_REF",
+    "PLANE_BASE_URL",
+    "PLANE_CA_BUNDLE",
+)
+
 
 @dataclass(frozen=True)
 class SecretPolicy:
@@ -156,24 +186,50 @@ class SecretPolicy:
     scheme off. ``file_roots`` are absolute directories: a ``file:`` reference must resolve
     (symlinks followed) to a regular file inside one of them, at most ``max_file_size`` bytes,
     not readable or writable by group or others (group-readable when ``file_group_readable``).
-    The default admits ``env:PLANE_*``, any ``keyring:`` and ``vault:`` name, and no file.
+    The default admits ``env:PLANE_*``, ``keyring:plane/*``, ``vault:plane_*`` and no file: the
+    connector's own names, not every entry the server's vault or keychain can read.
+
+    ``reserved``: references the operator's own settings use (and the vault DSN's reference); a
+    database reference naming the same target (same variable, keyring entry, vault name, or
+    file, through any symlink or hard link) is refused, so an admin cannot send the webhook
+    secret or the token key to Plane as an API key. ``setting_allow``: per setting (``api_key_ref``,
+    …; see :data:`SETTING_OPTIONS`) full-reference patterns a reference for that setting must
+    match as well; :meth:`for_setting` gives the policy that applies them. Variables in
+    :data:`MACHINERY_ENV` are always refused.
 
     Hashable and immutable, so it can key a cache and be shared across threads.
     """
 
     env_allow: tuple[str, ...] = ("PLANE_*",)
-    keyring_allow: tuple[str, ...] = ("*",)
-    vault_allow: tuple[str, ...] = ("*",)
+    keyring_allow: tuple[str, ...] = ("plane/*",)
+    vault_allow: tuple[str, ...] = ("plane_*",)
     file_roots: tuple[str, ...] = ()
     max_file_size: int = 64 * 1024
     file_group_readable: bool = False
+    reserved: tuple[str, ...] = ()
+    setting_allow: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    setting: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("env_allow", "keyring_allow", "vault_allow", "file_roots"):
+        for name in ("env_allow", "keyring_allow", "vault_allow", "file_roots", "reserved"):
             value = getattr(self, name)
             if isinstance(value, str) or not isinstance(value, Iterable):
                 raise SecretError(f"secret policy: {name} must be a tuple of strings")
             object.__setattr__(self, name, tuple(str(v) for v in value))
+        reserved = []
+        for ref in self.reserved:
+            # An operator reference that does not parse reserves nothing: it fails where the
+            # operator uses it, with its own message.
+            with contextlib.suppress(SecretError):
+                reserved.append(str(parse(ref)))
+        object.__setattr__(self, "reserved", tuple(sorted(set(reserved))))
+        if isinstance(self.setting_allow, Mapping):
+            object.__setattr__(self, "setting_allow", tuple(self.setting_allow.items()))
+        object.__setattr__(
+            self,
+            "setting_allow",
+            tuple(sorted((str(k), tuple(str(p) for p in v)) for k, v in self.setting_allow)),
+        )
         roots = []
         for root in self.file_roots:
             if not os.path.isabs(root):
@@ -188,20 +244,29 @@ class SecretPolicy:
 
     @classmethod
     def from_mapping(
-        cls, options: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None
+        cls,
+        options: Mapping[str, Any] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        reserved_refs: Iterable[str] = (),
     ) -> SecretPolicy:
         """The policy from operator options: ``options`` (odoo.conf ``[options]``) first, then
         ``environ`` (the same names upper-cased, e.g. ``PLANE_SECRET_FILE_ROOTS``); a key set in
         neither keeps the default. Lists are comma- or whitespace-separated; ``none`` or an
         empty value means an empty list; for keyring/vault ``true``/``false`` mean ``*``/none.
+        ``reserved_refs``: the operator's own references (refused to the database); the vault
+        DSN (``PLANE_VAULT_DSN``) is added when it is a reference.
         """
         options = options or {}
         environ = environ or {}
+
+        def option_value(option: str) -> Any:
+            raw = options.get(option)
+            return environ.get(option.upper()) if raw is None else raw
+
         kwargs: dict[str, Any] = {}
         for option, attr in POLICY_OPTIONS.items():
-            raw = options.get(option)
-            if raw is None:
-                raw = environ.get(option.upper())
+            raw = option_value(option)
             if raw is None:
                 continue
             if attr == "max_file_size":
@@ -210,13 +275,37 @@ class SecretPolicy:
                 kwargs[attr] = _parse_bool(option, raw)
             else:
                 kwargs[attr] = _parse_list(raw, boolean=attr in ("keyring_allow", "vault_allow"))
-        return cls(**kwargs)
+        settings = []
+        for setting, option in SETTING_OPTIONS.items():
+            raw = option_value(option)
+            if raw is not None:
+                patterns = _parse_list(raw, boolean=False)
+                for pattern in patterns:
+                    if pattern.partition(":")[0] not in SCHEMES:
+                        raise SecretError(
+                            f"secret policy: option {option}: {pattern!r} is not a reference "
+                            "pattern (scheme:target, e.g. env:PLANE_API_KEY*)"
+                        )
+                settings.append((setting, patterns))
+        kwargs["setting_allow"] = tuple(settings)
+        # The vault DSN, when it is itself a reference, is the operator's as much as any.
+        dsn = str(option_value("plane_vault_dsn") or "").strip()
+        reserved = [dsn] if dsn.partition(":")[0] in ("env", "file", "keyring") else []
+        return cls(reserved=tuple(reserved) + tuple(reserved_refs), **kwargs)
+
+    def for_setting(self, setting: str) -> SecretPolicy:
+        """This policy for the references of one setting (``api_key_ref``, …): its
+        ``plane_secret_<setting>_allow`` patterns apply too."""
+        return replace(self, setting=setting)
 
     def check(self, ref: str | SecretRef) -> SecretRef:
         """The parsed reference if this policy admits it; else :class:`SecretError` naming the
         reference and the rule (never a value). For ``file:`` this checks the path (inside a
         root, also after resolving symlinks); the file itself is checked when it is read."""
         parsed = parse(ref)
+        _refuse_machinery(parsed)
+        self._refuse_reserved(parsed)
+        self._check_setting(parsed)
         if parsed.scheme == "file":
             self._file_root(parsed)
             return parsed
@@ -241,6 +330,38 @@ class SecretPolicy:
             )
         return parsed
 
+    def _refuse_reserved(self, ref: SecretRef) -> None:
+        if any(_same_target(ref, parse(mine)) for mine in self.reserved):
+            raise SecretError(
+                f"secret reference {ref} refused: the server operator's own settings use this "
+                "secret; a reference stored in the database may not name it"
+            )
+
+    def _check_setting(self, ref: SecretRef) -> None:
+        if self.setting is None:
+            return
+        patterns = dict(self.setting_allow).get(self.setting)
+        if patterns is None:
+            return
+        option = SETTING_OPTIONS.get(self.setting, f"plane_secret_{self.setting}_allow")
+        if not any(fnmatch.fnmatchcase(str(ref), p) for p in patterns):
+            allowed = " or ".join(patterns) if patterns else "nothing (set by the operator only)"
+            raise SecretError(
+                f"secret reference {ref} refused: this setting must match {allowed} (set by the "
+                f"server operator, option {option})"
+            )
+
+    def reserved_identities(self) -> frozenset[tuple[int, int]]:
+        """(device, inode) of the reserved ``file:`` references that exist now."""
+        found = set()
+        for mine in self.reserved:
+            parsed = parse(mine)
+            if parsed.scheme == "file":
+                with contextlib.suppress(OSError):
+                    info = os.stat(parsed.target)
+                    found.add((info.st_dev, info.st_ino))
+        return frozenset(found)
+
     def allows(self, ref: str | SecretRef) -> bool:
         """True when :meth:`check` would pass."""
         try:
@@ -263,6 +384,15 @@ class SecretPolicy:
                 parts.append(" or ".join(f"{scheme}:{p}" for p in patterns))
         roots = ", ".join(self.file_roots)
         parts.append(f"file: under {roots}" if roots else "no file:")
+        settings = dict(self.setting_allow)
+        if self.setting is not None and self.setting in settings:
+            patterns = settings[self.setting]
+            parts.append(f"{self.setting}: {' or '.join(patterns) if patterns else 'none'}")
+        elif self.setting is None:
+            for setting, patterns in self.setting_allow:
+                parts.append(f"{setting}: {' or '.join(patterns) if patterns else 'none'}")
+        if self.reserved:
+            parts.append("not the operator's own references")
         return "; ".join(parts)
 
     def _file_root(self, ref: SecretRef) -> str:
@@ -306,8 +436,36 @@ class SecretPolicy:
 
 
 #: The policy for references stored where a database admin can write them, when the operator
-#: has set no option: env:PLANE_*, keyring:, vault:, no file:.
+#: has set no option: env:PLANE_*, keyring:plane/*, vault:plane_*, no file:.
 DEFAULT_POLICY = SecretPolicy()
+
+
+def _refuse_machinery(ref: SecretRef) -> None:
+    if ref.scheme == "env" and any(fnmatch.fnmatchcase(ref.target, p) for p in MACHINERY_ENV):
+        raise SecretError(
+            f"secret reference {ref} refused: {ref.target} configures the secret references "
+            "themselves (vault DSN, policy, operator settings) and is never read as a secret"
+        )
+
+
+def _same_target(a: SecretRef, b: SecretRef) -> bool:
+    """Whether two references name the same secret (as far as can be told from here)."""
+    if a.scheme != b.scheme:
+        return False
+    if a.scheme == "env":
+        # Windows' environment is case-insensitive.
+        return a.target == b.target or (os.name == "nt" and a.target.upper() == b.target.upper())
+    if a.scheme == "keyring":
+        # Some backends (Windows Credential Manager) match entries case-insensitively.
+        return a.target.casefold() == b.target.casefold()
+    if a.scheme == "file":
+        if os.path.realpath(a.target) == os.path.realpath(b.target):
+            return True
+        try:
+            return os.path.samefile(a.target, b.target)  # a hard link, a bind mount
+        except OSError:
+            return False
+    return a.target == b.target
 
 
 # Well-known Plane credential shapes. The guard uses the same table for its diff scan.
@@ -527,6 +685,7 @@ def resolve(
     not subject to ``policy``).
     """
     parsed = policy.check(ref) if policy is not None else parse(ref)
+    _refuse_machinery(parsed)
     if parsed.scheme == "file" and policy is not None:
         value = _read_file_under_policy(parsed, policy)
     else:
@@ -910,6 +1069,13 @@ def _open_failure(exc: OSError) -> str:
 
 def _read_checked(ref: SecretRef, fd: int, policy: SecretPolicy) -> str:
     info = os.fstat(fd)
+    if policy.reserved and (info.st_dev, info.st_ino) in policy.reserved_identities():
+        # The file opened is one of the operator's (a link made after the check, or one the
+        # path check could not see): judged on the descriptor, not on the name.
+        raise SecretError(
+            f"secret reference {ref} refused: the server operator's own settings use this "
+            "secret; a reference stored in the database may not name it"
+        )
     if not stat.S_ISREG(info.st_mode):
         kind = _file_kind(info.st_mode)
         raise SecretError(f"secret reference {ref} refused: it is {kind}, not a regular file")

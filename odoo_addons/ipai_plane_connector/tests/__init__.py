@@ -2,6 +2,7 @@ from . import (  # noqa: F401
     test_connector,
     test_cron,
     test_oauth,
+    test_operator_host,
     test_schema,
     test_security,
     test_tours,

@@ -3,6 +3,7 @@ through Odoo's routes; tokens encrypted at rest in PostgreSQL."""
 
 import logging
 import os
+from unittest.mock import patch
 from urllib.parse import parse_qs, urlparse
 
 from odoo.tests import tagged
@@ -10,6 +11,8 @@ from plane_connector.oauth import TokenCipher
 
 from .. import plane_runtime as rt
 from .common import PlaneEmulatorCase
+from .test_operator_host import AttackerHost
+from .test_security import operator
 
 CLIENT_SECRET_ENV = "PLANE_TEST_CLIENT_SECRET"  # noqa: S105 - a variable name
 TOKEN_KEY_ENV = "PLANE_TEST_TOKEN_KEY"  # noqa: S105 - a variable name
@@ -153,3 +156,33 @@ class TestOAuth(PlaneEmulatorCase):
         self.assertEqual(response.status_code, 502, response.text[:300])
         self.assertIn("invalid_grant", response.text)
         self.assertIsNone(self.store.load(rt.OAUTH_TOKEN_NAME))
+
+    def test_operator_token_key_pins_the_host_of_the_access_token(self):
+        """Issue 21, 3(c): the operator set the token encryption key; the database admin then
+        points plane.base_url at their host. The decrypted access token (and a refresh's
+        client secret and refresh token) must go to the operator's host only."""
+        attacker = AttackerHost()
+        self.addCleanup(attacker.close)
+        params = self.env["ir.config_parameter"].sudo()
+        # Plane Cloud (the operator's host without plane_base_url) is the emulator here.
+        with patch.object(rt, "DEFAULT_BASE_URL", self.emulator.base_url), \
+                operator(plane_oauth_token_key_ref=f"env:{TOKEN_KEY_ENV}"):
+            installation = self.emulator.install_oauth_app(self.client_id)
+            settings = self.env["res.config.settings"].create({
+                "plane_auth_mode": "oauth", "plane_oauth_app_installation_id": installation,
+            })
+            action = settings.action_plane_oauth_install()
+            self.assertEqual(action["params"]["type"], "success", action["params"]["message"])
+            token = self.store.load(rt.OAUTH_TOKEN_NAME).access_token
+            params.set_param(rt.PARAM_BASE_URL, attacker.url)
+            rt.forget_clients()
+            path = self.connector._plane_workspace_path("projects")
+            projects = self.connector._plane_request("GET", path)
+            self.assertEqual(attacker.received, [], "the access token went to the admin's host")
+            self.assertTrue(projects["results"])
+            self.assertEqual(self.emulator.requests[-1].auth, "bearer")
+            check = self.env["plane.health.check"]._plane_run_check()
+            self.assertTrue(check.ok, check.message)
+            self.assertEqual(check.base_url, self.emulator.base_url)
+            self.assertNotIn(token, check.message)
+        self.assertEqual(attacker.received, [], "the access token never reached the admin's host")
