@@ -210,10 +210,11 @@ ITEM_PROBES = [
            new_item("b", name="b {UNIQ}"),
            post(ITEMS, {"name": "c {UNIQ}", "external_id": "probe,{UNIQ}",
                         "external_source": "probe"}),
-           post(ITEMS, {"name": "c {UNIQ}", "external_id": "probe,{UNIQ}"}),
+           # Without external_source Plane creates it (201): the clean-up must delete it too.
+           post(ITEMS, {"name": "c {UNIQ}", "external_id": "probe,{UNIQ}"}, save="c"),
            patch(ITEMS + "{b.id}/", {"external_id": "probe,{UNIQ}",
                                      "external_source": "probe"})),
-          (drop_item("a"), drop_item("b"))),
+          (drop_item("a"), drop_item("b"), drop_item("c"))),
 ]
 
 LISTS = [
