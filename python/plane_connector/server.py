@@ -38,6 +38,7 @@ __all__ = [
     "RESOURCES",
     "WORK_ITEMS",
     "Collection",
+    "MissingRouteError",
     "Routes",
     "ServerProfile",
     "Workspace",
@@ -45,6 +46,7 @@ __all__ = [
     "detect",
     "forget",
     "is_missing_route",
+    "missing_route",
     "profile_for_version",
     "segments",
 ]
@@ -259,11 +261,33 @@ def forget(base_url: str | None = None) -> None:
             _cache.pop(_root(base_url), None)
 
 
+class MissingRouteError(HTTPError):
+    """The server has no such route (its version lacks it), as opposed to ``NotFoundError``, an
+    object that does not exist.
+
+    Deliberately not a ``NotFoundError``: code that reads a 404 as "deleted in Plane" must not
+    flag every record because the server was swapped for an older one.
+    """
+
+
 def is_missing_route(exc: BaseException) -> bool:
     """True for a 404 that means "no such route" (the server lacks it), not "no such object"."""
+    if isinstance(exc, MissingRouteError):
+        return True
     if not isinstance(exc, NotFoundError):
         return False
     return PAGE_NOT_FOUND.rstrip(".").lower() in f"{exc.message} {exc.body}".lower()
+
+
+def missing_route(exc: NotFoundError, base_url: str, path: str) -> MissingRouteError:
+    """The ``MissingRouteError`` for ``exc`` (a missing-route 404 of ``path``); forgets the cached
+    profile of ``base_url`` so that the next path is built for what the server is now."""
+    forget(base_url)
+    log.warning("Plane at %s has no route %s: it changed since it was detected (upgraded or "
+                "restored in place?); detecting it again", _root(base_url), path.split("?")[0])
+    text = (f"Plane at {_root(base_url)} has no route {path.split('?')[0]!r} (its version lacks "
+            f"it); the server is detected again on the next call")
+    return MissingRouteError(text, status=404, body=exc.body, message=text)
 
 
 def detect(client: Any, *, refresh: bool = False) -> ServerProfile:
@@ -357,11 +381,15 @@ class Workspace:
     def request(self, method: str, resource: str, ids: tuple[str, ...] = (), **kw: Any) -> Any:
         """``client.request`` on ``resource``'s path; one re-detection on a missing route."""
         family = self.profile.family
+        path = self.path(resource, *ids)
         try:
-            return self.client.request(method, self.path(resource, *ids), **kw)
+            return self.client.request(method, path, **kw)
         except NotFoundError as exc:
-            if not is_missing_route(exc) or detect(self.client, refresh=True).family == family:
+            if not is_missing_route(exc):
                 raise
+            error = missing_route(exc, self.client.base_url, path)
+            if detect(self.client).family == family:
+                raise error from exc
         return self.client.request(method, self.path(resource, *ids), **kw)
 
     def collection(self, resource: str, *parents: str) -> Collection:

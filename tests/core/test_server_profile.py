@@ -210,3 +210,17 @@ def test_export_cli_walks_the_old_family(emu: Any, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert len(out.read_text().splitlines()) == 5
     assert hits(e, "/work-items/") == 0
+
+
+def test_a_route_still_missing_after_redetection_is_no_not_found(emu: Any) -> None:
+    e = emu(version=NEW)
+    item = e.seed_work_items(1)[0]
+    ws = server.Workspace(client(e), e.workspace_slug)
+    e.faults.add(route_regex=r"/work-items/", status=404, body={"error": "Page not found."},
+                 count=1)  # fmt: skip
+    with pytest.raises(server.MissingRouteError) as caught:
+        ws.work_items(e.project_id).get(item)
+    # Code that reads a 404 as "deleted in Plane" must not see one.
+    assert not isinstance(caught.value, NotFoundError)
+    assert server.is_missing_route(caught.value)
+    assert ws.work_items(e.project_id).get(item)["id"] == item
