@@ -4,6 +4,7 @@ from . import (  # noqa: F401
     test_oauth,
     test_schema,
     test_security,
+    test_server_profile,
     test_tours,
     test_wake,
     test_webhook_http,
