@@ -47,6 +47,9 @@ class HealthResult:
     remaining: int | None = None
     error: str | None = None
     config_error: bool = False
+    #: What the server is and how work items are reached, e.g. "Plane CE 1.0.0 — work items
+    #: via /issues/" (see ``plane_connector.server``); None when the check failed.
+    server: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (for ``--json`` and Odoo's stored check results)."""
@@ -101,7 +104,18 @@ def check(client: _Client, *, redact: Iterable[str | None] = ()) -> HealthResult
         user_display=display or None,
         user_email=user.get("email") or None,
         remaining=_remaining(client),
+        server=_server(client),
     )
+
+
+def _server(client: _Client) -> str | None:
+    """The server's profile, detected afresh: each check notices a Plane upgraded in place."""
+    from plane_connector import server
+
+    try:
+        return server.detect(client, refresh=True).label()
+    except Exception:  # noqa: BLE001 - the profile is extra; the check's verdict stands
+        return None
 
 
 def client_from_reference(

@@ -85,6 +85,9 @@ class Target(Protocol):
     me: dict[str, Any]
     member: dict[str, Any]
     webhook_secret: str | None
+    #: "work-items", or "issues" on a Plane without those routes (up to 1.0): the probes are
+    #: written with work-items paths and sent with the target's own.
+    family: str
 
     def webhooks_begin(self) -> None: ...
 
@@ -122,7 +125,10 @@ class Context:
         whole = re.fullmatch(r"\{([^{}]+)\}", template)
         if whole:
             return self.lookup(whole.group(1))
-        return re.sub(r"\{([^{}]+)\}", lambda m: str(self.lookup(m.group(1))), template)
+        text = re.sub(r"\{([^{}]+)\}", lambda m: str(self.lookup(m.group(1))), template)
+        if self.target.family != "work-items" and text.startswith("/api/v1/"):
+            text = text.replace("/work-items/", f"/{self.target.family}/")
+        return text
 
     def lookup(self, ref: str) -> Any:
         """``name.key.0.key`` or ``name.results[name=Done].id`` into saved answers."""

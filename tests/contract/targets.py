@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from plane_connector.testing import PlaneEmulator
+from plane_connector.testing._api import EMULATOR_INSTANCE_ID, NEWEST_VERSION, version_tuple
 from plane_live import LIVE_BUDGET, LiveConfig, PacedHttp
 from webhook_capture import Received, Receiver
 
@@ -20,14 +21,24 @@ LIVE_MAX_WAIT = 60.0
 LIVE_SETTLE = 2.0
 
 
+def family_of(version: str | None) -> str:
+    """The work-item route family of a Plane release (the newest when unknown)."""
+    try:
+        return "issues" if version and version_tuple(version) < (1, 1, 0) else "work-items"
+    except ValueError:
+        return "work-items"
+
+
 class EmulatorTarget:
     """A fresh emulator per probe, with a second project member and a webhook to a receiver."""
 
     kind = "emulator"
 
-    def __init__(self) -> None:
+    def __init__(self, version: str = NEWEST_VERSION) -> None:
         self.emu = PlaneEmulator(seed=5, rate_limit=10_000, webhook_backoff=0.01,
-                                 webhook_backoff_max=0.01)
+                                 webhook_backoff_max=0.01, version=version)
+        self.version = version
+        self.family = family_of(version)
         self.receiver = Receiver()
         # Not a real secret: a per-run value for the emulator's own webhook.
         self.webhook_secret: str | None = "plane_wh_" + uuid.uuid4().hex
@@ -74,8 +85,32 @@ class LiveTarget:
         self.project_id = config.project
         self.webhook_secret = config.webhook_secret
         self.receiver: Receiver | None = None
+        self.version: str | None = None
+        self.edition: str | None = None
+        self.family = "work-items"
+
+    def identify(self) -> None:
+        """What the server says it is (``/api/instances/``, asked without the key, as Plane
+        answers it to anyone). Refuses to go on when it is this project's emulator and the run
+        would record: its answers would replace Plane's with nothing to show it."""
+        answer = self.http.call("GET", "/api/instances/", key=None)
+        body = answer.json() if answer.status == 200 else None
+        instance = body.get("instance") if isinstance(body, dict) else None
+        instance = instance if isinstance(instance, dict) else {}
+        emulator = ("PlaneEmulator" in (answer.header("Server") or "")
+                    or instance.get("instance_id") == EMULATOR_INSTANCE_ID)
+        if emulator and self.config.record:
+            raise RuntimeError(
+                "PLANE_LIVE_RECORD=1 refused: PLANE_LIVE_BASE_URL is the plane_connector "
+                "emulator, not Plane; recordings must come from a real Plane server")
+        version = instance.get("current_version")
+        self.version = version if isinstance(version, str) and version else None
+        edition = instance.get("edition")
+        self.edition = edition if isinstance(edition, str) and edition else None
+        self.family = family_of(self.version)
 
     def start(self) -> LiveTarget:
+        self.identify()
         me = self.http.call("GET", "/api/v1/users/me/")
         if me.status != 200:
             raise RuntimeError(f"live Plane: users/me answered {me.status}")

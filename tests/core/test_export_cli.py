@@ -80,7 +80,8 @@ def test_export_to_stdout(
         i["id"] for i in ITEMS[:120]
     ]
     assert "resume with --resume-from 50:1:0" in captured.err
-    assert {r.query["order_by"] for r in server.requests} == {"-updated_at"}
+    walked = [r for r in server.requests if r.path.endswith("/work-items/")]
+    assert {r.query["order_by"] for r in walked} == {"-updated_at"}
 
 
 def test_export_config_errors(

@@ -57,7 +57,10 @@ def test_demo_against_a_given_plane_uses_the_key_reference() -> None:
         assert report["deliveries"] == {}
         assert emu.api_key not in proc.stdout + proc.stderr
         want = hashlib.sha256(emu.api_key.encode()).hexdigest()
-        assert {r.key_id for r in emu.requests} == {want}
+        # Besides the key's own calls, only the server's version, asked without any key.
+        keyless = {r.path for r in emu.requests if r.key_id is None}
+        assert keyless == {"/api/instances/"}
+        assert {r.key_id for r in emu.requests if r.key_id} == {want}
         assert all(r.status == 200 for r in emu.requests)
 
 

@@ -64,7 +64,7 @@ def test_cli_prints_one_json_line_then_serves(receiver: Receiver) -> None:
         "plane_wh_" + "ab" * 16,
     )
     try:
-        assert set(info) == {"base_url", "api_key", "workspace_slug", "project_id"}
+        assert set(info) == {"base_url", "api_key", "workspace_slug", "project_id", "plane_version"}
         assert info["api_key"].startswith("plane_api_") and len(info["api_key"]) == 42
         api = Api(_Remote(info))  # type: ignore[arg-type]
         page = api.get(f"{api.proj}/work-items/").json()

@@ -53,3 +53,25 @@ def test_wrong_key_in_config_is_refused_by_plane(
     assert listed["result"].get("isError") is True
     assert "403" in json.dumps(listed["result"])
     assert any(r.status == 403 for r in emulator.requests)
+
+
+def test_plane_mcp_server_needs_the_work_items_routes(
+    client_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plane's own MCP server calls /work-items/ whatever the server: on a Plane up to 1.0.x
+    (only /issues/) its work-item tools fail. Recorded here so the compatibility table says so
+    from a run, and a release that adapts shows up as a failure of this test."""
+    with PlaneEmulator(seed=7, version="1.0.0") as emu:
+        emu.seed_work_items(3)
+        monkeypatch.setenv("MCP_E2E_PLANE_KEY", emu.api_key)
+        session = launch(stdio_config(emu, "env:MCP_E2E_PLANE_KEY"), client_env)
+        try:
+            session.handshake()
+            listed = session.call("tools/call", list_call(emu.project_id))
+        finally:
+            session.close()
+        paths = [(r.path, r.status) for r in emu.requests if r.method == "GET"]
+    assert listed["result"].get("isError") or "error" in json.dumps(listed).lower(), listed
+    assert (f"/api/v1/workspaces/{emu.workspace_slug}/projects/{emu.project_id}/work-items/",
+            404) in paths
+    assert "Seed work item 001" not in json.dumps(listed)

@@ -153,7 +153,7 @@ class BirFiling(models.Model):
         project = connector._plane_uuid(project, "The Plane project of BIR filings")
         self.env["plane.project.link"].sudo()._plane_ensure(project, "BIR filings")
         values = self._plane_values(connector, project)
-        items = connector._plane_workspace_path("projects", project, "work-items")
+        items = connector._plane_path("work_items", project)
         item = None
         if self.plane_work_item_id:
             item_id = connector._plane_uuid(self.plane_work_item_id, "The filing's work item id")

@@ -70,8 +70,7 @@ class TestBirRoundTrip(PlaneEmulatorCase):
         self.assertEqual(filing.plane_work_item_id, first_id)
         self.assertEqual(self.emulator.work_item(first_id)["target_date"], "2026-11-12")
         by_external = self.connector._plane_request(
-            "GET", self.connector._plane_workspace_path(
-                "projects", self.emulator.project_id, "work-items"),
+            "GET", self.connector._plane_path("work_items", self.emulator.project_id),
             params={"external_id": item["external_id"], "external_source": "odoo"},
         )
         self.assertEqual(by_external["id"], first_id)
@@ -206,3 +205,16 @@ class TestBirRoundTrip(PlaneEmulatorCase):
     def test_period_is_validated(self):
         with self.assertRaises(Exception):  # noqa: B017 - ValidationError on 18 and 19
             self._filing(period="October")
+
+
+@tagged("post_install", "-at_install")
+class TestBirRoundTripOnPlane100(TestBirRoundTrip):
+    """The same round trip against Plane 1.0.0, which has only the /issues/ routes."""
+
+    emulator_version = "1.0.0"
+    allow_inherited_tests_method = True  # Odoo's loader runs only a class's own tests otherwise
+
+    def test_no_call_used_the_routes_plane_1_0_lacks(self):
+        self._filing(form_code="2550Q", period="2026-Q3")._plane_push()
+        self.assertTrue([r for r in self.emulator.requests if "/issues/" in r.path])
+        self.assertFalse([r for r in self.emulator.requests if "/work-items/" in r.path])

@@ -21,6 +21,7 @@ _log = logging.getLogger(__name__)
 try:
     import plane_connector
     from plane_connector import secrets as plane_secrets
+    from plane_connector import server as plane_server
     from plane_connector.dedupe import PostgresDeliveryStore, describe_error
 except ImportError:  # pragma: no cover - external_dependencies stops the install first
     plane_connector = None
@@ -66,6 +67,28 @@ def normalize_event(event: str, action: str) -> tuple[str, str]:
     else:
         entity = event
     return _V2_EVENTS.get(entity.lower(), entity.lower()), action
+
+
+class _RouteGuard:
+    """A pager whose missing-route 404 (see ``_plane_request``) is a ``MissingRouteError``;
+    everything else (``cursor``, ``next_cursor``, ``pages``…) is the pager's."""
+
+    def __init__(self, pager, base_url: str, path: str) -> None:
+        self._pager, self._base_url, self._path = pager, base_url, path
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return next(self._pager)
+        except plane_connector.NotFoundError as exc:
+            if plane_server.is_missing_route(exc):
+                raise plane_server.missing_route(exc, self._base_url, self._path) from exc
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self._pager, name)
 
 
 class PlaneConnector(models.AbstractModel):
@@ -323,6 +346,21 @@ class PlaneConnector(models.AbstractModel):
         return path
 
     @api.model
+    def _plane_server(self, refresh: bool = False):
+        """The Plane server's profile (``plane_connector.server.ServerProfile``: version,
+        edition, route family), detected once per base URL and worker process."""
+        return plane_server.detect(self._plane_client(), refresh=refresh)
+
+    @api.model
+    def _plane_path(self, resource: str, *ids: str) -> str:
+        """The path of ``resource`` (``work_items``, ``comments``, … see
+        ``plane_connector.server.RESOURCES``) for the configured workspace on this server:
+        Plane up to 1.0 has only ``/issues/`` routes, later ones also ``/work-items/``. Ids
+        from records must be checked first (``_plane_uuid``)."""
+        family = self._plane_server().family
+        return self._plane_workspace_path(*plane_server.segments(family, resource, *ids))
+
+    @api.model
     def _plane_uuid(self, value: Any, what: str) -> str:
         """``value`` when it is a Plane id (a UUID), else a UserError naming ``what``.
 
@@ -361,13 +399,24 @@ class PlaneConnector(models.AbstractModel):
     def _plane_request(self, method: str, path: str, *, params=None, json=None) -> Any:
         """One API call; ``path`` is relative to ``/api/v1/``. Raises plane_connector errors."""
         self._plane_check_path(path)
-        return self._plane_client().request(method, path, params=params, json=json)
+        client = self._plane_client()
+        try:
+            return client.request(method, path, params=params, json=json)
+        except plane_connector.NotFoundError as exc:
+            if plane_server.is_missing_route(exc):
+                # The route existed when the server was detected: it changed in place. Not a
+                # NotFoundError, which callers read as "deleted in Plane"; the job retries
+                # with a path built for what the server is now.
+                raise plane_server.missing_route(exc, client.base_url, path) from exc
+            raise
 
     @api.model
     def _plane_paginate(self, path: str, *, params=None, per_page: int = 100, cursor=None):
         """Lazy iterator over the items of a cursor-paginated list."""
         self._plane_check_path(path)
-        return self._plane_client().paginate(path, params=params, per_page=per_page, cursor=cursor)
+        client = self._plane_client()
+        pager = client.paginate(path, params=params, per_page=per_page, cursor=cursor)
+        return _RouteGuard(pager, client.base_url, path)
 
     @api.model
     def _plane_external_id(self, record) -> str:
@@ -396,7 +445,13 @@ class PlaneConnector(models.AbstractModel):
         """POST with external_id/external_source: a repeat returns the existing object."""
         self._plane_check_path(path)
         body = dict(values, external_id=external_id, external_source=external_source)
-        return self._plane_client().create_idempotent(path, body)
+        client = self._plane_client()
+        try:
+            return client.create_idempotent(path, body)
+        except plane_connector.NotFoundError as exc:
+            if plane_server.is_missing_route(exc):
+                raise plane_server.missing_route(exc, client.base_url, path) from exc
+            raise
 
     # -- event dispatch
 

@@ -22,6 +22,11 @@ class PlaneHealthCheck(models.Model):
     message = fields.Char(readonly=True)
     plane_user = fields.Char(readonly=True, help="Display name of the API key's user")
     base_url = fields.Char(readonly=True)
+    plane_server = fields.Char(
+        string="Plane server", readonly=True,
+        help="The version and edition Plane reports, and the routes the connector uses there "
+        "(work items via /issues/ on Plane up to 1.0, /work-items/ after). Detected again at "
+        "each check, so an upgrade in place is noticed.")
 
     def init(self):
         from .plane_outage import ensure_outage_table
@@ -33,15 +38,16 @@ class PlaneHealthCheck(models.Model):
         """Check the connection now and store the result (never raises for Plane errors)."""
         connector = self.env["plane.connector"]
         base_url = connector._plane_config()["base_url"]
-        ok, message, user = False, "", ""
+        ok, message, user, server = False, "", "", ""
         try:
             client = connector._plane_client()
             result = _health(client)
             ok, message, user = result["ok"], result["message"], result["user"]
+            server = result.get("server") or ""
         except Exception as exc:  # noqa: BLE001 - the outcome is recorded, not raised
             message = describe_error(exc)
         check = self.create({"ok": ok, "message": rt.redact(message)[:500], "plane_user": user,
-                             "base_url": base_url})
+                             "base_url": base_url, "plane_server": rt.redact(server)[:200]})
         old = self.search([], offset=KEEP_CHECKS)
         if old:
             old.unlink()
@@ -67,7 +73,8 @@ def _health(client) -> dict:
         result = health.check(client)
         user = result.user_display or result.user_email or ""
         message = f"connected as {user}: {result.summary()}" if result.ok else result.summary()
-        return {"ok": result.ok, "message": message, "user": user}
+        return {"ok": result.ok, "message": message, "user": user,
+                "server": getattr(result, "server", None)}
     me = client.me()
     name = me.get("display_name") or me.get("email") or me.get("id") or ""
     return {"ok": True, "message": f"connected as {name}", "user": name}

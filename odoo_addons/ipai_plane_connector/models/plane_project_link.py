@@ -110,9 +110,9 @@ class PlaneProjectLink(models.Model):
         last_webhook = self.env["plane.webhook.delivery"]._plane_last_received_at()
         silent = False
         try:
-            path = connector._plane_workspace_path(
-                "projects", connector._plane_uuid(self.plane_project_id, "Linked Plane project id"),
-                "work-items")
+            path = connector._plane_path(
+                "work_items",
+                connector._plane_uuid(self.plane_project_id, "Linked Plane project id"))
             for item in connector._plane_paginate(
                 path, params={"order_by": "-updated_at", "expand": "state"}, per_page=per_page
             ):

@@ -86,6 +86,9 @@ class ResConfigSettings(models.TransientModel):
         help="Set by the install callback; enter it to connect as the app's bot.",
     )
     plane_last_check = fields.Char(string="Last connection check", compute="_compute_plane_info")
+    plane_server = fields.Char(string="Plane server", compute="_compute_plane_info",
+                               help="What the last connection check found: Plane's version and "
+                               "edition, and the routes the connector uses for work items")
     plane_mcp_config = fields.Text(string="MCP client configuration",
                                    compute="_compute_plane_info")
     plane_operator_fixed = fields.Text(
@@ -120,12 +123,14 @@ class ResConfigSettings(models.TransientModel):
     @api.depends("plane_base_url", "plane_workspace_slug", "plane_api_key_ref")
     def _compute_plane_info(self):
         last = self.env["plane.health.check"].sudo()._plane_last()
-        summary = ""
+        summary = server = ""
         if last:
             outcome = "ok" if last.ok else "failed"
             summary = f"{fields.Datetime.to_string(last.checked_at)} — {last.message} ({outcome})"
+            server = last.plane_server or ""
         for settings in self:
             settings.plane_last_check = summary
+            settings.plane_server = server
             settings.plane_mcp_config = settings._plane_mcp_text()
 
     def _plane_mcp_text(self) -> str:

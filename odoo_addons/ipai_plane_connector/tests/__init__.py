@@ -5,6 +5,7 @@ from . import (  # noqa: F401
     test_operator_host,
     test_schema,
     test_security,
+    test_server_profile,
     test_tours,
     test_wake,
     test_webhook_http,

@@ -98,6 +98,8 @@ class PlaneEmulatorCase(HttpCase):
 
     emulator_rate_limit = 600
     emulator_edition = "ce"
+    #: The Plane release the emulator plays (None: the newest it knows).
+    emulator_version = None
 
     @classmethod
     def setUpClass(cls):
@@ -105,9 +107,11 @@ class PlaneEmulatorCase(HttpCase):
         from plane_connector.testing import PlaneEmulator
 
         cls.emulator = PlaneEmulator(
-            cls.emulator_edition, rate_limit=cls.emulator_rate_limit, seed=7
+            cls.emulator_edition, rate_limit=cls.emulator_rate_limit, seed=7,
+            **cls.emulator_versions(),
         ).start()
         cls.addClassCleanup(cls.emulator.stop)
+        cls.addClassCleanup(cls._forget_server)
         cls._saved_env = {k: os.environ.get(k) for k in (API_KEY_ENV, WEBHOOK_SECRET_ENV)}
         cls.addClassCleanup(cls._restore_env)
         os.environ[API_KEY_ENV] = cls.emulator.api_key
@@ -118,6 +122,22 @@ class PlaneEmulatorCase(HttpCase):
         params.set_param(rt.PARAM_API_KEY_REF, f"env:{API_KEY_ENV}")
         params.set_param(rt.PARAM_WEBHOOK_SECRET_REF, f"env:{WEBHOOK_SECRET_ENV}")
         cls.connector = cls.env["plane.connector"]
+
+    @classmethod
+    def emulator_versions(cls) -> dict:
+        return {"version": cls.emulator_version} if cls.emulator_version else {}
+
+    @classmethod
+    def _forget_server(cls):
+        # A later class's emulator may get the same port: its server profile is its own.
+        from plane_connector import server
+
+        server.forget()
+
+    @property
+    def work_items_route(self) -> str:
+        """``/work-items/`` or ``/issues/``: the route family the emulator's version serves."""
+        return "/work-items/" if self.emulator.serves_work_items else "/issues/"
 
     @classmethod
     def _restore_env(cls):

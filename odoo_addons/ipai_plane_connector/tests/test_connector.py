@@ -14,9 +14,7 @@ from .common import API_KEY_ENV, PlaneEmulatorCase
 @tagged("post_install", "-at_install")
 class TestConnector(PlaneEmulatorCase):
     def _items_path(self):
-        return self.connector._plane_workspace_path(
-            "projects", self.emulator.project_id, "work-items"
-        )
+        return self.connector._plane_path("work_items", self.emulator.project_id)
 
     def test_request_and_cached_client(self):
         me = self.connector._plane_request("GET", "users/me/")

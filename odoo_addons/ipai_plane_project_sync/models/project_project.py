@@ -297,9 +297,8 @@ class ProjectProject(models.Model):
         """Import one page of the Plane project's work items, then save the cursor."""
         self.ensure_one()
         connector = self.env["plane.connector"]
-        path = connector._plane_workspace_path(
-            "projects", connector._plane_uuid(self.plane_project_id, "Plane project id"),
-            "work-items")
+        path = connector._plane_path(
+            "work_items", connector._plane_uuid(self.plane_project_id, "Plane project id"))
         pager = connector._plane_paginate(
             path, params={"expand": "state,labels,assignees"}, per_page=BACKFILL_PAGE,
             cursor=self.plane_backfill_cursor or None)
@@ -392,9 +391,8 @@ class ProjectProject(models.Model):
 
     def _plane_sweep_page(self) -> bool:
         connector = self.env["plane.connector"]
-        path = connector._plane_workspace_path(
-            "projects", connector._plane_uuid(self.plane_project_id, "Plane project id"),
-            "work-items")
+        path = connector._plane_path(
+            "work_items", connector._plane_uuid(self.plane_project_id, "Plane project id"))
         pager = connector._plane_paginate(path, params={"fields": "id"}, per_page=SWEEP_PAGE,
                                           cursor=self.plane_sweep_cursor or None)
         seen = []
@@ -435,8 +433,8 @@ class ProjectProject(models.Model):
         pid = connector._plane_uuid(self.plane_project_id, "Plane project id")
         flagged, present = 0, []
         for task in candidates:
-            path = connector._plane_workspace_path(
-                "projects", pid, "work-items",
+            path = connector._plane_path(
+                "work_items", pid,
                 connector._plane_uuid(task.plane_work_item_id, "Plane work item id"))
             try:
                 connector._plane_request("GET", path, params={"fields": "id"})

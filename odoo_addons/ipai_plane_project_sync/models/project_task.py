@@ -218,10 +218,9 @@ class ProjectTask(models.Model):
             pending.write({"plane_comment_pending": False})
             return
         connector = self.env["plane.connector"]
-        path = connector._plane_workspace_path(
-            "projects", connector._plane_uuid(self.project_id.plane_project_id, "Plane project id"),
-            "work-items", connector._plane_uuid(self.plane_work_item_id, "Plane work item id"),
-            "comments")
+        path = connector._plane_path(
+            "comments", connector._plane_uuid(self.project_id.plane_project_id, "Plane project id"),
+            connector._plane_uuid(self.plane_work_item_id, "Plane work item id"))
         for message in pending:
             try:
                 comment = connector._plane_create_idempotent(
@@ -283,9 +282,8 @@ class ProjectTask(models.Model):
         ):
             return
         connector = self.env["plane.connector"]
-        items = connector._plane_workspace_path(
-            "projects", connector._plane_uuid(project.plane_project_id, "Plane project id"),
-            "work-items")
+        items = connector._plane_path(
+            "work_items", connector._plane_uuid(project.plane_project_id, "Plane project id"))
         if self.parent_id and not self.parent_id.plane_work_item_id and _depth < 10 and (
             self.parent_id.project_id == project
         ):
@@ -392,9 +390,9 @@ class ProjectTask(models.Model):
             return
         connector = self.env["plane.connector"]
         project = project or task.project_id
-        item_path = connector._plane_workspace_path(
-            "projects", connector._plane_uuid(plane_project_id, "Plane project id"),
-            "work-items", connector._plane_uuid(work_item_id, "Work item id"))
+        item_path = connector._plane_path(
+            "work_items", connector._plane_uuid(plane_project_id, "Plane project id"),
+            connector._plane_uuid(work_item_id, "Work item id"))
         try:
             item = connector._plane_request("GET", item_path)
         except NotFoundError:

@@ -73,7 +73,7 @@ class ProjectSyncCase(PlaneEmulatorCase):
 
         cls.emulator.stop()
         cls.emulator = PlaneEmulator(rate_limit=cls.emulator_rate_limit, seed=11,
-                                     time_scale=cls.time_scale).start()
+                                     time_scale=cls.time_scale, **cls.emulator_versions()).start()
         cls.addClassCleanup(cls.emulator.stop)
         os.environ[API_KEY_ENV] = cls.emulator.api_key
         params = cls.env["ir.config_parameter"].sudo()
@@ -134,8 +134,7 @@ class ProjectSyncCase(PlaneEmulatorCase):
     def create_as_if_pushed(self, task, name=None):
         """Create the task's work item the way a push does, without the push's commit."""
         return self.client.create_idempotent(
-            self.connector._plane_workspace_path("projects", self.emulator.project_id,
-                                                 "work-items"),
+            self.connector._plane_path("work_items", self.emulator.project_id),
             {"name": name or task.name, "external_id": f"project.task,{task.id}",
              "external_source": "odoo"})
 

@@ -70,7 +70,7 @@ class TestProjectSync(ProjectSyncCase):
 
     def test_ten_writes_make_one_patch_with_the_latest_values(self):
         task = self.synced_task()
-        patches = len(self.requests("PATCH", "/work-items/"))
+        patches = len(self.requests("PATCH", self.work_items_route))
         for i in range(10):
             task.write({"name": f"Spec v{i}"})
         jobs = self.env["plane.sync.job"].search([("task_id", "=", task.id),
@@ -78,7 +78,7 @@ class TestProjectSync(ProjectSyncCase):
         self.assertEqual(len(jobs), 1)
         self.assertEqual(jobs.writes, 10)
         self.run_jobs()
-        self.assertEqual(len(self.requests("PATCH", "/work-items/")), patches + 1)
+        self.assertEqual(len(self.requests("PATCH", self.work_items_route)), patches + 1)
         self.assertEqual(self.item(task)["name"], "Spec v9")
 
     def test_a_project_user_edit_is_queued_and_pushed(self):
@@ -219,9 +219,8 @@ class TestProjectSync(ProjectSyncCase):
         task = self.synced_task()
         message = task.message_post(body=Markup("<p>Once</p>"), message_type="comment")
         # Plane took it, then the job's transaction was lost before Odoo recorded the id.
-        path = self.connector._plane_workspace_path(
-            "projects", self.emulator.project_id, "work-items", task.plane_work_item_id,
-            "comments")
+        path = self.connector._plane_path(
+            "comments", self.emulator.project_id, task.plane_work_item_id)
         taken = self.client.create_idempotent(path, {
             "comment_html": "<p>Once</p>", "external_id": f"mail.message,{message.id}",
             "external_source": "odoo"})
@@ -319,7 +318,8 @@ class TestProjectSync(ProjectSyncCase):
 
         def item_gets(since):
             return [r for r in self.emulator.requests[since:] if r.method == "GET"
-                    and "/work-items/" in r.path and not r.path.endswith("/work-items/")]
+                    and self.work_items_route in r.path
+                    and not r.path.endswith(self.work_items_route)]
 
         with patch("odoo.addons.ipai_plane_project_sync.models.project_project.SWEEP_PAGE", 2):
             self.sweep(steps=2)  # the project check, then the first page (newest first)
@@ -460,12 +460,12 @@ class TestProjectSync(ProjectSyncCase):
 
     def test_our_pushes_do_not_echo_back(self):
         task = self.synced_task()
-        patches = len(self.requests("PATCH", "/work-items/"))
+        patches = len(self.requests("PATCH", self.work_items_route))
         n = 5
         for i in range(n):
             task.write({"name": f"Round {i}", "priority": "1" if i % 2 else "0"})
             self.run_jobs()
-        self.assertEqual(len(self.requests("PATCH", "/work-items/")), patches + n)
+        self.assertEqual(len(self.requests("PATCH", self.work_items_route)), patches + n)
         Task = type(self.env["project.task"])
         writes = []
         original = Task.write
@@ -511,7 +511,7 @@ class TestProjectSync(ProjectSyncCase):
 
     def test_failed_push_is_retried_and_visible(self):
         task = self.synced_task()
-        fault = self.emulator.faults.add(route_regex=r"/work-items/", method="PATCH",
+        fault = self.emulator.faults.add(route_regex=self.work_items_route, method="PATCH",
                                          kind="status", status=400, count=None)
         task.write({"name": "Will fail first"})
         self.run_jobs()
@@ -667,7 +667,7 @@ class TestProjectSync(ProjectSyncCase):
     def test_a_job_gives_up_after_max_attempts_and_can_be_retried(self):
         self.env["ir.config_parameter"].sudo().set_param("plane.project_sync.max_attempts", "2")
         task = self.synced_task()
-        fault = self.emulator.faults.add(route_regex=r"/work-items/", method="PATCH",
+        fault = self.emulator.faults.add(route_regex=self.work_items_route, method="PATCH",
                                          kind="status", status=400, count=None)
         task.write({"name": "Never accepted"})
         job = self.env["plane.sync.job"].search([("task_id", "=", task.id)], limit=1)
@@ -706,3 +706,26 @@ class TestProjectSync(ProjectSyncCase):
         self.env.invalidate_all()
         self.assertEqual(task.stage_id, self.stages[2])
         self.assertGreater(len(self.emulator.requests), requests)
+
+    def test_every_call_uses_the_route_family_of_the_server(self):
+        start = len(self.emulator.requests)
+        task = self.synced_task()
+        task.message_post(body=Markup("<p>Via the right route</p>"), message_type="comment")
+        self.run_jobs()
+        self.connector._cron_reconcile()
+        profile = self.connector._plane_server()
+        self.assertEqual(profile.version, self.emulator.version)
+        mine = self.emulator.requests[start:]
+        used = {r.path for r in mine if "/projects/" in r.path}
+        other = "/issues/" if self.work_items_route == "/work-items/" else "/work-items/"
+        self.assertTrue(any(self.work_items_route in p for p in used))
+        self.assertFalse([p for p in used if other in p])
+        self.assertFalse([r for r in mine if r.status == 404], "no call met a missing route")
+
+
+@tagged("post_install", "-at_install")
+class TestProjectSyncOnPlane100(TestProjectSync):
+    """The same sync against the oldest Plane users run: 1.0.0 has only the /issues/ routes."""
+
+    emulator_version = "1.0.0"
+    allow_inherited_tests_method = True  # Odoo's loader runs only a class's own tests otherwise

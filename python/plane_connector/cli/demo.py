@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from plane_connector import PlaneClient, PlaneError
+from plane_connector import server as plane_server
 from plane_connector.cli._connection import add_ca_bundle_arg
 from plane_connector.health import check
 from plane_connector.secrets import resolve
@@ -145,7 +146,8 @@ def _run_emulated(args: argparse.Namespace) -> Report:
 
         _step("changing work items through the client (webhooks follow, Plane re-sends included)")
         emu.faults.add(kind="webhook_duplicate", count=2)  # Plane's retry: new id, same bytes
-        base = f"workspaces/{emu.workspace_slug}/projects/{emu.project_id}/work-items/"
+        routes = plane_server.detect(client).routes
+        base = routes.work_items(emu.workspace_slug, emu.project_id)
         created = client.create_idempotent(
             base, {"name": "Invoice INV/2026/0042", "external_source": "odoo",
                    "external_id": "account.move,42", "priority": "high"},
@@ -155,10 +157,11 @@ def _run_emulated(args: argparse.Namespace) -> Report:
                    "external_id": "account.move,42", "priority": "high"},
         )  # fmt: skip
         assert again["id"] == created["id"], "idempotent create returned a second work item"
-        client.patch(f"{base}{created['id']}/", json={"name": "INV/2026/0042 (paid)",
-                                                      "priority": "urgent"})  # fmt: skip
+        item = routes.work_item(emu.workspace_slug, emu.project_id, created["id"])
+        client.patch(item, json={"name": "INV/2026/0042 (paid)", "priority": "urgent"})
         # A comment, not a delete: Plane CE sends no webhook for a deleted work item.
-        client.post(f"{base}{created['id']}/comments/", json={"comment_html": "<p>Paid.</p>"})
+        comments = routes.comments(emu.workspace_slug, emu.project_id, created["id"])
+        client.post(comments, json={"comment_html": "<p>Paid.</p>"})
         emu.wait_webhooks_idle(timeout=30)
 
         _replay_and_forge(emu, hook_url)
@@ -182,7 +185,7 @@ def _health_and_export(
     _step(f"health check: {result.summary()}")
     if not result.ok:
         return
-    path = f"workspaces/{workspace}/projects/{project}/work-items/"
+    path = plane_server.detect(client).routes.work_items(workspace, project)
     pager = client.paginate(path, per_page=per_page, params={"fields": "id,name,updated_at"})
     seen: set[str] = set()
     bar = _Progress(report.items_expected, sys.stderr)

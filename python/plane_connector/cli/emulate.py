@@ -38,6 +38,13 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--edition", choices=("ce", "cloud"), default="ce")
     p.add_argument(
+        "--plane-version",
+        default=None,
+        metavar="X.Y.Z",
+        help="the Plane release to play: 1.0.0 serves only the /issues/ routes, 1.1.0 and later "
+        "also /work-items/ (default: the newest recorded)",
+    )
+    p.add_argument(
         "--time-scale", type=float, default=1.0, help="real seconds per Plane second (default 1)"
     )
     p.add_argument("--rate-limit", type=int, default=60, help="requests per minute per API key")
@@ -81,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         emu = PlaneEmulator(
             args.edition,
+            **({"version": args.plane_version} if args.plane_version else {}),
             host=args.host,
             port=args.port,
             rate_limit=args.rate_limit,
@@ -101,12 +109,18 @@ def run(args: argparse.Namespace) -> int:
         "api_key": emu.api_key,
         "workspace_slug": emu.workspace_slug,
         "project_id": emu.project_id,
+        "plane_version": emu.version,
     }
     if emu.ca_bundle:
         info["ca_bundle"] = emu.ca_bundle
     sys.stdout.write(json.dumps(info) + "\n")
     sys.stdout.flush()
-    log.info("Plane emulator (%s) serving on %s; Ctrl-C to stop", args.edition, emu.base_url)
+    log.info(
+        "Plane emulator (%s %s) serving on %s; Ctrl-C to stop",
+        args.edition,
+        emu.version,
+        emu.base_url,
+    )
     server = emu._server
     assert server is not None
     try:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from plane_connector import ConfigError, PlaneClient, PlaneError
+from plane_connector import server as plane_server
 from plane_connector.cli._connection import add_connection_args
 
 _log = logging.getLogger(__name__)
@@ -58,10 +59,13 @@ def run(args: argparse.Namespace) -> int:
             args.base_url, api_key=api_key, requests_per_minute=args.requests_per_minute,
             ca_bundle=args.ca_bundle,
         )  # fmt: skip
-        path = f"workspaces/{args.workspace}/projects/{args.project}/work-items/"
-        pager = client.paginate(
-            path, params=params, per_page=args.per_page, cursor=args.resume_from
-        )
+        walk = {"params": params, "per_page": args.per_page, "cursor": args.resume_from}
+        # The arguments are checked (a ConfigError) before anything is sent, then the path is
+        # the server's: /issues/ on Plane up to 1.0, /work-items/ after.
+        client.paginate(plane_server.Routes(plane_server.WORK_ITEMS).work_items(
+            args.workspace, args.project), **walk)  # fmt: skip
+        path = plane_server.detect(client).routes.work_items(args.workspace, args.project)
+        pager = client.paginate(path, **walk)
     except ConfigError as exc:
         print(f"plane-connector export: {exc}", file=sys.stderr)
         return 2

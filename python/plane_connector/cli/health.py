@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
         print(result.summary())
         if result.ok:
             print(f"user: {_user(result)}")
+            if result.server:
+                print(f"server: {result.server}")
         if result.remaining is not None:
             print(f"rate budget: {result.remaining} requests left in the current window")
         elif result.ok:

@@ -37,6 +37,15 @@ from plane_connector.testing.webhook_sender import Webhook, WebhookEvent, Webhoo
 log = logging.getLogger("plane_connector.testing.emulator")
 
 EDITIONS = ("ce", "cloud")
+#: Plane releases the emulator plays: the oldest users still run (only ``/issues/`` routes) and
+#: the newest recorded (master 4ca6d6c7 reports 1.3.1; ``/work-items/`` and ``/issues/``).
+PLANE_VERSIONS = ("1.0.0", "1.3.1")
+NEWEST_VERSION = PLANE_VERSIONS[-1]
+#: The first release with ``/work-items/`` routes.
+WORK_ITEMS_SINCE = (1, 1, 0)
+#: ``instance.instance_id`` in the emulator's ``/api/instances/`` (a real one is random): with the
+#: ``Server: PlaneEmulator`` header, how a recorder knows it is not talking to Plane.
+EMULATOR_INSTANCE_ID = "plane-connector-emulator"
 MAX_PER_PAGE = 1000
 SERVICE_RATE_LIMIT = 300
 
@@ -178,6 +187,7 @@ class PlaneApi:
     """Request handling and Plane-side effects; state lives on the emulator instance."""
 
     edition: str
+    version: str
     rate_limit: int
     gzip_responses: bool
     store: PlaneStore
@@ -326,6 +336,26 @@ class PlaneApi:
             self.store.users[bot.id] = bot
         return bot.id
 
+    @property
+    def serves_work_items(self) -> bool:
+        """Whether this version has the ``/work-items/`` routes (1.1.0 and later)."""
+        return version_tuple(self.version) >= WORK_ITEMS_SINCE
+
+    def _instance(self) -> dict[str, Any]:
+        """``GET /api/instances/`` as CE answers anyone (a subset of the keys: those a client
+        reads, and enough of the rest to keep the shape)."""
+        return {
+            "config": {"is_self_managed": True, "enable_signup": False,
+                       "file_size_limit": 5242880.0, "app_base_url": None},
+            "instance": {
+                "id": self.store.workspace_id, "instance_id": EMULATOR_INSTANCE_ID,
+                "instance_name": "Plane Emulator",
+                "current_version": self.version, "latest_version": self.version,
+                "edition": "PLANE_COMMUNITY", "is_setup_done": True, "is_telemetry_enabled": False,
+                "workspaces_exist": True,
+            },
+        }  # fmt: skip
+
     def _require_cloud(self) -> None:
         if self.edition != "cloud":
             raise RuntimeError("OAuth Plane Apps exist only in the cloud edition")
@@ -388,6 +418,11 @@ class PlaneApi:
             if self.edition != "cloud":
                 return finish(404, compact(PAGE_NOT_FOUND), "normal", None, None)
             return self._oauth(method, path, query, headers, body)
+        if path == "/api/instances/" and self.edition == "ce" and method == "GET":
+            return finish(200, compact(self._instance()), "normal", None, None)
+        if not self.serves_work_items and "/work-items/" in path:
+            # Plane <= 1.0 has no such route: Django's 404 before any authentication.
+            return finish(404, compact(PAGE_NOT_FOUND), "normal", None, None)
         match = _match(path)
         if match is None:
             slashed = _match(path + "/") if not path.endswith("/") else None
@@ -1117,6 +1152,14 @@ class PlaneApi:
                 }
             )
         return oauth_response(200, compact(rows))
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"1.0.0"`` -> ``(1, 0, 0)``; ValueError for anything else."""
+    m = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)", version.strip())
+    if m is None:
+        raise ValueError(f"a Plane version is X.Y.Z (e.g. 1.0.0), got {version!r}")
+    return tuple(int(g) for g in m.groups())
 
 
 def _match(path: str) -> tuple[re.Match[str], tuple[str, ...], str] | None:

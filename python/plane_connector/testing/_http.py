@@ -169,6 +169,9 @@ class EmulatorServer(ThreadingServer):
 
 class EmulatorHandler(CountedHandler):
     protocol_version = "HTTP/1.1"
+    # Says what answered (Plane's own Server header names its web server): the contract
+    # recorder refuses to record the emulator as if it were Plane.
+    server_version = "PlaneEmulator"
     server: EmulatorServer
 
     def setup(self) -> None:

@@ -19,7 +19,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from plane_connector.testing import _store
-from plane_connector.testing._api import EDITIONS, PlaneApi, RecordedRequest, _Reply
+from plane_connector.testing._api import (
+    EDITIONS,
+    NEWEST_VERSION,
+    PlaneApi,
+    RecordedRequest,
+    _Reply,
+    version_tuple,
+)
 from plane_connector.testing._http import EmulatorHandler, EmulatorServer, TestCA
 from plane_connector.testing._oauth import OAuthServer
 from plane_connector.testing._store import PRIORITIES, PlaneStore
@@ -43,12 +50,16 @@ class PlaneEmulator(PlaneApi):
     Bearer tokens and v2 webhooks). ``rate_limit``: requests per Plane minute per API key.
     ``time_scale``: real seconds per Plane second (0.01 runs a rate window in 0.6 s).
     ``seed``: makes ids reproducible. Webhook retry knobs are in Plane seconds.
+    ``version``: the Plane release to play (``"1.0.0"`` serves only the ``/issues/`` routes and
+    answers ``/work-items/`` with Django's 404; 1.1.0 and later serve both). ``/api/instances/``
+    reports it (CE only).
     """
 
     def __init__(
         self,
         edition: str = "ce",
         *,
+        version: str = NEWEST_VERSION,
         host: str = "127.0.0.1",
         port: int = 0,
         rate_limit: int = 60,
@@ -69,9 +80,11 @@ class PlaneEmulator(PlaneApi):
     ) -> None:
         if edition not in EDITIONS:
             raise ValueError(f"edition must be one of {EDITIONS}, got {edition!r}")
+        version_tuple(version)  # a ValueError for anything but X.Y.Z
         if rate_limit < 1:
             raise ValueError("rate_limit must be >= 1")
         self.edition = edition
+        self.version = version.strip().lstrip("v")
         self.host = host
         self._port = port
         self.rate_limit = rate_limit
@@ -131,7 +144,7 @@ class PlaneEmulator(PlaneApi):
             name="plane-emulator", daemon=True,
         )  # fmt: skip
         self._thread.start()
-        log.debug("Plane emulator (%s) serving on %s", self.edition, self.base_url)
+        log.debug("Plane emulator (%s %s) serving on %s", self.edition, self.version, self.base_url)
         return self
 
     def stop(self) -> None:
@@ -165,7 +178,8 @@ class PlaneEmulator(PlaneApi):
         self.stop()
 
     def __repr__(self) -> str:  # never shows the key
-        return f"<PlaneEmulator {self.edition} {self.base_url if self._server else '(stopped)'}>"
+        where = self.base_url if self._server else "(stopped)"
+        return f"<PlaneEmulator {self.edition} {self.version} {where}>"
 
     # -- public attributes -------------------------------------------------------------------
     @property
