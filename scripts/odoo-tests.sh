@@ -4,6 +4,7 @@
 #   scripts/odoo-tests.sh            # both series, when present
 #   ODOO_SERIES=19 scripts/odoo-tests.sh
 #   ODOO_MODULES=ipai_plane_connector scripts/odoo-tests.sh
+#   ODOO_TEST_TAGS=/ipai_plane_project_sync:TestPlaneOutage scripts/odoo-tests.sh
 #   scripts/odoo-tests.sh --sync-only   # only bring each Odoo venv's plane_connector up to date
 #
 # Which Odoo servers: scripts/odoo_locate.py decides, from ODOO18_PATH / ODOO19_PATH (a server
@@ -39,6 +40,9 @@ MODULE_LIST=$(IFS=,; echo "${MODULES[*]}")
 # Only our modules' tests: -i with --test-enable would also run base's and web's (minutes, and
 # some need wkhtmltopdf).
 TEST_TAGS=$(printf '/%s,' "${MODULES[@]}"); TEST_TAGS=${TEST_TAGS%,}
+# ODOO_TEST_TAGS narrows further while iterating (Odoo's --test-tags syntax), e.g.
+# ODOO_TEST_TAGS=/ipai_plane_project_sync:TestPlaneOutage; CI never sets it.
+TEST_TAGS=${ODOO_TEST_TAGS:-$TEST_TAGS}
 # The browser tours (tests tagged plane_tour) need Chromium, looked up as Odoo's HttpCase does.
 CHROME=$(command -v google-chrome chromium chromium-browser google-chrome-stable 2>/dev/null | head -1)
 

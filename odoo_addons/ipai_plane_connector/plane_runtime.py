@@ -285,9 +285,14 @@ def checked_ca_bundle(path: str) -> str | None:
     return path
 
 
-def wake_cron(env: Any, xmlid: str) -> bool:
+def wake_cron(env: Any, xmlid: str, after: float = 0.0) -> bool:
     """Have the cron ``xmlid`` run as soon as a cron worker is free: ``ir.cron._trigger()``,
     made cheap enough for every webhook delivery. False for a missing or inactive cron.
+
+    ``after`` (seconds) asks for a run that much later instead: when a backoff or an outage
+    probe falls due, rather than at the cron's next regular call. Odoo's cron workers see a
+    future trigger at their next poll after it (at most a minute), so loops that wait for less
+    than that nap in their own run instead (see ``plane.sync.job``).
 
     The trigger row is inserted in ``env.cr`` (it commits with the caller's transaction),
     stamped with the exact time rather than the whole second: when a run ends, Odoo 18
@@ -304,15 +309,17 @@ def wake_cron(env: Any, xmlid: str) -> bool:
     # The database's clock, as every ready-check of ir.cron uses (the Odoo host's may differ).
     env.cr.execute(
         "INSERT INTO ir_cron_trigger (cron_id, call_at, create_uid, create_date, write_uid,"
-        " write_date) SELECT id, clock_timestamp() AT TIME ZONE 'UTC', %(uid)s,"
+        " write_date) SELECT id, clock_timestamp() AT TIME ZONE 'UTC'"
+        " + %(after)s * interval '1 second', %(uid)s,"
         " now() AT TIME ZONE 'UTC', %(uid)s, now() AT TIME ZONE 'UTC' FROM ir_cron"
         " WHERE id = %(cron)s AND active",
-        {"cron": cron.id, "uid": env.uid},
+        {"cron": cron.id, "uid": env.uid, "after": max(0.0, min(float(after), 86400.0))},
     )
     if not env.cr.rowcount:
         return False
-    dbname = env.cr.dbname
-    env.cr.postcommit.add(lambda: notify_cron_workers(dbname))
+    if after <= 0:  # a future trigger is found by the workers' poll: no one to wake now
+        dbname = env.cr.dbname
+        env.cr.postcommit.add(lambda: notify_cron_workers(dbname))
     return True
 
 

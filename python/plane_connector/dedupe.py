@@ -26,6 +26,7 @@ import functools
 import inspect
 import json
 import logging
+import math
 import re
 import sqlite3
 import threading
@@ -103,6 +104,9 @@ class ProcessReport:
     failed: int = 0
     dead: int = 0
     skipped: int = 0  # taken by another worker in the meantime
+    #: Rows put back untouched because ``defer`` said the failure was not theirs (an outage);
+    #: the run stops at the first one.
+    deferred: int = 0
 
     @property
     def processed(self) -> int:
@@ -239,22 +243,51 @@ def _handle_row(
     *,
     failed: Callable[[Exception], str],
     done: Callable[[], Any],
-) -> None:
-    """Run the handler on one locked row inside a SAVEPOINT; record done or the failure."""
+    deferred: Callable[[Exception], bool] | None = None,
+) -> bool:
+    """Run the handler on one locked row inside a SAVEPOINT; record done or the failure.
+    False when the row was deferred (the caller stops its run)."""
     execute("SAVEPOINT plane_wh_handler")
     try:
         handler(_delivery_from_row(row))
     except Exception as exc:  # noqa: BLE001 - any handler failure is recorded on the row
         execute("ROLLBACK TO SAVEPOINT plane_wh_handler")
         execute("RELEASE SAVEPOINT plane_wh_handler")
+        if deferred is not None and deferred(exc):
+            report.deferred += 1
+            return False
         if failed(exc) == "dead":
             report.dead += 1
         else:
             report.failed += 1
-        return
+        return True
     execute("RELEASE SAVEPOINT plane_wh_handler")
     done()
     report.done += 1
+    return True
+
+
+Defer = Callable[[BaseException], "float | None"]
+
+
+def _deferral(
+    defer: Defer | None, put_back: Callable[[float, BaseException], None]
+) -> Callable[[Exception], bool] | None:
+    """``_handle_row``'s ``deferred``: ask ``defer``; on a number, put the row back."""
+    if defer is None:
+        return None
+
+    def deferred(exc: Exception) -> bool:
+        seconds = defer(exc)
+        if seconds is None:
+            return False
+        seconds = float(seconds)
+        # A caller's odd number must not break the error path: 0 to one hour.
+        seconds = min(max(seconds, 0.0), 3600.0) if math.isfinite(seconds) else 3600.0
+        put_back(seconds, exc)
+        return True
+
+    return deferred
 
 
 _QUIET_KW: dict[type, bool] = {}
@@ -490,8 +523,14 @@ class PostgresDeliveryStore:
         limit: int = 50,
         max_attempts: int = 5,
         backoff: Backoff | None = None,
+        defer: Defer | None = None,
     ) -> ProcessReport:
         """Run ``handler`` on due pending rows, in the CALLER's transaction ``cur``.
+
+        ``defer(exc)``, when given, may return seconds for a handler failure that is not the
+        delivery's fault (the API it calls is down): that row is put back as it was, attempts
+        untouched, due again after those seconds, and the run stops there (the next rows would
+        meet the same outage). None means an ordinary failure.
 
         Each row is locked (``FOR UPDATE SKIP LOCKED``: rows another worker holds are skipped)
         and handled inside a SAVEPOINT, so the handler's own writes through ``cur`` and the
@@ -503,7 +542,8 @@ class PostgresDeliveryStore:
         if cur is None:
             with self._connect() as own:
                 return self.process_pending(
-                    own, handler, limit=limit, max_attempts=max_attempts, backoff=backoff
+                    own, handler, limit=limit, max_attempts=max_attempts, backoff=backoff,
+                    defer=defer,
                 )
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
@@ -521,7 +561,7 @@ class PostgresDeliveryStore:
             if row is None:
                 report.skipped += 1
                 continue
-            _handle_row(
+            if not _handle_row(
                 cur.execute,
                 row,
                 handler,
@@ -531,8 +571,17 @@ class PostgresDeliveryStore:
                     max_attempts=max_attempts, backoff=backoff,
                 ),
                 done=functools.partial(self._mark_row_done, cur, row[0]),
-            )  # fmt: skip
+                deferred=_deferral(defer, functools.partial(self._defer_row, cur, row[0])),
+            ):  # fmt: skip
+                break
         return report
+
+    def _defer_row(self, cur: Any, row_id: int, seconds: float, exc: BaseException) -> None:
+        cur.execute(
+            f"UPDATE {self.table} SET last_error = %s, "
+            f"next_attempt_at = {_PG_NOW} + %s * interval '1 second' WHERE id = %s",
+            (f"deferred: {describe_error(exc)}", seconds, row_id),
+        )
 
     def _mark_row_done(self, cur: Any, row_id: int) -> None:
         cur.execute(
@@ -949,8 +998,10 @@ class SQLiteDeliveryStore:
         limit: int = 50,
         max_attempts: int = 5,
         backoff: Backoff | None = None,
+        defer: Defer | None = None,
     ) -> ProcessReport:
         """Run ``handler`` on due pending rows, each in a SAVEPOINT of one write transaction.
+        ``defer``: as for the PostgreSQL store.
 
         Pass your own ``conn`` (a ``sqlite3.Connection`` on the same file, opened with
         ``isolation_level=None``) to make the handler's writes on it commit together with the
@@ -967,7 +1018,7 @@ class SQLiteDeliveryStore:
                 (_ts(_utcnow()), int(limit)),
             ).fetchall()
             for row in rows:
-                _handle_row(
+                if not _handle_row(
                     c.execute,
                     tuple(row),
                     handler,
@@ -977,8 +1028,23 @@ class SQLiteDeliveryStore:
                         max_attempts=max_attempts, backoff=backoff,
                     ),
                     done=functools.partial(self._mark_row_done, c, row[0]),
-                )  # fmt: skip
+                    deferred=_deferral(defer, functools.partial(self._defer_row, c, row[0])),
+                ):  # fmt: skip
+                    break
         return report
+
+    @staticmethod
+    def _defer_row(
+        conn: sqlite3.Connection, row_id: int, seconds: float, exc: BaseException
+    ) -> None:
+        conn.execute(
+            f"UPDATE {DEFAULT_TABLE} SET last_error = ?, next_attempt_at = ? WHERE id = ?",
+            (
+                f"deferred: {describe_error(exc)}",
+                _ts(_utcnow() + dt.timedelta(seconds=seconds)),
+                row_id,
+            ),
+        )
 
     @staticmethod
     def _mark_row_done(conn: sqlite3.Connection, row_id: int) -> None:

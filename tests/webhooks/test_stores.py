@@ -169,6 +169,40 @@ def test_attempts_are_bounded_then_dead_then_retry(store, effects, caplog) -> No
     assert effects.process(store).done == 1 and effects.rows() == [d.delivery_id]
 
 
+def test_a_deferred_failure_uses_no_attempt_and_stops_the_run(store, effects) -> None:
+    """An outage of the API a handler calls is not the delivery's fault: ``defer`` puts the row
+    back as it was, due later, and the run stops instead of meeting the outage once per row."""
+    deliveries = [make_delivery(n) for n in range(3)]
+    for d in deliveries:
+        store.claim(d)
+    asked = []
+
+    def defer(exc: BaseException) -> float | None:
+        asked.append(str(exc))
+        return 30.0 if "handler failed" in str(exc) else None
+
+    report = effects.process(store, fail=lambda _: True, defer=defer)
+    assert (report.deferred, report.failed, report.dead, report.done) == (1, 0, 0, 0)
+    assert len(asked) == 1, "the run stopped at the first deferred row"
+    rows = {r.delivery_id: r for r in store.fetch()}
+    first = rows[deliveries[0].delivery_id]
+    assert (first.state, first.attempts) == ("received", 0)
+    assert first.last_error.startswith("deferred: RuntimeError")
+    assert first.next_attempt_at is not None
+    assert first.next_attempt_at - first.received_at >= dt.timedelta(seconds=25)
+    assert {(r.state, r.attempts) for r in rows.values()} == {("received", 0)}
+    assert effects.rows() == []
+    # The others were never tried: they run now; the deferred one waits for its time.
+    assert effects.process(store, defer=defer).done == 2
+    # ``defer`` answering None is an ordinary failure; an absurd number is clamped.
+    store.claim(make_delivery(7))
+    report = effects.process(store, fail=lambda _: True, defer=lambda _: None)
+    assert report.failed == 1 and report.deferred == 0
+    store.claim(make_delivery(8))
+    report = effects.process(store, fail=lambda _: True, defer=lambda _: float("inf"))
+    assert report.deferred == 1
+
+
 def test_unparseable_stored_payload_is_a_failure_not_a_crash(pg_store, pg_dsn) -> None:
     with psycopg2.connect(pg_dsn) as conn, conn.cursor() as cur:
         cur.execute(

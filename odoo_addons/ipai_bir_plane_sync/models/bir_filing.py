@@ -114,12 +114,15 @@ class BirFiling(models.Model):
 
     @api.model
     def _cron_plane_push(self, limit: int = 100):
+        wait = self.env["plane.connector"]._plane_outage_wait()
+        if wait:
+            # Plane is down: come back at the next probe time rather than fail every filing.
+            self._plane_schedule_push(after=wait)
+            return
         self.search([("plane_dirty", "=", True)], limit=limit)._plane_push()
 
-    def _plane_schedule_push(self):
-        cron = self.env.ref("ipai_bir_plane_sync.ir_cron_bir_plane_push", raise_if_not_found=False)
-        if cron:
-            cron.sudo()._trigger()
+    def _plane_schedule_push(self, after: float = 0.0):
+        rt.wake_cron(self.env, "ipai_bir_plane_sync.ir_cron_bir_plane_push", after=after)
 
     def _plane_push(self, raise_errors: bool = False):
         """Create or update each filing's work item; errors are kept on the filing."""
@@ -129,6 +132,13 @@ class BirFiling(models.Model):
                 filing._plane_push_one(connector)
             except (PlaneError, UserError) as exc:
                 message = rt.redact(exc)
+                if not raise_errors and connector._plane_is_outage(exc):
+                    # The filings stay dirty: pushed when Plane answers again (the outage's
+                    # end wakes this cron), without a failure per filing meanwhile.
+                    self._plane_schedule_push(after=connector._plane_outage_note(exc))
+                    filing.with_context(plane_remote=True).write(
+                        {"plane_sync_error": f"Waiting for Plane: {message}"})
+                    break
                 filing.with_context(plane_remote=True).write({"plane_sync_error": message})
                 _log.warning("BIR filing %s not pushed to Plane: %s", filing.id, message)
                 if raise_errors:

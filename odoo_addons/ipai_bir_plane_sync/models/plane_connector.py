@@ -19,3 +19,8 @@ class PlaneConnector(models.AbstractModel):
             return handled
         filing._plane_apply_remote(action, data)
         return True
+
+    @api.model
+    def _plane_outage_resumed(self):
+        super()._plane_outage_resumed()
+        self.env["bir.filing"]._plane_schedule_push()

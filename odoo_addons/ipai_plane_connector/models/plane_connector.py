@@ -446,13 +446,29 @@ class PlaneConnector(models.AbstractModel):
                 env.clear()
                 raise
 
+        waits: list[float] = []
+
+        def defer(exc):
+            # Plane is down: this delivery waits for the next probe without using an attempt,
+            # and the run stops (the next rows would meet the same outage).
+            if not self._plane_is_outage(exc):
+                return None
+            waits.append(self._plane_outage_note(exc))
+            return waits[-1]
+
         env["plane.webhook.delivery"].flush_model()
         report = self._plane_delivery_store().process_pending(
-            env.cr, handler, limit=limit, max_attempts=max_attempts
+            env.cr, handler, limit=limit, max_attempts=max_attempts, defer=defer
         )
         env["plane.webhook.delivery"].invalidate_model()
+        if waits:
+            rt.wake_cron(env, "ipai_plane_connector.ir_cron_plane_process_deliveries",
+                         after=waits[-1])
+        elif report.processed >= limit:
+            # A full batch: there may be more, go on in a fresh run rather than at the tick.
+            env["plane.webhook.delivery"]._plane_trigger_processing()
         result = {"done": report.done, "failed": report.failed, "dead": report.dead,
-                  "skipped": report.skipped,
+                  "skipped": report.skipped, "deferred": report.deferred,
                   "purged": env["plane.webhook.delivery"].sudo()._plane_purge_done()}
         if report.processed or result["purged"]:
             _log.info("Plane deliveries processed: %s", result)
@@ -468,6 +484,8 @@ class PlaneConnector(models.AbstractModel):
         """Catch up what webhooks missed (Plane never replays a disabled webhook's events)."""
         results = {}
         for link in self.env["plane.project.link"].sudo().search([("active", "=", True)]):
+            if self._plane_outage_wait():
+                break  # Plane is down: the next run catches up (nothing is lost by waiting)
             results[link.plane_project_id] = link._plane_sweep()
         return results
 

@@ -23,6 +23,11 @@ class PlaneHealthCheck(models.Model):
     plane_user = fields.Char(readonly=True, help="Display name of the API key's user")
     base_url = fields.Char(readonly=True)
 
+    def init(self):
+        from .plane_outage import ensure_outage_table
+
+        ensure_outage_table(self.env.cr)
+
     @api.model
     def _plane_run_check(self):
         """Check the connection now and store the result (never raises for Plane errors)."""
@@ -42,6 +47,9 @@ class PlaneHealthCheck(models.Model):
             old.unlink()
         if not ok:
             _log.warning("Plane health check failed: %s", message)
+        else:
+            # Plane answers: whatever paused for an outage may go on now, not at its next probe.
+            self.env["plane.connector"]._plane_outage_clear()
         return check
 
     @api.model

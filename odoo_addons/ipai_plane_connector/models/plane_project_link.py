@@ -137,6 +137,9 @@ class PlaneProjectLink(models.Model):
         except Exception as exc:  # noqa: BLE001 - kept on the link, the next sweep retries
             error = describe_error(exc)
             self.write({"last_error": error, "last_sweep_at": fields.Datetime.now()})
+            if connector._plane_is_outage(exc):
+                connector._plane_outage_note(exc)  # logs once per outage, not per project
+                return changes
             _log.warning("Plane sweep of project %s failed: %s", self.plane_project_id, error)
             return changes
         values = {

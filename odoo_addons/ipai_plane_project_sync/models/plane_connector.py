@@ -15,3 +15,8 @@ class PlaneConnector(models.AbstractModel):
         if event == "issue_comment":
             return Task._plane_apply_comment_event(action, payload) or handled
         return handled
+
+    @api.model
+    def _plane_outage_resumed(self):
+        super()._plane_outage_resumed()
+        self.env["plane.sync.job"]._plane_wake()

@@ -2,23 +2,33 @@
 
 A task write inserts (or coalesces into) one *pending* job in the user's own transaction, so the
 job commits and rolls back with the write, and nothing talks to Plane inside that transaction.
-A cron claims due jobs with ``FOR UPDATE SKIP LOCKED`` in a short committed transaction that
-marks them *running* under a lease, then works each one in its own transaction. While a job
-runs, a new write makes a new pending job (the partial unique index only covers pending rows),
-so no write is ever folded into a push that read the task before it. A worker killed mid-job
-leaves a running row whose lease expires; the next run takes it again, and the push is safe to
-repeat (PATCH is idempotent, and a create carries ``external_id`` so Plane answers a repeat
-with the existing work item).
+The cron claims ONE due job at a time: a short committed READ COMMITTED transaction marks it
+*running*, after the worker's own job connection has taken a session advisory lock on it. The
+job then runs in that connection's transaction, and the lock is released once its outcome is
+committed. While a job runs, a new write makes a new pending job (the partial unique index only
+covers pending rows), so no write is ever folded into a push that read the task before it.
+
+A worker killed at any instruction, or whose database connection is cut, loses its session and
+so its lock at once: a *running* row whose lock nobody holds is claimed again by the next run,
+without counting an attempt, and the push is safe to repeat (PATCH is idempotent, and a create
+carries ``external_id`` so Plane answers a repeat with the existing work item). No lease to wait
+out, and nothing else claimed with it: the cost of a kill is the job that was running.
+
+When Plane is unreachable (502/503/504, refused or reset connections) the queue pauses as a
+whole (``plane.connector._plane_outage_*``): the failing job goes back without using an attempt,
+its task shows "Waiting for Plane", and the next job is tried only at the next probe time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 
 from odoo import api, fields, models
 from odoo.addons.ipai_plane_connector import plane_runtime as rt
+from odoo.tools import config
 
 _log = logging.getLogger(__name__)
 
@@ -44,13 +54,19 @@ JOB_KINDS = [
 #: Job kinds about a whole project (no task): at most one pending per project and kind.
 PROJECT_KINDS = ("backfill", "project", "sweep")
 PARAM_MAX_ATTEMPTS = "plane.project_sync.max_attempts"
+#: No longer read: a job's worker is known alive by its advisory lock, not by a lease.
 PARAM_LEASE = "plane.project_sync.lease_seconds"
 DEFAULT_MAX_ATTEMPTS = 8
-DEFAULT_LEASE = 600
+#: First key of the session advisory locks "a live worker runs job <id>" (the second is the id).
+LOCK_SPACE = 0x706C6A62  # "pljb"
+#: A run with nothing due waits in place for work due within this many seconds (a backoff, an
+#: outage probe) rather than leaving it to Odoo's next cron poll, up to a minute later.
+NAP_HORIZON = 30.0
 #: What a job acts on: set by the queue (SQL or sudo) only, never by a user's write, since a
 #: job runs as superuser and its ids become request paths.
 SYNC_FIELDS = frozenset({"task_id", "project_id", "kind", "plane_project_id", "work_item_id"})
-#: Backoff after the n-th failed attempt: 30 s, 1 min, 2 min, ... capped at 1 h.
+#: Backoff after the n-th failed attempt: 30 s, 1 min, 2 min, ... capped at 1 h. A server's
+#: Retry-After may lengthen it, never past the cap.
 BACKOFF_BASE = 30
 BACKOFF_CAP = 3600
 #: Longest run of the job cron when Odoo sets no time limit (see cron_time_budget).
@@ -176,90 +192,214 @@ class PlaneSyncJob(models.Model):
         return queued
 
     @api.model
-    def _plane_wake(self) -> None:
-        """Run the job cron as soon as a worker is free, once this transaction commits."""
-        rt.wake_cron(self.env, "ipai_plane_project_sync.ir_cron_plane_sync_jobs")
+    def _plane_wake(self, after: float = 0.0) -> None:
+        """Run the job cron as soon as a worker is free (or ``after`` seconds from now), once
+        this transaction commits."""
+        rt.wake_cron(self.env, "ipai_plane_project_sync.ir_cron_plane_sync_jobs", after=after)
 
     # -- the worker
 
     @api.model
-    def _cron_run_jobs(self, limit: int | None = None, batch: int = 20,
-                       time_budget: float | None = None) -> dict:
-        """Claim and run due jobs until none is due, ``limit`` ran, or the time is up.
+    def _cron_run_jobs(self, limit: int | None = None, batch: int = 1,
+                       time_budget: float | None = None, nap: bool | None = None) -> dict:
+        """Claim and run due jobs, one at a time, until none is due, ``limit`` ran, or the
+        time is up.
 
         ``time_budget`` (seconds) defaults to :func:`cron_time_budget`: a run must end well
-        inside the time Odoo allows a cron run, or Odoo kills the worker in the middle of a job
-        (whose lease then holds it for ``lease_seconds``). When the time is up, the jobs claimed
-        but not started go back to the queue and the cron wakes itself to go on at once.
+        inside the time Odoo allows a cron run, or Odoo kills the worker in the middle of a job.
+        When the time is up with work left, the cron wakes itself to go on at once in a fresh
+        run. ``nap`` (default: outside of tests) lets a run with nothing due wait in place for
+        work due within :data:`NAP_HORIZON` (a backoff ending, the next probe of a Plane that is
+        down); work due later is left to a cron trigger at its due time. ``batch`` is ignored
+        (jobs are claimed one by one, so no job waits behind a dead worker's claim).
         """
         self.env.flush_all()
-        registry = self.env.registry
+        connector = self.env["plane.connector"].sudo()
         if time_budget is None:
             time_budget = cron_time_budget()
+        if nap is None:
+            nap = not config["test_enable"]
         started = time.monotonic()
         report = {"done": 0, "retry": 0, "dead": 0}
         ran = 0
-        out_of_time = False
-        while (limit is None or ran < limit) and not out_of_time:
-            size = batch if limit is None else min(batch, limit - ran)
-            with registry.cursor() as cr:
-                ids = self.with_env(self.env(cr=cr))._plane_claim(size)
-            if not ids:
+        skip: list[int] = []
+        while limit is None or ran < limit:
+            left = time_budget - (time.monotonic() - started)
+            if left <= 0:
+                self._plane_wake()  # more may be due: come back right away, in a fresh run
                 break
-            _log.debug("Plane sync jobs claimed: %s", ids)
-            for i, job_id in enumerate(ids):
-                if time.monotonic() - started > time_budget:
-                    out_of_time = True
-                    with registry.cursor() as cr:
-                        self.with_env(self.env(cr=cr))._plane_release(ids[i:])
-                    break
-                with registry.cursor() as cr:
-                    env = self.env(cr=cr)
-                    outcome = self.with_env(env).browse(job_id)._plane_run()
-                    # Odoo's test cursors do not flush on commit: be explicit everywhere.
-                    env.flush_all()
-                _log.debug("Plane sync job %s: %s", job_id, outcome)
-                report[outcome] = report.get(outcome, 0) + 1
-                ran += 1
-        if out_of_time:
-            self._plane_wake()  # more may be due: come back right away, in a fresh run
+            wait = connector._plane_outage_wait()
+            if wait is None or wait <= 0:
+                # With an outage recorded, this job is the probe: one request, not one per job.
+                outcome = self._plane_claim_and_run(report, skip)
+                if outcome:
+                    ran += 1
+                    if wait is not None and outcome != "paused":
+                        connector._plane_outage_clear()  # Plane answered: drain at full speed
+                    continue
+                wait = self._plane_next_due()
+                if wait is None:
+                    break  # nothing queued at all
+            if not (nap and wait <= min(NAP_HORIZON, left)):
+                self._plane_wake(after=wait)
+                break
+            # Short steps: a job queued meanwhile (or the outage cleared by a health check)
+            # is taken up within a second.
+            time.sleep(min(1.0, max(0.05, wait)))
         self.env.invalidate_all()
         if ran:
             _log.info("Plane sync jobs: %s", report)
         return report
 
+    def _plane_claim_and_run(self, report: dict, skip: list[int]) -> str | None:
+        """Claim one due job, run it, record its outcome in ``report``; the outcome (done,
+        retry, dead, paused), or None when no job was due."""
+        registry = self.env.registry
+        # The job's own connection: it holds the advisory lock from before the claim commits
+        # until after the outcome does, so a claimed job is never without a live holder.
+        with registry.cursor() as cr:
+            env = self.env(cr=cr)
+            job_id = self.with_env(env)._plane_claim_one(skip)
+            if job_id is None:
+                return None
+            try:
+                outcome = self._plane_run_claimed(env, job_id)
+            finally:
+                _unlock(cr, job_id)
+        _log.debug("Plane sync job %s: %s", job_id, outcome)
+        report[outcome] = report.get(outcome, 0) + 1
+        return outcome
+
+    def _plane_run_claimed(self, env, job_id: int) -> str:
+        cr = env.cr
+        try:
+            outcome = self.with_env(env).browse(job_id)._plane_run()
+            # Odoo's test cursors do not flush on commit: be explicit everywhere.
+            env.flush_all()
+            cr.commit()
+        except Exception as exc:
+            if _connection_lost(cr):
+                raise  # the database went away: the lock went with it, the job is claimable
+            # The outcome could not be written (a serialization failure at commit, a bug in
+            # the error path): roll back and record a plain retry, counting the attempt, so a
+            # job that always breaks here still ends as dead rather than loop.
+            cr.rollback()
+            env.invalidate_all()
+            _log.warning("Plane sync job %s: its outcome could not be saved (%s): retried later",
+                         job_id, type(exc).__name__)
+            outcome = self.with_env(env)._plane_fallback_retry(job_id, exc)
+            cr.commit()
+        return outcome
+
+    @api.model
+    def _plane_fallback_retry(self, job_id: int, exc: Exception) -> str:
+        params = self.env["ir.config_parameter"].sudo()
+        max_attempts = int(params.get_param(PARAM_MAX_ATTEMPTS, DEFAULT_MAX_ATTEMPTS))
+        self.env.cr.execute(
+            "UPDATE plane_sync_job SET state = CASE WHEN attempts >= %(max)s THEN 'dead'"
+            " ELSE 'pending' END, last_error = %(err)s, next_attempt_at = %(at)s"
+            " WHERE id = %(id)s AND state = 'running' RETURNING state",
+            {"max": max_attempts, "err": _describe(exc), "id": job_id,
+             "at": fields.Datetime.now() + dt.timedelta(seconds=BACKOFF_BASE)},
+        )
+        row = self.env.cr.fetchone()
+        return "dead" if row and row[0] == "dead" else "retry"
+
     @api.model
     def _plane_release(self, ids: list[int]) -> None:
         """Put claimed jobs that did not start back in the queue, as if never claimed."""
         self.env.cr.execute(
-            "UPDATE plane_sync_job SET state = 'pending', attempts = attempts - 1,"
+            "UPDATE plane_sync_job SET state = 'pending', attempts = GREATEST(attempts - 1, 0),"
             " lease_until = NULL WHERE id = ANY(%s) AND state = 'running'",
             (list(ids),),
         )
 
     @api.model
-    def _plane_claim(self, size: int) -> list[int]:
-        params = self.env["ir.config_parameter"].sudo()
-        lease = int(params.get_param(PARAM_LEASE, DEFAULT_LEASE))
-        # With microseconds: fields.Datetime.now() truncates, which would leave a job due
-        # "now" waiting for the next second.
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    def _plane_claim_one(self, skip: list[int]) -> int | None:
+        """Claim the next due job for this cursor's connection, or None.
+
+        The candidate is row-locked in a short READ COMMITTED transaction of its own; this
+        cursor's session then takes the job's advisory lock and ends its transaction (the lock
+        stays: it is the session's), and only then is the claim committed. The caller runs the
+        job in this cursor's next transaction, whose snapshot sees the claim.
+        """
+        lock_cr = self.env.cr
+        registry = self.env.registry
+        while True:
+            with registry.cursor() as claim_cr:
+                if type(claim_cr).__name__ != "TestCursor":  # a test cursor is a savepoint
+                    claim_cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                row = self.with_env(self.env(cr=claim_cr))._plane_pick(skip)
+                if row is None:
+                    return None
+                job_id, state = row
+                lock_cr.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_SPACE, job_id))
+                if not lock_cr.fetchone()[0]:
+                    # Its last worker is between committing its outcome and unlocking: not ours.
+                    lock_cr.rollback()
+                    skip.append(job_id)
+                    continue
+                lock_cr.commit()
+                # A reclaimed job (its worker died) does not use another attempt for the retry.
+                claim_cr.execute(
+                    "UPDATE plane_sync_job SET state = 'running', lease_until = NULL,"
+                    " attempts = attempts + %s, write_date = %s WHERE id = %s",
+                    (1 if state == "pending" else 0, _now(), job_id),
+                )
+                if state == "running":
+                    _log.info("Plane sync job %s: its worker is gone, taken up again", job_id)
+            return job_id
+
+    @api.model
+    def _plane_pick(self, skip: list[int]):
+        """(id, state) of the next claimable job, row-locked in this cursor's transaction."""
         self.env.cr.execute(
             """
-            UPDATE plane_sync_job SET state = 'running', attempts = attempts + 1,
-                   lease_until = %(lease)s, write_date = %(now)s
-             WHERE id IN (
-                   SELECT id FROM plane_sync_job
-                    WHERE (state = 'pending' AND next_attempt_at <= %(now)s)
-                       OR (state = 'running' AND lease_until < %(now)s)
-                    ORDER BY next_attempt_at, id
-                    LIMIT %(size)s
-                      FOR UPDATE SKIP LOCKED)
-            RETURNING id
+            SELECT j.id, j.state FROM plane_sync_job j
+             WHERE ((j.state = 'pending' AND j.next_attempt_at <= %(now)s)
+                    OR (j.state = 'running' AND NOT EXISTS (
+                        SELECT 1 FROM pg_locks l
+                         WHERE l.locktype = 'advisory' AND l.granted
+                           AND l.database = (SELECT oid FROM pg_database
+                                              WHERE datname = current_database())
+                           AND l.classid = %(space)s::oid AND l.objid = j.id::oid
+                           AND l.objsubid = 2)))
+               AND j.id <> ALL(%(skip)s)
+             ORDER BY j.next_attempt_at, j.id
+             LIMIT 1
+               FOR UPDATE SKIP LOCKED
             """,
-            {"now": now, "lease": now + dt.timedelta(seconds=lease), "size": size},
+            {"now": _now(), "space": LOCK_SPACE, "skip": list(skip)},
         )
-        return sorted(row[0] for row in self.env.cr.fetchall())
+        return self.env.cr.fetchone()
+
+    @api.model
+    def _plane_claim(self, size: int) -> list[int]:
+        """Claim up to ``size`` due jobs in this transaction (tests and tools; the cron claims
+        one at a time with :meth:`_plane_claim_one`). Running jobs whose worker is gone count
+        as due, without using an attempt."""
+        ids = []
+        for _ in range(size):
+            row = self._plane_pick(ids)
+            if row is None:
+                break
+            self.env.cr.execute(
+                "UPDATE plane_sync_job SET state = 'running', lease_until = NULL,"
+                " attempts = attempts + %s, write_date = %s WHERE id = %s",
+                (1 if row[1] == "pending" else 0, _now(), row[0]),
+            )
+            ids.append(row[0])
+        return sorted(ids)
+
+    @api.model
+    def _plane_next_due(self) -> float | None:
+        """Seconds until the next pending job is due (0 if one is); None when none is queued."""
+        self.env.cr.execute(
+            "SELECT min(next_attempt_at) FROM plane_sync_job WHERE state = 'pending'")
+        due = self.env.cr.fetchone()[0]
+        if due is None:
+            return None
+        return max(0.0, (due - _now()).total_seconds())
 
     def _plane_run(self) -> str:
         """Run one claimed job in the current transaction; returns done/retry/dead."""
@@ -303,6 +443,16 @@ class PlaneSyncJob(models.Model):
 
     def _plane_failed(self, exc: Exception) -> str:
         message = _describe(exc)
+        connector = self.env["plane.connector"]
+        if connector._plane_is_outage(exc):
+            return self._plane_paused(exc, message, connector._plane_outage_note(exc))
+        if _database_fault(exc):
+            # A connection the job used (the rate budget's, say) was cut: nothing is wrong with
+            # the job, so, as for a dead worker, the retry uses no attempt; soon, not at once.
+            self.write({"state": "pending", "attempts": max(0, self.attempts - 1),
+                        "last_error": message,
+                        "next_attempt_at": fields.Datetime.now() + dt.timedelta(seconds=2)})
+            return "retry"
         params = self.env["ir.config_parameter"].sudo()
         max_attempts = int(params.get_param(PARAM_MAX_ATTEMPTS, DEFAULT_MAX_ATTEMPTS))
         if self.task_id:
@@ -312,9 +462,7 @@ class PlaneSyncJob(models.Model):
             _log.error("Plane sync job %s (%s) gave up after %s attempts: %s", self.id,
                        self.kind, self.attempts, message)
             return "dead"
-        delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, self.attempts - 1))
-        if isinstance(exc, RateLimitError) and getattr(exc, "retry_after", None):
-            delay = max(delay, float(exc.retry_after))
+        delay = backoff_delay(self.attempts, exc)
         values = {
             "last_error": message,
             "next_attempt_at": fields.Datetime.now() + dt.timedelta(seconds=delay),
@@ -331,6 +479,19 @@ class PlaneSyncJob(models.Model):
         _log.warning("Plane sync job %s (%s) failed (attempt %s), retry in %ss: %s", self.id,
                      self.kind, self.attempts, delay, message)
         return "retry"
+
+    def _plane_paused(self, exc: Exception, message: str, probe_in: float) -> str:
+        """Plane is down: back to the queue as it was (no attempt used), the task waiting."""
+        # Its place in the queue is kept (next_attempt_at untouched): the same job probes next.
+        self.write({
+            "state": "pending", "attempts": max(0, self.attempts - 1),
+            "last_error": f"Waiting for Plane: {message}"[:2000],
+        })
+        if self.task_id:
+            self.task_id._plane_mark_waiting(message)
+        _log.debug("Plane sync job %s (%s) waits for Plane (probe in %.0f s): %s", self.id,
+                   self.kind, probe_in, message)
+        return "paused"
 
     def _plane_pending_twin(self):
         if self.kind in PROJECT_KINDS:
@@ -379,6 +540,52 @@ def cron_time_budget(default: float = DEFAULT_TIME_BUDGET) -> float:
     if cpu and cpu > 0:
         budget = min(budget, cpu / 2)
     return budget
+
+
+def backoff_delay(attempts: int, exc: BaseException | None = None) -> float:
+    """Seconds before the next attempt after ``attempts`` failed ones: 30 s doubling to 1 h,
+    or the server's ``Retry-After`` when longer, never past the cap (a server may send any
+    number, and a timedelta of 3e11 s overflows)."""
+    delay = float(min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(max(0, attempts - 1), 20)))
+    if isinstance(exc, RateLimitError):
+        try:
+            asked = float(getattr(exc, "retry_after", None) or 0.0)
+        except (TypeError, ValueError, OverflowError):
+            asked = 0.0
+        if math.isfinite(asked):
+            delay = max(delay, min(asked, float(BACKOFF_CAP)))
+        else:
+            delay = float(BACKOFF_CAP) if asked > 0 else delay
+    return delay
+
+
+def _now() -> dt.datetime:
+    # With microseconds: fields.Datetime.now() truncates, which would leave a job due "now"
+    # waiting for the next second.
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _unlock(cr, job_id: int) -> None:
+    """Release the job's advisory lock; a dead connection released it already."""
+    if _connection_lost(cr):
+        return
+    try:
+        cr.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_SPACE, job_id))
+    except Exception:  # noqa: BLE001 - the connection died meanwhile: its locks went with it
+        _log.debug("advisory unlock of job %s failed", job_id, exc_info=True)
+
+
+def _database_fault(exc: BaseException) -> bool:
+    try:
+        import psycopg2
+    except ImportError:  # pragma: no cover - Odoo requires it
+        return False
+    return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError))
+
+
+def _connection_lost(cr) -> bool:
+    cnx = getattr(cr, "_cnx", None)
+    return bool(cnx is not None and getattr(cnx, "closed", 0))
 
 
 def _describe(exc: Exception) -> str:

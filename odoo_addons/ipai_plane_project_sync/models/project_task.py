@@ -54,6 +54,7 @@ SYNC_STATES = [
     ("pending", "Queued"),
     ("synced", "Synced"),
     ("error", "Failing"),
+    ("waiting", "Waiting for Plane"),
     ("unlinked", "Deleted in Plane"),
     ("archived", "Archived in Plane"),
 ]
@@ -355,6 +356,11 @@ class ProjectTask(models.Model):
     def _plane_mark_error(self, message: str) -> None:
         self.with_context(plane_remote=True).write(
             {"plane_sync_state": "error", "plane_sync_error": message})
+
+    def _plane_mark_waiting(self, message: str) -> None:
+        """Plane is unreachable: the task's change is queued, not failing."""
+        self.with_context(plane_remote=True).write(
+            {"plane_sync_state": "waiting", "plane_sync_error": f"Waiting for Plane: {message}"})
 
     def _plane_mark_deleted_in_plane(self) -> None:
         """The work item is gone from Plane: unlink and flag the task, never delete it."""

@@ -3,6 +3,7 @@ from . import (  # noqa: F401
     test_claim,
     test_cron_budget,
     test_mapping,
+    test_outage,
     test_security,
     test_sync,
     test_tours,
