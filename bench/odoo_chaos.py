@@ -135,6 +135,14 @@ class Figures:
                      "errors_outside_faults"):
             if getattr(self, name):
                 out.append(f"{name} = {getattr(self, name)} (goal 0)")
+        # The scenario itself: a run whose faults did not all happen proves nothing.
+        if self.kills < 2:
+            out.append(f"only {self.kills} of 2 kills done (no cron worker was seen running "
+                       "the job cron)")
+        if not self.terminated_connections:
+            out.append("pg_terminate_backend found no connection of Odoo's to terminate")
+        if not self.down_answers:
+            out.append("Odoo made no request while Plane was down")
         if not self.converged:
             out.append("not converged within the wait after the last fault "
                        f"({self.size['settle_cap']:.0f} s)")

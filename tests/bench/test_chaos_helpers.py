@@ -24,16 +24,20 @@ def test_children_are_found_from_proc_and_exited_ones_are_not() -> None:
 
 
 def test_misses_name_every_goal_missed_and_none_when_met() -> None:
+    done = {"kills": 2, "terminated_connections": 9, "down_answers": 8}
     good = Figures("18", asdict(REDUCED), converged=True, converged_after=20.0,
-                   beyond_t_min=14.0)
+                   beyond_t_min=14.0, **done)
     assert good.misses() == []
     bad = Figures("18", asdict(REDUCED), tasks_lost=2, jobs_stuck=3, converged=True,
-                  converged_after=95.0, beyond_t_min=80.0, requests_after_last_fault=9)
+                  converged_after=95.0, beyond_t_min=80.0, requests_after_last_fault=9, **done)
     misses = bad.misses()
     assert misses[:2] == ["tasks_lost = 2 (goal 0)", "jobs_stuck = 3 (goal 0)"]
     assert "80 s beyond what its 9 requests need" in misses[2]
-    stuck = Figures("18", asdict(REDUCED))
+    stuck = Figures("18", asdict(REDUCED), **done)
     assert stuck.misses() == ["not converged within the wait after the last fault (90 s)"]
+    # A run whose faults did not happen is no pass.
+    idle = Figures("18", asdict(REDUCED), converged=True, converged_after=1.0, beyond_t_min=1.0)
+    assert [m.split(" ")[0] for m in idle.misses()] == ["only", "pg_terminate_backend", "Odoo"]
     assert "NOT within 90 s" in stuck.summary()
 
 
