@@ -42,6 +42,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "odoo_latency": ("bench.odoo_latency", "7. Odoo sync latency"),
     "odoo_backfill": ("bench.odoo_backfill", "8. Odoo back-fill"),
     "odoo_webhook": ("bench.odoo_webhook", "9. Odoo webhook route"),
+    # Crash safety (issue 20): kills, terminated connections, Plane down, replays.
+    "odoo_chaos": ("bench.odoo_chaos", "10. Odoo chaos"),
 }
 
 log = logging.getLogger("bench")

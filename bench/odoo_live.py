@@ -26,6 +26,7 @@ import os
 import re
 import secrets
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -239,6 +240,8 @@ class LiveOdoo:
     #: What went wrong around the server that the figures should be read with (e.g. a child
     #: process crashing at start and being respawned, which costs CPU all along).
     problems: list[str] = field(default_factory=list)
+    #: More environment for the server (e.g. a live Plane's key, referenced as env:NAME).
+    extra_env: dict[str, str] = field(default_factory=dict)
     _tmp: tempfile.TemporaryDirectory[str] | None = None
 
     @property
@@ -262,6 +265,7 @@ class LiveOdoo:
         for name, key in self.keys.items():
             env[KEY_ENVS[name]] = key
         env[SECRET_ENV] = self.webhook_secret
+        env.update(self.extra_env)
         return env
 
     def start(self) -> LiveOdoo:
@@ -297,7 +301,9 @@ class LiveOdoo:
                                f"{init.stderr[-1500:]}")
         self._install_notify_triggers()
         self.port = free_port()
-        with open(self.log_path, "wb") as out:
+        # Appending: Odoo's --logfile handler appends too, so neither writer overwrites the
+        # other's lines (a crashing child's stderr went over the log records otherwise).
+        with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(
                 [*self._base_cmd(), "--workers", str(HTTP_WORKERS),
                  "--max-cron-threads", str(CRON_WORKERS), "--http-port", str(self.port),
@@ -307,6 +313,9 @@ class LiveOdoo:
                  # the cron's own timeline (job acquired/released, workers notified)
                  "--log-handler", "odoo.addons.base.models.ir_cron:DEBUG"],
                 stdout=out, stderr=subprocess.STDOUT, env=self._env(),
+                # its own process group: the master, its workers and its gevent child are
+                # stopped together, even a worker the master lost track of
+                start_new_session=True,
             )  # fmt: skip
         common = xmlrpc.client.ServerProxy(f"{self.url}/xmlrpc/2/common")
         self.uid = wait_until(
@@ -425,6 +434,10 @@ class LiveOdoo:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+            try:  # whatever of the group is left (the master's pid is the group's id)
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
             self.proc = None
         if self.db:
             subprocess.run(["dropdb", "-h", DB_HOST, "-p", DB_PORT, "-U", DB_USER,

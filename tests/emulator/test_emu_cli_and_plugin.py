@@ -29,6 +29,16 @@ def start_cli(*args: str) -> tuple[subprocess.Popen[str], dict]:
     return proc, json.loads(line)
 
 
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """A run expected to end by itself (bad arguments)."""
+    return subprocess.run(
+        [sys.executable, "-m", "plane_connector", "emulate", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 def stop_cli(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> int:
     proc.send_signal(sig)
     try:
@@ -119,19 +129,9 @@ def test_cli_webhook_secret_by_reference(receiver: Receiver) -> None:
 def test_cli_sigint_and_bad_arguments() -> None:
     proc, info = start_cli("--edition", "cloud", "--time-scale", "0.5", "--rate-limit", "10")
     assert stop_cli(proc, signal.SIGINT) == 0
-    bad = subprocess.run(
-        [sys.executable, "-m", "plane_connector", "emulate", "--work-items", "-1"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    bad = run_cli("--work-items", "-1")
     assert bad.returncode == 2 and "work-items" in bad.stderr and bad.stdout == ""
-    bad_scale = subprocess.run(
-        [sys.executable, "-m", "plane_connector", "emulate", "--time-scale", "0"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    bad_scale = run_cli("--time-scale", "0")
     assert bad_scale.returncode == 2 and "time_scale" in bad_scale.stderr
 
 
@@ -142,3 +142,15 @@ def test_plugin_fixtures(
     cloud = plane_emulator_factory(edition="cloud", rate_limit=5)
     assert cloud.edition == "cloud" and cloud.base_url != plane_emulator.base_url
     assert Api(cloud).get("/api/v1/users/me/").header("X-RateLimit-Remaining") == "4"
+
+
+def test_cli_outage_schedule() -> None:
+    proc, info = start_cli("--outage", "0:503:60")
+    try:
+        api = Api(_Remote(info))  # type: ignore[arg-type]
+        reply = api.get("/api/v1/users/me/")
+        assert reply.status == 503 and reply.header("Server") == "nginx"
+    finally:
+        assert stop_cli(proc) == 0
+    bad = run_cli("--outage", "5:418:1")
+    assert bad.returncode == 2 and "--outage" in bad.stderr and bad.stdout == ""

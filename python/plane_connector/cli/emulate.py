@@ -56,6 +56,15 @@ def add_parser(subparsers: Any) -> None:
         "the JSON line then carries ca_bundle, the CA's PEM file for --ca-bundle",
     )
     p.add_argument(
+        "--outage",
+        action="append",
+        default=[],
+        metavar="AFTER:MODE:SECONDS[,MODE:SECONDS...]",
+        help="take Plane down AFTER seconds from the start: each MODE (502, 503, 504: the proxy's "
+        "error page; reset: connections closed unanswered) for SECONDS, then up again; "
+        "e.g. 30:502:60,reset:60 (repeatable)",
+    )
+    p.add_argument(
         "--grace",
         type=float,
         default=DEFAULT_GRACE,
@@ -73,6 +82,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.webhook_secret and not args.webhook_url:
         print("error: --webhook-secret needs --webhook-url", file=sys.stderr)
+        return 2
+    from plane_connector.testing.faults import parse_outage
+
+    try:
+        outages = [parse_outage(spec) for spec in args.outage]
+    except ValueError as exc:
+        print(f"error: --outage: {exc}", file=sys.stderr)
         return 2
     secret = args.webhook_secret
     if secret and re.match(r"(env|file|keyring|vault):", secret):
@@ -100,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         if args.webhook_url:
             emu.register_webhook(args.webhook_url, secret)
         emu.start()
+        for delay, phases in outages:
+            emu.outage(*phases, delay=delay)
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -20,7 +20,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from plane_connector.testing import _store
-from plane_connector.testing._http import Response, finish, gzip_response, mangle, oauth_response
+from plane_connector.testing._http import (
+    Response,
+    finish,
+    gzip_response,
+    mangle,
+    oauth_response,
+    proxy_error,
+)
 from plane_connector.testing._oauth import OAuthError, OAuthServer
 from plane_connector.testing._store import (
     PRIORITIES,
@@ -31,7 +38,7 @@ from plane_connector.testing._store import (
     compact,
 )
 from plane_connector.testing._throttle import RateThrottle
-from plane_connector.testing.faults import Fault, FaultInjector
+from plane_connector.testing.faults import DOWN, Fault, FaultInjector
 from plane_connector.testing.webhook_sender import Webhook, WebhookEvent, WebhookSender
 
 log = logging.getLogger("plane_connector.testing.emulator")
@@ -396,6 +403,8 @@ class PlaneApi:
         return resp
 
     def _fault_response(self, fault: Fault) -> Response:
+        if fault.body is DOWN:
+            return proxy_error(fault.status)
         if fault.status == 429:
             body = compact(fault.body if fault.body is not None else RATE_LIMITED)
             return finish(429, body, "normal", None, None, retry_after=fault.retry_after)

@@ -70,6 +70,24 @@ def finish(
     return Response(status, headers, body)
 
 
+def proxy_error(status: int) -> Response:
+    """What the reverse proxy in front of Plane answers when Plane's API behind it is down: its
+    own HTML error page (nginx's, byte for byte), not Plane's JSON."""
+    phrase = HTTPStatus(status).phrase
+    body = (
+        f"<html>\r\n<head><title>{status} {phrase}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{status} {phrase}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+        "</body>\r\n</html>\r\n"
+    ).encode("ascii")
+    headers = [
+        ("Server", "nginx"),
+        ("Content-Type", "text/html"),
+        ("Content-Length", str(len(body))),
+        ("Connection", "keep-alive"),
+    ]
+    return Response(status, headers, body)
+
+
 def oauth_response(status: int, body: bytes) -> Response:
     headers = [("Content-Type", "application/json")] if body else []
     headers += [
@@ -206,7 +224,9 @@ class EmulatorHandler(CountedHandler):
             HTTPStatus(resp.status).phrase if resp.status in HTTPStatus._value2member_map_ else ""
         )
         out = [f"HTTP/1.1 {resp.status} {reason}\r\n".encode("latin-1")]
-        out.append(f"date: {self.date_time_string()}\r\nserver: uvicorn\r\n".encode("latin-1"))
+        out.append(f"date: {self.date_time_string()}\r\n".encode("latin-1"))
+        if not any(name.lower() == "server" for name, _ in resp.headers):
+            out.append(b"server: uvicorn\r\n")
         for name, value in resp.headers:
             out.append(f"{name}: {value}\r\n".encode("latin-1"))
         out.append(b"\r\n")

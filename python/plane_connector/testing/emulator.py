@@ -31,7 +31,7 @@ from plane_connector.testing._http import EmulatorHandler, EmulatorServer, TestC
 from plane_connector.testing._oauth import OAuthServer
 from plane_connector.testing._store import PRIORITIES, PlaneStore
 from plane_connector.testing._throttle import RateThrottle, ScaledClock
-from plane_connector.testing.faults import FaultInjector
+from plane_connector.testing.faults import FaultInjector, Outage
 from plane_connector.testing.webhook_sender import (
     V1_EVENTS,
     Webhook,
@@ -355,6 +355,15 @@ class PlaneEmulator(PlaneApi):
 
     def reset_rate_limits(self) -> None:
         self.throttle.reset()
+
+    def set_down(self, mode: str | None) -> None:
+        """Plane down until ``set_down(None)``: ``"502"``/``"503"``/``"504"`` (the reverse
+        proxy's error page) or ``"reset"`` (connections closed without an answer)."""
+        self.faults.set_down(mode)
+
+    def outage(self, *phases: tuple[str, float], delay: float = 0.0) -> Outage:
+        """A down window that ends by itself, e.g. ``outage(("502", 60), ("reset", 60))``."""
+        return self.faults.outage(*phases, delay=delay)
 
     # -- acting as a Plane user (emits webhooks, as an edit in Plane's UI would) --------------
     def create_work_item(
