@@ -263,6 +263,16 @@ def bad_path_segment(path: str) -> str | None:
 # -- fields only the sync may write
 
 
+def plane_remote(env: Any) -> bool:
+    """Whether the current write is the Plane sync's own (``plane_remote`` in the context).
+
+    Honoured in superuser mode only: the sync always runs in ``sudo()``, and any RPC client
+    can put ``plane_remote`` in the context it sends (a task deleted without archiving its
+    work item, an edit that never reaches Plane), but none can enter superuser mode.
+    """
+    return bool(env.su and env.context.get("plane_remote"))
+
+
 def guard_sync_fields(records: Any, vals_list: Iterable[dict], names: frozenset[str]) -> None:
     """Refuse a user's write of the Plane link/state fields of ``records``' model.
 

@@ -10,6 +10,7 @@
     "external_dependencies": {"python": ["plane_connector"]},
     "data": [
         "security/ir.model.access.csv",
+        "security/plane_security.xml",
         "data/ir_cron.xml",
         "views/plane_sync_job_views.xml",
         "views/project_project_views.xml",

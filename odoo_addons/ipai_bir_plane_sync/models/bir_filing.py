@@ -96,7 +96,7 @@ class BirFiling(models.Model):
 
     def write(self, vals):
         rt.guard_sync_fields(self, [vals], SYNC_FIELDS)
-        if not self.env.context.get("plane_remote") and _SYNCED & set(vals):
+        if not rt.plane_remote(self.env) and _SYNCED & set(vals):
             vals = dict(vals, plane_dirty=True)
         result = super().write(vals)
         if vals.get("plane_dirty"):
@@ -145,9 +145,7 @@ class BirFiling(models.Model):
                     raise UserError(f"{filing.name}: {message}") from None
 
     def _plane_push_one(self, connector):
-        project = self.plane_project_id or (
-            self.env["ir.config_parameter"].sudo().get_param(PARAM_PROJECT) or ""
-        ).strip()
+        project = self._plane_project()
         if not project:
             raise UserError(f"Set the Plane project for BIR filings ({PARAM_PROJECT}).")
         project = connector._plane_uuid(project, "The Plane project of BIR filings")
@@ -205,13 +203,34 @@ class BirFiling(models.Model):
     # -- Plane -> Odoo
 
     @api.model
-    def _plane_find(self, data: dict):
-        """The filing a work item belongs to: by work item id, else by our external id."""
+    def _plane_find(self, data: dict, payload: dict | None = None):
+        """The filing a work item event may touch (empty when none).
+
+        By work item id when the event is in the filing's Plane project; else, for a filing
+        not linked yet (our own create whose link is not saved), by our external id, only when
+        the event comes from the BIR project: any workspace member can write an external id,
+        and a filing must not be marked filed from another project (see
+        ``plane.connector._plane_event_in_scope``).
+        """
+        connector = self.env["plane.connector"]
+        payload = {"data": data} if payload is None else payload
         item_id = data.get("id")
         filing = self.search([("plane_work_item_id", "=", item_id)], limit=1) if item_id else None
         if filing:
-            return filing
-        return self.env["plane.connector"]._plane_record_from_external(self._name, data).sudo()
+            in_scope = connector._plane_event_in_scope(payload, filing._plane_project(),
+                                                       linked=True)
+            return filing if in_scope else self.browse()
+        filing = connector._plane_record_from_external(self._name, data).sudo()
+        if not filing or filing.plane_work_item_id:
+            return self.browse()
+        in_scope = connector._plane_event_in_scope(payload, filing._plane_project())
+        return filing if in_scope else self.browse()
+
+    def _plane_project(self) -> str:
+        """The Plane project of this filing: its own once pushed, else the BIR setting."""
+        self.ensure_one()
+        return self.plane_project_id or (
+            self.env["ir.config_parameter"].sudo().get_param(PARAM_PROJECT) or "").strip()
 
     def _plane_apply_remote(self, action: str, data: dict):
         """Apply a Plane event: only deletion and completion mean something to Odoo."""

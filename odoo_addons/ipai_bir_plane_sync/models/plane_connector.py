@@ -14,7 +14,7 @@ class PlaneConnector(models.AbstractModel):
         data = payload.get("data")
         if not isinstance(data, dict):
             return handled
-        filing = self.env["bir.filing"].sudo()._plane_find(data)
+        filing = self.env["bir.filing"].sudo()._plane_find(data, payload)
         if not filing:
             return handled
         filing._plane_apply_remote(action, data)

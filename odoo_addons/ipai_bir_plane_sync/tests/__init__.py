@@ -1,1 +1,1 @@
-from . import test_bir_round_trip  # noqa: F401
+from . import test_bir_round_trip, test_event_scope  # noqa: F401

@@ -91,6 +91,31 @@ class _RouteGuard:
         return getattr(self._pager, name)
 
 
+def event_project_id(payload: Any) -> str | None:
+    """The Plane project (a lower-case UUID) an event is about; None when it names none.
+
+    CE v1 (``issue``, ``issue_comment``): ``data.project``, a bare id or an expanded object.
+    Cloud v2 (``workitem.*``): ``data.project_id``; a v2 deletion's ``data`` is empty and the
+    record as it was is in ``previous_attributes``. A ``project`` event is about its ``data.id``.
+    A v1 deletion (``data`` is ``{"id": …}``) and a v2 comment name no project.
+    """
+    if not isinstance(payload, dict):
+        return None
+    entity, _action = normalize_event(str(payload.get("event") or ""), "")
+    for part in ("data", "previous_attributes"):
+        data = payload.get(part)
+        if not isinstance(data, dict):
+            continue
+        value = data.get("project", data.get("project_id"))
+        if entity == "project" and value is None:
+            value = data.get("id")
+        if isinstance(value, dict):
+            value = value.get("id")
+        if rt.is_uuid(value):
+            return value.lower()
+    return None
+
+
 class PlaneConnector(models.AbstractModel):
     _name = "plane.connector"
     _description = "Plane connector (client, pagination, event dispatch)"
@@ -569,3 +594,36 @@ class PlaneConnector(models.AbstractModel):
             "states", self._plane_uuid(state, "Plane state id"),
         ))
         return found.get("group") if isinstance(found, dict) else None
+
+    # -- which events may touch which records (the rule every domain module follows)
+
+    @api.model
+    def _plane_event_project(self, payload: dict) -> str | None:
+        """The Plane project an event is about (CE v1 and Cloud v2), or None."""
+        return event_project_id(payload)
+
+    @api.model
+    def _plane_event_in_scope(self, payload: dict, plane_project_id: Any, *,
+                              linked: bool = False) -> bool:
+        """Whether a Plane event may touch an Odoo record bound to ``plane_project_id``.
+
+        A workspace webhook reports every project of the workspace, so any member of any
+        Plane project can make events, and write any ``external_id`` on the items they create.
+        Domain modules therefore apply an event to a record only when this says yes:
+
+        * ``plane_project_id`` is the record's linked Plane project or, for a record not linked
+          yet, the project its module's settings would push it to; none: never.
+        * The event's project (``_plane_event_project``) must be that project.
+        * An event that names no project (a v1 deletion, a v2 comment) may touch only a record
+          found by the work item id it is already linked to (``linked=True``): that id is
+          Plane's, which no member can choose. A match by ``external_id`` must name the project.
+        * A match by ``external_id`` links only a record that has no work item yet (checked by
+          the caller, which knows its link field): it never moves an existing link.
+        """
+        expected = plane_project_id.strip().lower() if isinstance(plane_project_id, str) else ""
+        if not rt.is_uuid(expected):
+            return False
+        got = self._plane_event_project(payload)
+        if got is None:
+            return linked
+        return got == expected

@@ -1,6 +1,7 @@
 from . import (  # noqa: F401
     test_connector,
     test_cron,
+    test_event_scope,
     test_oauth,
     test_operator_host,
     test_schema,

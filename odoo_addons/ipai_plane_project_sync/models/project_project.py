@@ -93,9 +93,11 @@ class ProjectProject(models.Model):
         string="Chatter to Plane comments", default=True,
         help="Messages and notes typed in a linked task's chatter are added to its work item as "
              "comments. Plane comments always come into the chatter.")
-    plane_states_json = fields.Text(copy=False, readonly=True)
-    plane_labels_json = fields.Text(copy=False, readonly=True)
-    plane_members_json = fields.Text(copy=False, readonly=True)
+    # Plane's states, labels and members' e-mails: not for the portal users a project is
+    # shared with (the sync reads them in superuser mode).
+    plane_states_json = fields.Text(copy=False, readonly=True, groups="base.group_user")
+    plane_labels_json = fields.Text(copy=False, readonly=True, groups="base.group_user")
+    plane_members_json = fields.Text(copy=False, readonly=True, groups="base.group_user")
     plane_backfill_state = fields.Selection(BACKFILL_STATES, default="none", required=True,
                                             copy=False, readonly=True)
     plane_backfill_cursor = fields.Char(copy=False, readonly=True,

@@ -20,7 +20,9 @@ import re
 
 from markupsafe import Markup
 from odoo import Command, api, fields, models
+from odoo.addons.ipai_plane_connector import plane_runtime as rt
 from odoo.tools import html_sanitize
+from odoo.tools.sql import escape_psql
 
 from ..mapping import (
     MODE_FIELDS,
@@ -123,12 +125,12 @@ class ProjectTask(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         tasks = super().create(vals_list)
-        if not self.env.context.get("plane_remote"):
+        if not rt.plane_remote(self.env):
             tasks._plane_queue_push()
         return tasks
 
     def write(self, vals):
-        if self.env.context.get("plane_remote"):
+        if rt.plane_remote(self.env):
             return super().write(vals)
         was_active = {t.id: t.active for t in self} if "active" in vals else {}
         links = {
@@ -150,7 +152,7 @@ class ProjectTask(models.Model):
         return result
 
     def unlink(self):
-        if not self.env.context.get("plane_remote"):
+        if not rt.plane_remote(self.env):
             self.with_context(active_test=False)._plane_queue_archive()
         return super().unlink()
 
@@ -187,7 +189,7 @@ class ProjectTask(models.Model):
         # notes this module posts itself are other types, and Plane's comments come in with
         # plane_remote set.
         if (len(self) == 1 and message.message_type == "comment"
-                and not self.env.context.get("plane_remote")):
+                and not rt.plane_remote(self.env)):
             self._plane_queue_comment(message)
         return message
 
@@ -424,6 +426,11 @@ class ProjectTask(models.Model):
             return False
         Task = self.with_context(active_test=False)
         task = Task.search([("plane_work_item_id", "=", str(data["id"]))], limit=1)
+        if task and not self.env["plane.connector"]._plane_event_in_scope(
+                payload, task.project_id.plane_project_id, linked=True):
+            # Not the linked project's event (see plane.connector._plane_event_in_scope).
+            _log.warning("Plane work item %s: event from another project ignored", data["id"])
+            return False
         if action == "deleted":
             if task:
                 task._plane_mark_deleted_in_plane()
@@ -433,6 +440,7 @@ class ProjectTask(models.Model):
         if not task:
             # Not linked yet: our own create whose link is not committed, or an item made in
             # Plane. Both take Plane's item as the baseline (Odoo's values are pushed over it).
+            # The project is the event's own, so an item is only ever linked within it.
             return bool(project) and (self._plane_import_item(project, data) or bool(
                 Task._plane_task_from_external(data, project)))
         if not task.active or task.plane_sync_state == "archived":
@@ -503,6 +511,10 @@ class ProjectTask(models.Model):
         if Task.search_count([("plane_work_item_id", "=", str(item["id"]))]):
             return False
         task = Task._plane_task_from_external(item, project)
+        if task and task.plane_work_item_id:
+            # Linked already: an item carrying its external id (anyone in the Plane project can
+            # write one) must not take the link over; the task's own item stays.
+            return False
         if task and self.env["plane.sync.job"].sudo().search_count(
             [("task_id", "=", task.id), ("kind", "=", "push"), ("state", "=", "running")]
         ):
@@ -547,7 +559,8 @@ class ProjectTask(models.Model):
             return True  # a chatter message of ours coming back: it is in the chatter already
         task = self.with_context(active_test=False).search(
             [("plane_work_item_id", "=", ref_id(data.get("issue")) or "")], limit=1)
-        if not task:
+        if not task or not self.env["plane.connector"]._plane_event_in_scope(
+                payload, task.project_id.plane_project_id, linked=True):
             return False
         Message = self.env["mail.message"].sudo()
         if Message.search_count([("plane_comment_id", "=", str(data["id"]))]):
@@ -698,19 +711,28 @@ class ProjectTask(models.Model):
 
     @api.model
     def _plane_users_by_email(self, emails: set[str]):
-        emails = {e for e in emails if e}
+        """Internal users whose e-mail or login is one of ``emails`` (case aside, exactly).
+
+        The e-mails come from Plane, where anyone can name themselves ``%@corp.com``: in a
+        LIKE pattern ``%`` and ``_`` are wildcards, so they are escaped, and the matches are
+        checked again exactly."""
+        emails = {e.strip().lower() for e in emails if e and e.strip()}
         if not emails:
             return self.env["res.users"]
-        leaves = [(f, "=ilike", e) for e in sorted(emails) for f in ("email", "login")]
+        leaves = [(f, "=ilike", escape_psql(e)) for e in sorted(emails) for f in ("email", "login")]
         domain = ["|"] * (len(leaves) - 1) + leaves
-        return self.env["res.users"].sudo().search([("share", "=", False)] + domain)
+        users = self.env["res.users"].sudo().search([("share", "=", False)] + domain)
+        return users.filtered(lambda u: (u.email or "").strip().lower() in emails
+                              or (u.login or "").strip().lower() in emails)
 
     @api.model
     def _plane_tags(self, names: set[str]):
         Tag = self.env["project.tags"].sudo()
         tags = Tag.browse()
         for name in sorted(names):
-            tag = Tag.search([("name", "=ilike", name)], limit=1) or Tag.create({"name": name})
+            # A Plane label named "%" is that tag, not any tag.
+            tag = (Tag.search([("name", "=ilike", escape_psql(name))], limit=1)
+                   or Tag.create({"name": name}))
             tags |= tag
         return tags
 
