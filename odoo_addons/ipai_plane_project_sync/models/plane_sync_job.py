@@ -210,8 +210,9 @@ class PlaneSyncJob(models.Model):
         When the time is up with work left, the cron wakes itself to go on at once in a fresh
         run. ``nap`` (default: outside of tests) lets a run with nothing due wait in place for
         work due within :data:`NAP_HORIZON` (a backoff ending, the next probe of a Plane that is
-        down); work due later is left to a cron trigger at its due time. ``batch`` is ignored
-        (jobs are claimed one by one, so no job waits behind a dead worker's claim).
+        down), chaining fresh runs past its budget; work due later is left to a cron trigger at
+        its due time. ``batch`` is ignored (jobs are claimed one by one, so no job waits behind
+        a dead worker's claim).
         """
         self.env.flush_all()
         connector = self.env["plane.connector"].sudo()
@@ -240,8 +241,14 @@ class PlaneSyncJob(models.Model):
                 wait = self._plane_next_due()
                 if wait is None:
                     break  # nothing queued at all
-            if not (nap and wait <= min(NAP_HORIZON, left)):
+            if not (nap and wait <= NAP_HORIZON):
                 self._plane_wake(after=wait)
+                break
+            if wait > left:
+                # Due soon, but after this run's budget: a fresh run at once goes on napping.
+                # A future trigger would wait for the cron workers' next poll (up to 70 s);
+                # each run in the chain lets the worker ping its watchdog.
+                self._plane_wake()
                 break
             # Short steps: a job queued meanwhile (or the outage cleared by a health check)
             # is taken up within a second.
