@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 import uuid
 import xmlrpc.client
@@ -757,6 +758,11 @@ def measure_on_own_server(series: str, size: Size, live: Any = None,
                    extra_env={KEY_ENV: key, SECRET_ENV: secret})
     plane = None
     scenario = None
+    # A SIGTERM (a CI job cancelled, a timeout) must still stop the server's process group and
+    # drop its database: Python's default handler would exit without running the finally below.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         srv.start()
         plane = ChaosPlane(size, key, secret, live)
@@ -771,3 +777,9 @@ def measure_on_own_server(series: str, size: Size, live: Any = None,
             log_dir.mkdir(parents=True, exist_ok=True)
             (log_dir / f"odoo{series}.log").write_bytes(srv.log_path.read_bytes())
         srv.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
