@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -93,6 +95,15 @@ def test_a_subset_run_keeps_the_other_rows_with_their_own_run() -> None:
     assert "| 9. Odoo webhook route | 18.0: events lost of 10 | 0 | == 0 | PASS | 2 |" in md
     assert "`python -m bench`" in md and "`python -m bench --only odoo_webhook`" in md
     assert md.count(hand) == 1 and "- x" not in md
+
+
+@pytest.fixture(autouse=True)
+def _logger_level_restored() -> Iterator[None]:
+    """main() quiets the plane_connector logger for its run: later tests' caplog needs it back."""
+    logger = logging.getLogger("plane_connector")
+    level = logger.level
+    yield
+    logger.setLevel(level)
 
 
 def _fake_benchmark(monkeypatch: pytest.MonkeyPatch, value: float) -> None:
