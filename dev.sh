@@ -144,8 +144,8 @@ FAILED=()
 
 clock() { date +%s; }
 
-step_done() {  # NAME START RC
-  local secs=$(($(clock) - $2)) mark=""
+step_done() {  # NAME START RC [END]
+  local secs=$((${4:-$(clock)} - $2)) mark=""
   [ "$3" = 0 ] || { mark="  (FAILED, exit $3)"; FAILED+=("$1"); }
   STEP_TIMES+=$(printf '%6d s  %s%s' "$secs" "$1" "$mark")$'\n'
 }
@@ -171,7 +171,7 @@ background() {
   slot=$(slot_of "$name")
   log "$name: started in the background"
   clock >"$slot.start"
-  setsid -w bash -c 'echo $$ >"$0.pgid"; "$@"; echo $? >"$0.rc"' "$slot" "$@" \
+  setsid -w bash -c 'echo $$ >"$0.pgid"; "$@"; echo $? >"$0.rc"; date +%s >"$0.end"' "$slot" "$@" \
     </dev/null >"$slot.log" 2>&1 &
   echo $! >"$slot.pid"
 }
@@ -186,7 +186,8 @@ finish() {
   log "$name (ran in the background): its output"
   cat "$slot.log" >&2
   rm -f "$slot.pid" "$slot.pgid"
-  step_done "$name" "$(cat "$slot.start")" "$rc"
+  # Its own time, not the wait for it (it may have ended long before the foreground did).
+  step_done "$name" "$(cat "$slot.start")" "$rc" "$(cat "$slot.end" 2>/dev/null || clock)"
 }
 
 stop_background() {  # on exit: whatever still runs in the background is ours to stop
