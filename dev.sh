@@ -131,45 +131,169 @@ setup() {
   build_wheel
 }
 
+# --- ./dev.sh test: the steps, some side by side --------------------------------------------
+# The release wheel is built once (dist/) and that file is what everything Python tests: it is
+# installed into the venv, into a cargo-less venv (tests/dist) and into each Odoo. The Rust
+# checks (their own cargo profile directory, so they share no lock with the wheel's build) run
+# beside it at a lower priority, the Odoo series beside pytest and beside each other. A step
+# that runs in the background writes to its own file, printed whole when it ends, so no two
+# outputs interleave.
+STEPS_DIR=""
+STEP_TIMES=""
+FAILED=()
+
+clock() { date +%s; }
+
+step_done() {  # NAME START RC [END]
+  local secs=$((${4:-$(clock)} - $2)) mark=""
+  [ "$3" = 0 ] || { mark="  (FAILED, exit $3)"; FAILED+=("$1"); }
+  STEP_TIMES+=$(printf '%6d s  %s%s' "$secs" "$1" "$mark")$'\n'
+}
+
+# step NAME CMD...: one step in the foreground, timed; its failure is recorded, the run goes on.
+step() {
+  local name=$1 t0 rc=0
+  shift
+  log "$name"
+  t0=$(clock)
+  "$@" </dev/null || rc=$?
+  step_done "$name" "$t0" "$rc"
+  return "$rc"
+}
+
+slot_of() { printf '%s/%s' "$STEPS_DIR" "$(printf '%s' "$1" | tr -c 'A-Za-z0-9' _)"; }
+
+# background NAME CMD...: a step in its own session (an interrupted run stops all of it), its
+# output into a file.
+background() {
+  local name=$1 slot
+  shift
+  slot=$(slot_of "$name")
+  log "$name: started in the background"
+  clock >"$slot.start"
+  setsid -w bash -c 'echo $$ >"$0.pgid"; "$@"; echo $? >"$0.rc"; date +%s >"$0.end"' "$slot" "$@" \
+    </dev/null >"$slot.log" 2>&1 &
+  echo $! >"$slot.pid"
+}
+
+# finish NAME: wait for a background step, then print its output and its time.
+finish() {
+  local name=$1 slot rc
+  slot=$(slot_of "$name")
+  [ -f "$slot.pid" ] || return 0
+  wait "$(cat "$slot.pid")" 2>/dev/null || true
+  rc=$(cat "$slot.rc" 2>/dev/null || echo 1)
+  log "$name (ran in the background): its output"
+  cat "$slot.log" >&2
+  rm -f "$slot.pid" "$slot.pgid"
+  # Its own time, not the wait for it (it may have ended long before the foreground did).
+  step_done "$name" "$(cat "$slot.start")" "$rc" "$(cat "$slot.end" 2>/dev/null || clock)"
+}
+
+stop_background() {  # on exit: whatever still runs in the background is ours to stop
+  local pgid
+  for pgid in "$STEPS_DIR"/*.pgid; do
+    [ -f "$pgid" ] && kill -TERM -- "-$(cat "$pgid")" 2>/dev/null
+  done
+  rm -rf "$STEPS_DIR"
+}
+
+rust_checks() {
+  set -e
+  echo "--- cargo fmt --check"
+  cargo fmt --all -- --check
+  echo "--- cargo clippy -D warnings (the core, all targets)"
+  cargo clippy --quiet --all-targets -- -D warnings
+  echo "--- cargo clippy -D warnings (with the python glue)"
+  cargo clippy --quiet --features python --lib -- -D warnings
+  echo "--- cargo test"
+  cargo test --quiet
+}
+
+install_dist_wheel() {
+  "$PY" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall \
+    "$PLANE_CONNECTOR_WHEEL"
+}
+
+guard() {
+  # The empty tree as base: the whole tree is the diff, so a clean clone is checked in full.
+  "$VENV/bin/plane-connector" guard --base 4b825dc642cb6eb9a060e54bf8d69288fbee4904
+}
+
+pytest_all() {
+  local rc=0
+  "$PY" -m pytest -q --durations=10 tests | tee "$STEPS_DIR/pytest.out" || rc=$?
+  # 5 is "no tests collected": never a pass.
+  [ "$rc" != 5 ] || echo "pytest collected no tests" >&2
+  return "$rc"
+}
+
+# The last lines: what ran, per suite and per Odoo series, so that a green run says what it means.
+report_last_lines() {
+  local pytest_line series line odoo=()
+  pytest_line=$(tail -n 1 "$STEPS_DIR/pytest.out" 2>/dev/null | tr -d '=' | sed 's/^ *//; s/ *$//')
+  for series in 18 19; do
+    line=$(awk -F'\t' -v s="$series" \
+      '$1 == s {print $2 ", " $3 " tests ran" ($4 != "" ? " (" $4 ")" : "")}' \
+      "${ODOO_TEST_LOG_DIR:-$ROOT/.odoo}/summary.tsv" 2>/dev/null || true)
+    odoo+=("Odoo $series.0 addon tests: ${line:-NOT RUN (no Odoo $series.0 found here)}")
+  done
+  log "summary"
+  {
+    if [ "${#FAILED[@]}" = 0 ]; then
+      echo "PASS: fmt, clippy x2, cargo test, ruff, stubtest, guard, dist, pytest, Odoo (see below)"
+    else
+      echo "FAIL: $(printf '%s; ' "${FAILED[@]}" | sed 's/; $//')"
+    fi
+    echo "pytest: ${pytest_line:-did not run}"
+    printf '%s\n' "${odoo[@]}"
+  } >&2
+}
+
 run_tests() {
-  setup
+  STEPS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/plane-dev-test.XXXXXX")
+  trap stop_background EXIT
+  trap 'exit 130' INT TERM HUP
+  local t_all rust="Rust checks: fmt, clippy (both ways), cargo test" odoo found
+  t_all=$(clock)
+  ensure_rust
+  # First, as they need nothing but cargo; niced: they take what the set-up, the wheel's build
+  # and the tests leave of the CPU.
+  background "$rust" nice -n 10 bash -c "$(declare -f rust_checks); rust_checks"
+  ensure_python
   ensure_postgres
   ensure_keychain
   ensure_browser
   export PLANE_TEST_PG_DSN=${PLANE_TEST_PG_DSN:-postgresql://postgres@127.0.0.1:5432/test}
+  # The last run's Odoo summary must not speak for this one.
+  rm -f "${ODOO_TEST_LOG_DIR:-$ROOT/.odoo}/summary.tsv"
 
-  log "cargo fmt --check"
-  cargo fmt --all -- --check
-  log "cargo clippy -D warnings (core, and with the python glue)"
-  cargo clippy --quiet --all-targets -- -D warnings
-  cargo clippy --quiet --features python --lib -- -D warnings
-  log "cargo test"
-  cargo test --quiet
-
-  log "ruff"
-  "$VENV/bin/ruff" check python tests bench odoo_addons
-  log "stub check (mypy.stubtest)"
-  "$PY" -m mypy.stubtest plane_connector._core --allowlist stubtest-allowlist.txt
-
-  log "secrets / schema guard"
-  # The empty tree as base: the whole tree is the diff, so a clean clone is checked in full.
-  if "$PY" -c "import plane_connector.cli.guard" 2>/dev/null; then
-    "$VENV/bin/plane-connector" guard --base 4b825dc642cb6eb9a060e54bf8d69288fbee4904
-  fi
-
-  # The release wheel, built once: tests/dist installs it into a cargo-less venv, and the Odoo
-  # tests (tests/odoo's live servers and scripts/odoo-tests.sh) install that same file.
-  ensure_dist
+  step "release wheel: dist/ (manylinux2014, abi3) and the sdist" ensure_dist || exit 1
   PLANE_CONNECTOR_WHEEL=$(ls "$ROOT"/dist/*.whl)
   export PLANE_CONNECTOR_WHEEL
+  step "installing $(basename "$PLANE_CONNECTOR_WHEEL") into $VENV" install_dist_wheel || exit 1
 
-  log "pytest"
-  "$PY" -m pytest -q --durations=10 tests
-
-  if [ -x scripts/odoo-tests.sh ]; then
-    log "Odoo addon tests (with the wheel file $(basename "$PLANE_CONNECTOR_WHEEL"))"
-    scripts/odoo-tests.sh
+  found=$(python3 scripts/odoo_locate.py | cut -f1 | tr '\n' ' ' | sed 's/ $//')
+  odoo="Odoo addon tests (${found:-no Odoo found}; the series side by side)"
+  if [ -n "$found" ]; then
+    # Into each Odoo once, before the addon tests and pytest's live Odoo tests start side by
+    # side (their own syncs then find it there and leave it alone).
+    step "the wheel into Odoo $found" scripts/odoo-tests.sh --sync-only || true
   fi
+  background "$odoo" scripts/odoo-tests.sh
+
+  step "ruff" "$VENV/bin/ruff" check python tests bench odoo_addons || true
+  step "stub check (mypy.stubtest)" \
+    "$PY" -m mypy.stubtest plane_connector._core --allowlist stubtest-allowlist.txt || true
+  step "secrets / schema guard" guard || true
+  step "pytest" pytest_all || true
+
+  finish "$rust"
+  finish "$odoo"
+  log "done in $(( ($(clock) - t_all) / 60 )) min $(( ($(clock) - t_all) % 60 )) s; the steps, slowest first:"
+  sort -rn <<<"$STEP_TIMES" | sed '/^$/d' >&2
+  report_last_lines
+  [ "${#FAILED[@]}" = 0 ]
 }
 
 case "${1:-}" in

@@ -1,6 +1,8 @@
 """Run the benchmarks: ``.venv/bin/python -m bench [--quick] [--only a,b]``.
 
-Prints a table, writes bench/results.json and bench/RESULTS.md (paths can be changed).
+Prints a table, writes bench/results.json and bench/RESULTS.md (paths can be changed), each run
+with the commit it measured. Exit status: 0 when every goal was met, 1 when a benchmark crashed,
+3 when a goal was missed.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from bench.common import (
     handwritten_sections,
     machine_info,
     merge_previous,
+    missed_goals,
     render_markdown,
     render_table,
+    tree_info,
     write_json,
 )
 
@@ -96,8 +100,13 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
+#: Exit statuses: a benchmark crashed; a goal was missed (this run's figures only).
+EXIT_ERROR, EXIT_MISS = 1, 3
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; exit status 0 unless a benchmark crashed (a goal MISS is not a crash)."""
+    """Entry point; exit status 0 when every benchmark ran and met its goals, EXIT_ERROR when one
+    crashed, EXIT_MISS when one missed a goal (a skipped benchmark is neither)."""
     args = parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -121,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "command": shlex.join([".venv/bin/python", "-m", "bench", *raw_argv]),
         "started_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+        "tree": tree_info(),
         "quick": args.quick or args.smoke,
         "machine": machine_info(),
     }
@@ -149,7 +159,13 @@ def main(argv: list[str] | None = None) -> int:
             render_markdown(merged, meta, handwritten_sections(old)), encoding="utf-8"
         )
     print(f"\nwrote {args.json}" + ("" if args.no_markdown else f" and {args.markdown}"))
-    return 1 if any(r.status == "error" for r in results) else 0
+    if any(r.status == "error" for r in results):
+        return EXIT_ERROR
+    missed = missed_goals(results)
+    if missed:
+        print("goals missed:\n" + "\n".join(f"  {m}" for m in missed), file=sys.stderr)
+        return EXIT_MISS
+    return 0
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -183,6 +184,46 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+#: What the measured code is made of (the wheel's inputs) and the benchmarks themselves.
+TREE_PATHS = ("src", "python", "Cargo.toml", "Cargo.lock", "pyproject.toml", "bench")
+
+
+def tree_info(root: Path = BENCH_DIR.parent) -> dict[str, Any]:
+    """The tree a run measured: its commit, and whether the measured files differed from it."""
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(root), *args], capture_output=True,
+                                 text=True, timeout=30)  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None}
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", *TREE_PATHS)
+    # results.json and RESULTS.md are what a run writes: not part of what it measured.
+    changed_files = [line[3:] for line in (changed or "").splitlines()
+                     if not line.endswith(("bench/results.json", "bench/RESULTS.md"))]
+    return {"commit": commit, "dirty": bool(changed_files)}
+
+
+def describe_tree(tree: dict[str, Any] | None) -> str:
+    """The tree line of a run in RESULTS.md."""
+    if not tree:
+        return "not recorded (a run from before runs named their tree)"
+    if not tree.get("commit"):
+        return "unknown (not a git checkout)"
+    return f"commit {tree['commit'][:12]}" + (
+        " with uncommitted changes to the measured files" if tree.get("dirty") else "")
+
+
+def missed_goals(results: Iterable[BenchResult]) -> list[str]:
+    """'title: figure' of every figure of these results that missed its goal."""
+    return [f"{r.title}: {f.name}" for r in results for f in r.figures if f.verdict == "MISS"]
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     """(seconds, result) of one call, on the monotonic high-resolution clock."""
     start = time.perf_counter()
@@ -236,7 +277,8 @@ def render_table(results: list[BenchResult]) -> str:
     return "\n".join(out)
 
 
-RUN_KEYS = ("command", "started_at", "quick", "machine", "loadavg_end", "total_seconds")
+RUN_KEYS = ("command", "started_at", "tree", "quick", "machine", "loadavg_end",
+            "total_seconds")
 HANDWRITTEN = "(hand-written"
 
 
@@ -300,6 +342,7 @@ def render_markdown(
             f"Run {i}:",
             f"- command: `{run.get('command', '?')}`",
             f"- date (UTC): {run.get('started_at', '?')}",
+            f"- tree: {describe_tree(run.get('tree'))}",
             f"- machine: {machine.get('cpus')} CPUs, load average at start "
             f"{machine.get('loadavg_1_5_15')}, at end {run.get('loadavg_end')}, "
             f"Python {machine.get('python')}, {machine.get('platform')}",

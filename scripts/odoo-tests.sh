@@ -20,6 +20,10 @@
 # the log is checked too: any ERROR/CRITICAL line, a failed/errored test summary, or no test
 # of one of our modules having run, fails the run. The last lines (and $LOG_DIR/summary.tsv)
 # say how many tests ran per series, or plainly that none did.
+#
+# The series run side by side (each its own database, port, Chromium profile and log; the
+# output of each is printed whole when it ends). PLANE_REQUIRE_ODOO="18 19" (set by .ci/run for
+# the series a machine configures) turns "not found" and "tours left out" into failures.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -27,6 +31,8 @@ DB_HOST=${ODOO_DB_HOST:-127.0.0.1}
 DB_PORT=${ODOO_DB_PORT:-5432}
 DB_USER=${ODOO_DB_USER:-odoo}
 SERIES=${ODOO_SERIES:-"18 19"}
+REQUIRED=" $(echo "${PLANE_REQUIRE_ODOO:-}" | tr , ' ') "
+required() { [[ "$REQUIRED" == *" $1 "* ]]; }
 LOG_DIR=${ODOO_TEST_LOG_DIR:-$ROOT/.odoo}
 mkdir -p "$LOG_DIR"
 
@@ -59,6 +65,12 @@ sync_wheel() {
   site=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') || return 1
   if [ -n "${PLANE_CONNECTOR_WHEEL:-}" ]; then
     [ -f "$PLANE_CONNECTOR_WHEEL" ] || { echo "PLANE_CONNECTOR_WHEEL=$PLANE_CONNECTOR_WHEEL: no such file"; return 1; }
+    # Already there byte for byte: no reinstall, so the --sync-only of a test (tests/odoo,
+    # bench) never swaps the package under an Odoo that another run has started from it.
+    if wheel_installed "$py" "$site"; then
+      echo "$(basename "$PLANE_CONNECTOR_WHEEL") is installed in $site"
+      return 0
+    fi
     echo "installing $(basename "$PLANE_CONNECTOR_WHEEL") into $site"
     "$py" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall \
       "$PLANE_CONNECTOR_WHEEL" || return 1
@@ -77,11 +89,35 @@ sync_wheel() {
   fi
 }
 
+# Whether every file of the wheel PLANE_CONNECTOR_WHEEL is in site-packages with the hash its
+# RECORD gives.
+wheel_installed() {
+  "$1" - "$PLANE_CONNECTOR_WHEEL" "$2" <<'EOF' 2>/dev/null
+import base64, csv, hashlib, io, sys, zipfile
+from pathlib import Path
+wheel, site = sys.argv[1], Path(sys.argv[2])
+with zipfile.ZipFile(wheel) as zf:
+    [record] = [n for n in zf.namelist() if n.endswith(".dist-info/RECORD")]
+    rows = list(csv.reader(io.TextIOWrapper(zf.open(record), "utf-8")))
+for name, digest, _size in rows:
+    if not digest:
+        continue
+    algo, _, want = digest.partition("=")
+    path = site / name
+    if not path.is_file():
+        sys.exit(1)
+    got = base64.urlsafe_b64encode(hashlib.new(algo, path.read_bytes()).digest())
+    if got.rstrip(b"=").decode() != want:
+        sys.exit(1)
+EOF
+}
+
 # Odoo drives Chromium through websocket-client, which its requirements.txt does not list. When
 # Odoo's Python lacks it, the copy in this project's dev venv is lent on PYTHONPATH: a directory
 # holding only that (pure-Python) package, so nothing else of the dev venv reaches Odoo.
 websocket_path() {
-  local py=$1 dir="$LOG_DIR/pylib" src
+  # One directory per run and series: the series start side by side.
+  local py=$1 dir="$LOG_DIR/pylib.$$.$2" src
   "$py" -c 'import websocket' 2>/dev/null && return 0
   src=$("${PLANE_CONNECTOR_VENV:-$ROOT/.venv}/bin/python" -c \
     'import os, websocket; print(os.path.dirname(websocket.__file__))' 2>/dev/null) || return 1
@@ -93,9 +129,6 @@ record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" >>"$SUMMARY"; }
 
 run_series() {
   local series=$1 odoo=$2 py=$3
-  sync_wheel "$py" || { echo "FAIL: could not install plane_connector into $py"; record "$series" FAIL 0; return 1; }
-  [ "$SYNC_ONLY" = 1 ] && return 0
-
   if ! psql -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d postgres -Atc 'SELECT 1' >/dev/null 2>&1; then
     # A fresh machine has only the superuser: make the login role Odoo needs (idempotent).
     createuser -h "$DB_HOST" -p "$DB_PORT" -U postgres --createdb "$DB_USER" 2>/dev/null || true
@@ -114,13 +147,15 @@ run_series() {
   local tags=$TEST_TAGS note="" pypath="" run=()
   if [ -z "$CHROME" ]; then
     note="no Chromium found: browser tours skipped"
-  elif ! pypath=$(websocket_path "$py"); then
+  elif ! pypath=$(websocket_path "$py" "$series"); then
     note="websocket-client not installed in $py (Odoo drives Chromium with it): browser tours skipped"
   fi
   [ -n "$pypath" ] && run=(env "PYTHONPATH=$pypath${PYTHONPATH:+:$PYTHONPATH}")
+  local tours_missing=0
   if [ -n "$note" ]; then
     echo "   $note"
     tags="$tags,-plane_tour"
+    required "$series" && tours_missing=1
   else
     echo "   browser tours: $CHROME${pypath:+ (websocket-client lent from $pypath)}"
   fi
@@ -142,6 +177,11 @@ run_series() {
   "$py" "$ROOT/scripts/odoo_log_check.py" --series "$series" --rc "$rc" \
     --seconds $((SECONDS - start)) "$log" "${MODULES[@]}" || ok=1
   mv -f "$log" "$final" && echo "   log: $final"
+  [ -n "$pypath" ] && rm -rf "$pypath"
+  if [ "$tours_missing" = 1 ]; then
+    echo "   FAIL: Odoo $series.0 is required with its browser tours (PLANE_REQUIRE_ODOO)"
+    ok=1
+  fi
   local ran
   ran=$(grep -oE '[0-9]+ failed, [0-9]+ error\(s\) of [0-9]+ tests' "$final" | awk '{s += $(NF-1)} END {print s + 0}')
   record "$series" "$([ $ok = 0 ] && echo PASS || echo FAIL)" "$ran" "$note"
@@ -150,16 +190,48 @@ run_series() {
 
 SYNC_ONLY=0
 [ "${1:-}" = "--sync-only" ] && SYNC_ONLY=1
-SUMMARY="$LOG_DIR/summary.tsv"
+# Per run, then moved into place: a --sync-only from a test may run beside a full run.
+SUMMARY="$LOG_DIR/summary.$$.tsv"
 : >"$SUMMARY"
 
 status=0
-found=$(python3 "$ROOT/scripts/odoo_locate.py" --series "$SERIES" --explain 2>"$LOG_DIR/locate.txt")
-sed 's/^/   /' "$LOG_DIR/locate.txt"
+found=$(python3 "$ROOT/scripts/odoo_locate.py" --series "$SERIES" --explain 2>"$LOG_DIR/locate.$$.txt")
+sed 's/^/   /' "$LOG_DIR/locate.$$.txt"
+rm -f "$LOG_DIR/locate.$$.txt"
+# Each Odoo Python gets this plane_connector first, one after the other (seconds)...
+ready=()
 while IFS=$'\t' read -r series odoo py; do
   [ -n "$series" ] || continue
-  run_series "$series" "$odoo" "$py" || status=1
+  if sync_wheel "$py"; then
+    ready+=("$series"$'\t'"$odoo"$'\t'"$py")
+  else
+    echo "FAIL: could not install plane_connector into $py"
+    record "$series" FAIL 0
+    status=1
+  fi
 done <<<"$found"
+
+# ... then the series run side by side (minutes each, one CPU each), every one into its own
+# file, printed whole in series order so that their lines never interleave.
+if [ "$SYNC_ONLY" = 0 ]; then
+  pids=() outs=()
+  for entry in "${ready[@]}"; do
+    IFS=$'\t' read -r series odoo py <<<"$entry"
+    out="$LOG_DIR/odoo$series-run.$$.txt"
+    run_series "$series" "$odoo" "$py" </dev/null >"$out" 2>&1 &
+    pids+=("$!") outs+=("$out")
+  done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || status=1
+    cat "${outs[$i]}" && rm -f "${outs[$i]}"
+  done
+  for s in $SERIES; do
+    if required "$s" && ! awk -F'\t' -v s="$s" '$1 == s {f = 1} END {exit !f}' "$SUMMARY"; then
+      record "$s" FAIL 0 "required (PLANE_REQUIRE_ODOO) but no Odoo $s.0 found"
+      status=1
+    fi
+  done
+fi
 
 if [ "$SYNC_ONLY" = 0 ]; then
   echo "== Odoo tests summary"
@@ -172,5 +244,8 @@ if [ "$SYNC_ONLY" = 0 ]; then
       echo "   Odoo $s.0: NOT RUN, no Odoo $s.0 found (see above; README, 'Odoo tests')"
     fi
   done
+  mv -f "$SUMMARY" "$LOG_DIR/summary.tsv"
+else
+  rm -f "$SUMMARY"
 fi
 exit $status

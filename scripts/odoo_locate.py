@@ -137,14 +137,27 @@ def find_all(series: tuple[str, ...] = SERIES, environ: dict[str, str] | None = 
     return found, missing
 
 
+def configured(series: tuple[str, ...] = SERIES, environ: dict[str, str] | None = None
+               ) -> list[str]:
+    """The series this machine names an Odoo for (found or not): what CI then requires."""
+    values = settings(environ)
+    return [s for s in series
+            if any(values.get(f"ODOO{s}_{kind}") for kind in ("PATH", "VENV", "PYTHON"))]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", default=" ".join(SERIES),
                         help="which series to look for (default: 18 19)")
     parser.add_argument("--explain", action="store_true",
                         help="say on stderr where each series was looked for")
+    parser.add_argument("--configured", action="store_true",
+                        help="only print the series configured here (found or not), on one line")
     args = parser.parse_args(argv)
     wanted = tuple(args.series.replace(",", " ").split())
+    if args.configured:
+        print(" ".join(configured(wanted)))
+        return 0
     found, missing = find_all(wanted)
     for odoo in found:
         print(f"{odoo.series}\t{odoo.path}\t{odoo.python}")

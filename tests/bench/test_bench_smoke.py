@@ -1,6 +1,7 @@
 """Smoke test of the benchmark harness: it runs, and writes figures that are numbers.
 
-Goals are not asserted here: timing goals belong to bench/, whose report says PASS or MISS.
+Goals are not asserted here: timing goals belong to bench/, whose report says PASS or MISS (and
+whose exit status is then 3).
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def test_quick_verifier_writes_numeric_figures(tmp_path: Path) -> None:
         text=True,
         timeout=120,
     )
-    assert proc.returncode == 0, proc.stderr
+    # 3: a goal missed (timing at smoke sizes on a loaded machine); the report says which.
+    assert proc.returncode in (0, 3), proc.stderr
+    assert (proc.returncode == 3) == ("goals missed:" in proc.stderr), proc.stderr
     assert "3. verifier" in proc.stdout
     data = json.loads(out_json.read_text())
     assert data["quick"] is True
@@ -92,6 +95,9 @@ def test_odoo_benchmarks_run_at_tiny_size_where_an_odoo_is_found(tmp_path: Path)
     from bench import odoo_live
 
     found, missing = odoo_live.locate()
+    # .ci/run requires the series the machine configures: one not found fails, not skips.
+    required = set(os.environ.get("PLANE_REQUIRE_ODOO", "").replace(",", " ").split())
+    assert not required - set(found), f"Odoo required (PLANE_REQUIRE_ODOO) but not found: {missing}"
     if not found:
         pytest.skip("no Odoo found: " + "; ".join(f"{s}.0 {why}" for s, why in missing.items()))
     out_json = tmp_path / "results.json"
@@ -113,7 +119,8 @@ def test_odoo_benchmarks_run_at_tiny_size_where_an_odoo_is_found(tmp_path: Path)
                 f"the Odoo benchmarks did not finish in {ODOO_SMOKE_BUDGET} s; their output "
                 "ends:\n" + log.read_text(errors="replace")[-6000:]
             )
-    assert proc.returncode == 0, log.read_text(errors="replace")[-6000:]
+    # 3: a latency goal missed at smoke size; the correctness counts are asserted below.
+    assert proc.returncode in (0, 3), log.read_text(errors="replace")[-6000:]
     data = json.loads(out_json.read_text())
     series = sorted(found) if not os.environ.get("ODOO_SERIES") else [
         s for s in sorted(found) if s in os.environ["ODOO_SERIES"].replace(",", " ").split()

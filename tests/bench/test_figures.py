@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from bench.common import (
@@ -13,6 +20,8 @@ from bench.common import (
     render_markdown,
     render_table,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -86,3 +95,61 @@ def test_a_subset_run_keeps_the_other_rows_with_their_own_run() -> None:
     assert "| 9. Odoo webhook route | 18.0: events lost of 10 | 0 | == 0 | PASS | 2 |" in md
     assert "`python -m bench`" in md and "`python -m bench --only odoo_webhook`" in md
     assert md.count(hand) == 1 and "- x" not in md
+
+
+@pytest.fixture(autouse=True)
+def _logger_level_restored() -> Iterator[None]:
+    """main() quiets the plane_connector logger for its run: later tests' caplog needs it back."""
+    logger = logging.getLogger("plane_connector")
+    level = logger.level
+    yield
+    logger.setLevel(level)
+
+
+def _fake_benchmark(monkeypatch: pytest.MonkeyPatch, value: float) -> None:
+    """bench's only benchmark becomes one figure of ``value`` against the goal <= 1.0."""
+    import types
+
+    import bench.__main__ as bench_main
+
+    def run(cfg) -> BenchResult:
+        res = BenchResult("fake", "1. fake")
+        res.add("ratio", value, "ratio", "<= 1.0")
+        return res
+
+    monkeypatch.setitem(sys.modules, "bench_fake", types.SimpleNamespace(run=run))
+    monkeypatch.setattr(bench_main, "BENCHMARKS", {"fake": ("bench_fake", "1. fake")})
+
+
+@pytest.mark.parametrize(("value", "status"), [(0.5, 0), (2.0, 3)])
+def test_a_missed_goal_is_a_non_zero_exit(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str], value: float,
+                                          status: int) -> None:  # fmt: skip
+    import bench.__main__ as bench_main
+
+    _fake_benchmark(monkeypatch, value)
+    out_json, out_md = tmp_path / "r.json", tmp_path / "R.md"
+    assert bench_main.main(["--json", str(out_json), "--markdown", str(out_md)]) == status
+    assert ("1. fake: ratio" in capsys.readouterr().err) == (status != 0)
+
+
+def test_each_run_names_the_commit_it_measured(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:  # fmt: skip
+    import bench.__main__ as bench_main
+
+    _fake_benchmark(monkeypatch, 0.5)
+    out_json, out_md = tmp_path / "r.json", tmp_path / "R.md"
+    # An earlier file's row, written before runs named their tree, is kept and says so.
+    old = BenchResult("old", "0. old")
+    old.add("n", 0, "count", "== 0")
+    out_json.write_text(json.dumps({**_meta("python -m bench", "2026-01-01 00:00:00"),
+                                    "benchmarks": {"old": old.to_json()}}))  # fmt: skip
+    assert bench_main.main(["--json", str(out_json), "--markdown", str(out_md)]) == 0
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+    data = json.loads(out_json.read_text())
+    assert data["tree"]["commit"] == head
+    assert data["benchmarks"]["fake"]["run"]["tree"]["commit"] == head
+    md = out_md.read_text()
+    assert f"- tree: commit {head[:12]}" in md
+    assert "- tree: not recorded (a run from before runs named their tree)" in md

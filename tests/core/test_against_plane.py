@@ -12,10 +12,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from plane_connector import AuthError, ConflictError, PlaneClient
+from plane_connector import AuthError, ConflictError, PlaneClient, testing
 from plane_live import ClientTarget, LiveConfig
-
-testing = pytest.importorskip("plane_connector.testing")
 
 LIVE = LiveConfig.from_env()
 #: A second live key, for the test that spends a whole minute's quota on purpose.

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from core_loopback import API_KEY, LoopbackServer, Reply, Seen, plane_pages
-from plane_connector import ConfigError, PaginationError, PlaneClient
+from plane_connector import AuthError, ConfigError, PaginationError, PlaneClient
 
 ITEMS = [{"id": f"wi-{i:05d}", "sequence_id": i} for i in range(1234)]
 PATH = "workspaces/ws/projects/p/work-items/"
@@ -143,9 +143,10 @@ def test_errors_mid_walk_keep_the_resume_point(server: LoopbackServer) -> None:
     server.handler = handle
     pager = client(server).paginate(PATH, per_page=100)
     got = []
-    with pytest.raises(Exception, match="not valid"):
+    with pytest.raises(AuthError, match="not valid") as info:
         for item in pager:
             got.append(item)
+    assert info.value.status == 403
     assert len(got) == 200
     assert pager.cursor == "100:2:0"
 

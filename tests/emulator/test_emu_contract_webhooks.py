@@ -48,7 +48,9 @@ def assert_like_recording(got, body: bytes, meta: dict) -> None:
 
 
 def test_recorded_signatures_verify_with_the_library(samples_dir: Path) -> None:
-    for headers_file in sorted((samples_dir / "webhooks").glob("*.headers.json")):
+    recorded = sorted((samples_dir / "webhooks").glob("*.headers.json"))
+    assert recorded, samples_dir
+    for headers_file in recorded:
         meta = json.loads(headers_file.read_text())
         body = headers_file.with_name(headers_file.name.replace(".headers.", ".body.")).read_bytes()
         sig = meta["headers"]["X-Plane-Signature"]

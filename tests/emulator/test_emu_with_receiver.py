@@ -10,10 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from plane_connector import dedupe, webhooks
 from plane_connector.testing import PlaneEmulator
-
-webhooks = pytest.importorskip("plane_connector.webhooks")
-dedupe = pytest.importorskip("plane_connector.dedupe")
 
 SECRET = "plane_wh_" + "5e" * 16
 

@@ -7,9 +7,8 @@ import secrets
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+import psycopg2
 import pytest
-
-psycopg2 = pytest.importorskip("psycopg2")
 
 if TYPE_CHECKING:
     from conftest import GitRepo

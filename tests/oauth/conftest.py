@@ -8,10 +8,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import cryptography  # noqa: F401 - a dev requirement the token encryption needs
+import psycopg2
 import pytest
-
-psycopg2 = pytest.importorskip("psycopg2")
-pytest.importorskip("cryptography")
 
 KEY_ENV = "PLANE_TEST_TOKEN_KEY"
 

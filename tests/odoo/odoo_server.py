@@ -21,6 +21,8 @@ import xmlrpc.client
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 DB_USER = os.environ.get("ODOO_DB_USER", "odoo")
 
@@ -35,6 +37,24 @@ FOUND, MISSING = sys.modules["odoo_locate"].find_all()
 SERVERS = {o.series: o for o in FOUND}
 SERIES = sorted(SERVERS)
 NOT_FOUND = "no Odoo found: " + "; ".join(f"{s}.0 {why}" for s, why in MISSING.items())
+#: Series that must run here: .ci/run sets it to those the machine configures, so that an Odoo
+#: gone missing fails its tests instead of skipping them.
+REQUIRED = sorted(set(os.environ.get("PLANE_REQUIRE_ODOO", "").replace(",", " ").split()))
+
+
+def series_params() -> list[Any]:
+    """Params of a per-series fixture: each series found and each required one (which fails in
+    ``server()`` when not found), else one skipped param that says why none runs."""
+    wanted = sorted(set(SERIES) | set(REQUIRED))
+    return wanted or [pytest.param("none", marks=pytest.mark.skip(reason=NOT_FOUND))]
+
+
+def server(series: str) -> Any:
+    """The Odoo found for ``series``; a required one not found fails the test."""
+    if series not in SERVERS:
+        pytest.fail(f"Odoo {series}.0 is required here (PLANE_REQUIRE_ODOO) but not found: "
+                    f"{MISSING.get(series, 'not looked for')}")
+    return SERVERS[series]
 
 
 def addons_path(series: str) -> str:
@@ -71,7 +91,7 @@ class OdooServer:
     def __init__(self, series: str, modules: str, env: dict[str, str], log: Path,
                  db_prefix: str = "plane_live") -> None:
         self.series = series
-        self.odoo = SERVERS[series]
+        self.odoo = server(series)
         self.path, self.python = self.odoo.path, self.odoo.python
         self.modules = modules
         self.env = env

@@ -45,7 +45,9 @@ def test_manifest_is_series_free_and_complete(addon):
 
 @pytest.mark.parametrize("addon", ADDON_DIRS, ids=_ids(ADDON_DIRS))
 def test_views_valid_in_both_series(addon):
-    for xml in addon.rglob("*.xml"):
+    xmls = sorted(addon.rglob("*.xml"))
+    assert xmls, f"{addon.name}: no XML found (a glob that matches nothing passes any check)"
+    for xml in xmls:
         root = ET.parse(xml).getroot()  # noqa: S314 - our own files
         assert not root.findall(".//tree"), f"{xml}: <tree> is <list> since 18.0"
         assert not root.findall(".//*[@attrs]"), f"{xml}: attrs= is gone since 17.0"
@@ -63,7 +65,9 @@ def test_views_valid_in_both_series(addon):
 def test_sql_constraints_also_declared_for_19(addon):
     # 19.0 ignores _sql_constraints: each must sit in the else branch of a models.Constraint
     # declaration, never alone.
-    for py in addon.rglob("*.py"):
+    pys = sorted(addon.rglob("*.py"))
+    assert pys, f"{addon.name}: no Python file found"
+    for py in pys:
         text = py.read_text(encoding="utf-8")
         if "_sql_constraints = [" not in text:
             continue

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from odoo_server import NOT_FOUND, SERIES, OdooServer, wait_until
+from odoo_server import OdooServer, series_params, wait_until
 from plane_connector.testing import PlaneEmulator
 from plane_live import LIVE_BUDGET, LiveConfig, PacedHttp
 
@@ -72,8 +72,7 @@ class ScenarioPlane:
         return answer.status, answer.json()
 
 
-@pytest.fixture(scope="module", params=SERIES or [
-    pytest.param("none", marks=pytest.mark.skip(reason=NOT_FOUND))])
+@pytest.fixture(scope="module", params=series_params())
 def scenario(request, tmp_path_factory) -> Iterator[dict]:
     series = request.param
     plane = ScenarioPlane()

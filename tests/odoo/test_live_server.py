@@ -24,12 +24,11 @@ from pathlib import Path
 
 import pytest
 from odoo_server import (
-    NOT_FOUND,
-    SERIES,
-    SERVERS,
     addons_path,
     attempt,
     free_port,
+    series_params,
+    server,
     wait_until,
 )
 from plane_connector import sign_body
@@ -41,13 +40,10 @@ WEBHOOK_SECRET = "plane_wh_" + uuid.uuid4().hex
 
 
 
-@pytest.fixture(scope="module", params=SERIES or [pytest.param("none", marks=pytest.mark.skip(
-    reason=NOT_FOUND))])
+@pytest.fixture(scope="module", params=series_params())
 def live_odoo(request, tmp_path_factory) -> Iterator[dict]:
     series = request.param
-    path, python = SERVERS[series].path, SERVERS[series].python
-    if not Path(python).is_file():
-        pytest.skip(f"no Python for Odoo {series}.0 at {python}")
+    path, python = server(series).path, server(series).python
     # That Odoo must run this tree's plane_connector, not the one synced last time.
     sync = subprocess.run(
         [str(ROOT / "scripts" / "odoo-tests.sh"), "--sync-only"], capture_output=True, text=True,

@@ -8,10 +8,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg2
 import pytest
 from keychain import SecretService, current_backend, running_secret_service
-
-psycopg2 = pytest.importorskip("psycopg2")
 
 # Supabase Vault's shape (vault.secrets + the vault.decrypted_secrets view). Supabase decrypts
 # with pgsodium; pgcrypto stands in here so the view really decrypts, and a secret whose key is

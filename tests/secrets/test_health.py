@@ -15,8 +15,6 @@ import pytest
 from keychain import SECRET_SERVICE_BACKEND, SecretService
 from plane_connector import health
 
-pytest.importorskip("plane_connector.testing.emulator")
-
 EXE = str(Path(sys.executable).with_name("plane-connector"))
 
 

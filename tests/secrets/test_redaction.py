@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import plane_connector
+import plane_connector.cli.webhook  # noqa: F401 - the CLI the subprocess tests run
+import plane_connector.testing.emulator  # noqa: F401 - what the plane_emulator fixtures start
 import pytest
-from plane_connector import secrets
-
-pytest.importorskip("plane_connector.testing.emulator", reason="Plane emulator (helper B)")
+from plane_connector import dedupe, oauth, secrets, webhooks
 
 EXE = str(Path(sys.executable).with_name("plane-connector"))
 
@@ -185,8 +185,6 @@ def test_connection_refused_with_retries(leaks: Leaks) -> None:
 
 
 def test_bad_signature(tmp_path: Path, leaks: Leaks) -> None:
-    webhooks = pytest.importorskip("plane_connector.webhooks", reason="webhook receiver (C)")
-    dedupe = pytest.importorskip("plane_connector.dedupe", reason="delivery store (C)")
     s = leaks.values
     body = json.dumps({"event": "issue", "action": "created", "data": {"id": "x"}}).encode()
     wrong = plane_connector.sign_body(s.webhook_secret + "x", body)
@@ -227,7 +225,6 @@ def _start_webhook_cli(env: dict[str, str], store: str) -> tuple[subprocess.Pope
 
 
 def test_bad_signature_through_the_webhook_cli(tmp_path: Path, leaks: Leaks) -> None:
-    pytest.importorskip("plane_connector.cli.webhook", reason="webhook CLI (C)")
     s = leaks.values
     proc, url = _start_webhook_cli(
         {"PLANE_TEST_WH_SECRET": s.webhook_secret}, f"sqlite:{tmp_path / 'w.sqlite3'}"
@@ -291,7 +288,6 @@ def oauth_setup(
     monkeypatch: pytest.MonkeyPatch,
 ) -> OAuthSetup:
     """A Plane App on a cloud emulator; ``indirect`` param "wrong secret" configures a bad one."""
-    oauth = pytest.importorskip("plane_connector.oauth", reason="OAuth (helper E)")
     cloud = plane_emulator_factory(edition="cloud")
     s = leaks.values
     client_id, client_secret = cloud.register_oauth_app()

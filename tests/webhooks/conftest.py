@@ -44,6 +44,7 @@ def samples(samples_dir: Path) -> dict[str, Sample]:
         name = body_path.name.removesuffix(".body.json")
         meta = json.loads((body_path.parent / f"{name}.headers.json").read_text())
         out[name] = Sample(name, meta["headers"], body_path.read_bytes(), meta["webhook_secret"])
+    assert out, f"no recorded deliveries in {samples_dir / 'webhooks'}"
     return out
 
 

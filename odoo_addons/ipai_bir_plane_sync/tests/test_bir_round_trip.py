@@ -203,7 +203,7 @@ class TestBirRoundTrip(PlaneEmulatorCase):
         self.assertNotIn(fake[10:], filing.plane_sync_error)
 
     def test_period_is_validated(self):
-        with self.assertRaises(Exception):  # noqa: B017 - ValidationError on 18 and 19
+        with self.assertRaisesRegex(ValidationError, "must look like 2026-10"):
             self._filing(period="October")
 
 

@@ -9,6 +9,10 @@ from odoo.tests import TransactionCase, tagged
 from ..models.plane_sync_job import LOCK_SPACE
 from .common import CommittedJobs
 
+# pg_locks is the whole cluster's: another database's Odoo (the other series, run side by side,
+# or a live test) holds advisory locks in the same space.
+THIS_DB = " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+
 
 @tagged("post_install", "-at_install")
 class TestConcurrentClaims(CommittedJobs, TransactionCase):
@@ -90,7 +94,7 @@ class TestConcurrentClaims(CommittedJobs, TransactionCase):
             # While the job runs, another session sees it locked (its worker is alive).
             with self.db.cursor() as cr:
                 cr.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
-                           " AND classid = %s::oid AND objid = %s::oid AND granted",
+                           " AND classid = %s::oid AND objid = %s::oid AND granted" + THIS_DB,
                            (LOCK_SPACE, job.id))
                 seen.append(cr.fetchone()[0])
             return original(job)
@@ -100,7 +104,7 @@ class TestConcurrentClaims(CommittedJobs, TransactionCase):
         self.assertEqual(seen, [1, 1])
         with self.db.cursor() as cr:
             cr.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
-                       " AND classid = %s::oid", (LOCK_SPACE,))
+                       " AND classid = %s::oid" + THIS_DB, (LOCK_SPACE,))
             self.assertEqual(cr.fetchone()[0], 0, "no lock outlives its job")
 
     def patch_execute(self, fn):
