@@ -174,19 +174,28 @@ class PlaneSyncJob(models.Model):
             raise ValueError(kind)
         project.flush_recordset()
         now = fields.Datetime.now()
-        # kind is one of PROJECT_KINDS (checked above): the index predicate must be literal.
-        self.env.cr.execute(
-            f"""
-            INSERT INTO plane_sync_job (project_id, kind, plane_project_id, state, attempts,
-                                        writes, next_attempt_at, create_uid, create_date,
-                                        write_uid, write_date)
-            VALUES (%s, %s, %s, 'pending', 0, 1, %s, %s, %s, %s, %s)
-            ON CONFLICT (project_id) WHERE state = 'pending' AND kind = '{kind}' DO NOTHING
-            """,  # noqa: S608
-            (project.id, kind, project.plane_project_id, now, self.env.uid, now, self.env.uid,
-             now),
-        )
-        queued = self.env.cr.rowcount == 1
+        try:
+            # In a REPEATABLE READ transaction (a cron run, a request) a pending twin committed
+            # by another transaction after this one's snapshot (a user's "Check now" while the
+            # cron's sweep step queues its next step) is a serialization failure, not a
+            # conflict DO NOTHING absorbs. Either way one is queued: the other transaction's.
+            with self.env.cr.savepoint(), _quiet_sql():
+                # kind is one of PROJECT_KINDS (checked above): the index predicate is literal.
+                self.env.cr.execute(
+                    f"""
+                    INSERT INTO plane_sync_job (project_id, kind, plane_project_id, state,
+                                                attempts, writes, next_attempt_at, create_uid,
+                                                create_date, write_uid, write_date)
+                    VALUES (%s, %s, %s, 'pending', 0, 1, %s, %s, %s, %s, %s)
+                    ON CONFLICT (project_id) WHERE state = 'pending' AND kind = '{kind}'
+                    DO NOTHING
+                    """,  # noqa: S608
+                    (project.id, kind, project.plane_project_id, now, self.env.uid, now,
+                     self.env.uid, now),
+                )
+                queued = self.env.cr.rowcount == 1
+        except (_errors().SerializationFailure, _errors().UniqueViolation):
+            queued = False
         self.invalidate_model()
         self._plane_wake()
         return queued
@@ -302,10 +311,20 @@ class PlaneSyncJob(models.Model):
     def _plane_fallback_retry(self, job_id: int, exc: Exception) -> str:
         params = self.env["ir.config_parameter"].sudo()
         max_attempts = int(params.get_param(PARAM_MAX_ATTEMPTS, DEFAULT_MAX_ATTEMPTS))
+        # A pending twin queued meanwhile takes over (one pending per task or project and kind).
         self.env.cr.execute(
-            "UPDATE plane_sync_job SET state = CASE WHEN attempts >= %(max)s THEN 'dead'"
-            " ELSE 'pending' END, last_error = %(err)s, next_attempt_at = %(at)s"
-            " WHERE id = %(id)s AND state = 'running' RETURNING state",
+            "UPDATE plane_sync_job j SET state = CASE WHEN j.attempts >= %(max)s THEN 'dead'"
+            " WHEN EXISTS (SELECT 1 FROM plane_sync_job t WHERE t.state = 'pending'"
+            "   AND t.kind = j.kind AND t.id <> j.id AND ((j.task_id IS NOT NULL"
+            "   AND t.task_id = j.task_id) OR (j.task_id IS NULL AND t.task_id IS NULL"
+            "   AND t.project_id = j.project_id))) THEN 'done'"
+            " ELSE 'pending' END, next_attempt_at = %(at)s,"
+            " last_error = CASE WHEN j.attempts < %(max)s AND EXISTS (SELECT 1 FROM"
+            "   plane_sync_job t WHERE t.state = 'pending' AND t.kind = j.kind AND t.id <> j.id"
+            "   AND ((j.task_id IS NOT NULL AND t.task_id = j.task_id) OR (j.task_id IS NULL"
+            "   AND t.task_id IS NULL AND t.project_id = j.project_id)))"
+            "   THEN 'superseded by a pending job: ' || %(err)s ELSE %(err)s END"
+            " WHERE j.id = %(id)s AND j.state = 'running' RETURNING j.state",
             {"max": max_attempts, "err": _describe(exc), "id": job_id,
              "at": fields.Datetime.now() + dt.timedelta(seconds=BACKOFF_BASE)},
         )
@@ -456,9 +475,9 @@ class PlaneSyncJob(models.Model):
         if _database_fault(exc):
             # A connection the job used (the rate budget's, say) was cut: nothing is wrong with
             # the job, so, as for a dead worker, the retry uses no attempt; soon, not at once.
-            self.write({"state": "pending", "attempts": max(0, self.attempts - 1),
-                        "last_error": message,
-                        "next_attempt_at": fields.Datetime.now() + dt.timedelta(seconds=2)})
+            self._plane_requeue({"attempts": max(0, self.attempts - 1), "last_error": message,
+                                 "next_attempt_at": fields.Datetime.now()
+                                 + dt.timedelta(seconds=2)})
             return "retry"
         params = self.env["ir.config_parameter"].sudo()
         max_attempts = int(params.get_param(PARAM_MAX_ATTEMPTS, DEFAULT_MAX_ATTEMPTS))
@@ -474,24 +493,39 @@ class PlaneSyncJob(models.Model):
             "last_error": message,
             "next_attempt_at": fields.Datetime.now() + dt.timedelta(seconds=delay),
         }
-        if self._plane_has_pending_twin():
-            # A write made while this job ran queued a fresh job: that one pushes the latest
-            # values and inherits the error so the failure stays visible.
-            twin = self._plane_pending_twin()
-            twin.write({"last_error": message, "attempts": max(twin.attempts, self.attempts)})
-            self.write({"state": "done", "last_error": f"superseded by job {twin.id}: {message}",
-                        "done_at": fields.Datetime.now()})
-        else:
-            self.write(dict(values, state="pending"))
+        # A write made while this job ran may have queued a fresh job: that one pushes the
+        # latest values and inherits the error so the failure stays visible.
+        self._plane_requeue(values)
         _log.warning("Plane sync job %s (%s) failed (attempt %s), retry in %ss: %s", self.id,
                      self.kind, self.attempts, delay, message)
         return "retry"
 
+    def _plane_requeue(self, values: dict) -> None:
+        """Back to *pending* with ``values``, unless a pending twin was queued meanwhile (one
+        pending job per task or project and kind): then the twin does the work and this one
+        ends as superseded. A twin another transaction committed after this one's snapshot is
+        invisible to the search and shows as a unique violation of the write."""
+        twin = self._plane_pending_twin()
+        if not twin:
+            try:
+                with self.env.cr.savepoint(), _quiet_sql():
+                    self.write(dict(values, state="pending"))
+                    self.flush_recordset()
+                return
+            except (_errors().UniqueViolation, _errors().SerializationFailure):
+                self.invalidate_recordset()
+        if twin:
+            twin.write({"last_error": values.get("last_error"),
+                        "attempts": max(twin.attempts, values.get("attempts", self.attempts))})
+        self.write({"state": "done", "done_at": fields.Datetime.now(),
+                    "last_error": f"superseded by job {twin.id if twin else 'queued meanwhile'}:"
+                                  f" {values.get('last_error') or ''}"[:2000]})
+
     def _plane_paused(self, exc: Exception, message: str, probe_in: float) -> str:
         """Plane is down: back to the queue as it was (no attempt used), the task waiting."""
         # Its place in the queue is kept (next_attempt_at untouched): the same job probes next.
-        self.write({
-            "state": "pending", "attempts": max(0, self.attempts - 1),
+        self._plane_requeue({
+            "attempts": max(0, self.attempts - 1),
             "last_error": f"Waiting for Plane: {message}"[:2000],
         })
         if self.task_id:
@@ -584,6 +618,20 @@ def _unlock(cr, job_id: int) -> None:
         cr.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_SPACE, job_id))
     except Exception:  # noqa: BLE001 - the connection died meanwhile: its locks went with it
         _log.debug("advisory unlock of job %s failed", job_id, exc_info=True)
+
+
+def _errors():
+    import psycopg2.errors
+
+    return psycopg2.errors
+
+
+def _quiet_sql():
+    """Odoo's cursor logs a failing statement at ERROR ("bad query"); one the caller expects
+    and handles is not an error."""
+    from odoo.tools import mute_logger
+
+    return mute_logger("odoo.sql_db")
 
 
 def _database_fault(exc: BaseException) -> bool:

@@ -158,6 +158,33 @@ class TestPlaneOutage(ProjectSyncCase):
         self.assertEqual(self.Job._cron_run_jobs()["done"], 1)
         self.assertEqual(task.plane_sync_state, "synced")
 
+    def test_a_job_sent_back_while_a_twin_is_pending_is_superseded_not_a_violation(self):
+        # A live run on Plane 1.0.0: a sweep step failed while a user's "Check now" had queued
+        # the next sweep; putting the failed one back to pending broke the partial unique index.
+        Job = self.Job.sudo()
+        cut = TransportError("error sending request: connection refused")
+        for path in ("paused", "fallback", "failed"):
+            with self.subTest(path=path):
+                running = Job.create({"project_id": self.project.id, "kind": "sweep",
+                                      "state": "running", "attempts": 1,
+                                      "plane_project_id": self.emulator.project_id})
+                twin = Job.create({"project_id": self.project.id, "kind": "sweep",
+                                   "state": "pending",
+                                   "plane_project_id": self.emulator.project_id})
+                self.env.flush_all()
+                if path == "paused":
+                    running._plane_paused(cut, "down", 5.0)
+                elif path == "fallback":
+                    self.assertEqual(Job._plane_fallback_retry(running.id, cut), "retry")
+                else:
+                    running._plane_failed(RuntimeError("boom"))
+                self.env.flush_all()
+                self.env.invalidate_all()
+                outcome = (running.state, twin.state, running.last_error or "")
+                (running | twin).unlink()
+                self.assertEqual(outcome[:2], ("done", "pending"))
+                self.assertIn("superseded", outcome[2])
+
     def test_an_absurd_retry_after_is_clamped(self):
         for asked in (3e11, 1e400, math.inf, math.nan, -5.0, None):
             with self.subTest(asked=asked):
