@@ -93,6 +93,7 @@ class PlaneEmulator(PlaneApi):
         self._rng = random.Random(seed)  # noqa: S311 - ids for a test double
         self._lock = threading.RLock()
         self.store = PlaneStore(self._rng, workspace_slug, "Plane Emulator")
+        self.store.plane_1_0 = version_tuple(self.version) < version_tuple("1.1.0")
         self.faults = FaultInjector()
         self.throttle = RateThrottle(self.clock)
         self.oauth = OAuthServer(self.clock, expires_in=token_expires_in)
