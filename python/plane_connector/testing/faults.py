@@ -9,7 +9,8 @@ from typing import Any
 
 HTTP_KINDS = ("status", "delay", "reset", "truncate", "malformed")
 WEBHOOK_KINDS = ("webhook_duplicate", "webhook_reorder")
-KINDS = HTTP_KINDS + WEBHOOK_KINDS
+LISTING_KINDS = ("page_repeat",)
+KINDS = HTTP_KINDS + WEBHOOK_KINDS + LISTING_KINDS
 
 
 @dataclass
@@ -42,7 +43,11 @@ class FaultInjector:
     connection without an answer), ``truncate`` (cut the body short of its Content-Length),
     ``malformed`` (invalid JSON with a correct Content-Length). Webhook kinds act on the next
     ``count`` webhook events: ``webhook_duplicate`` (each sent twice) and ``webhook_reorder``
-    (``count`` events held back, then sent newest first).
+    (``count`` events held back, then sent newest first). The listing kind ``page_repeat`` acts
+    on paginated lists: the first page is served whatever the cursor, the next cursor still
+    advances and ``next_page_results`` is always true (the listing bug reported against Plane
+    1.3.0: pages repeating, the next-page flag never false), the case the pager's loop guard
+    is for.
     """
 
     def __init__(self) -> None:
