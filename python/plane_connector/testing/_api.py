@@ -250,10 +250,7 @@ class PlaneApi:
         if not changed:
             return
         data = self._webhook_data(event, entity)
-        # Plane 1.0.0's API v1 work-item PATCH never calls model_activity: no "updated" webhook
-        # (recorded live; comments still have theirs). Odoo learns such edits only by pulling.
-        v1_keys = [] if event == "issue" and not self.serves_work_items else changed
-        for key in v1_keys:
+        for key in changed:
             v1 = WebhookEvent(
                 event,
                 "updated",
@@ -861,7 +858,10 @@ class PlaneApi:
                         "id": item.id,
                     },
                 )
-        self._apply_work_item_update(item, clean, ctx.actor_id, requested=data)
+        # Plane 1.0.0's API v1 work-item PATCH never calls model_activity: no "updated" webhook
+        # (recorded live; its web app's edits, update_work_item here, still send one).
+        self._apply_work_item_update(item, clean, ctx.actor_id, requested=data,
+                                     webhook=self.serves_work_items)
         return 200, self.store.serialize_work_item(item)
 
     def _apply_work_item_update(
@@ -870,12 +870,15 @@ class PlaneApi:
         data: dict[str, Any],
         actor: str,
         requested: dict[str, Any] | None = None,
+        webhook: bool = True,
     ) -> None:
         """Store the cleaned values; the webhooks compare the *requested* ones (Plane's
         model_activity diffs the request against the object as it was)."""
         before = dict(item.data)
         self.store.update_work_item(item, data, actor)
-        self._emit_updated("issue", item, before, data if requested is None else requested, actor)
+        if webhook:
+            self._emit_updated("issue", item, before,
+                               data if requested is None else requested, actor)
 
     def _v_search(self, ctx: _Ctx) -> tuple[int, Any]:
         term = (ctx.q("search") or "").strip()
