@@ -183,7 +183,8 @@ impl PagerState {
                 .collect();
             if ids.iter().all(|id| !id.is_null()) && ids == self.previous_ids {
                 return Err(CoreError::Pagination(format!(
-                    "pagination loop: the page after cursor {:?} repeats the previous page's                      {} items; the server is ignoring the cursor",
+                    "pagination loop: the page after cursor {:?} repeats the previous page's \
+                     {} items; the server is ignoring the cursor",
                     self.cursor.as_deref().unwrap_or(""),
                     ids.len()
                 )));

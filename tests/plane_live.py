@@ -248,7 +248,12 @@ class ClientTarget:
 
     @property
     def items_path(self) -> str:
-        return f"workspaces/{self.workspace}/projects/{self.project}/work-items/"
+        """The project's work-item collection on this server's route family (``/issues/`` on
+        Plane <= 1.0), from the wheel's route map, never spelled here."""
+        from plane_connector import server
+
+        routes = server.detect(self.client()).routes
+        return routes.work_items(self.workspace, self.project)
 
     def client(self, **kw: Any) -> Any:
         from plane_connector import PlaneClient

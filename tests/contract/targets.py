@@ -51,6 +51,10 @@ class EmulatorTarget:
         self.http = PacedHttp(self.emu.base_url, self.emu.api_key)
         self.slug = self.emu.workspace_slug
         self.project_id = self.emu.project_id
+        # The live project (PLANE_LIVE_PROJECT, made through the API) has no labels; the
+        # emulator's seeds some. Plane 1.0.0's label PATCH conflicts with any other label
+        # without an external id, so the probes' project must match: none here either.
+        self.emu.store.labels[self.project_id].clear()
         self.workspace_id = self.emu.workspace_id
         self.me: dict[str, Any] = self.emu.user
         return self

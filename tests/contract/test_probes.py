@@ -18,7 +18,8 @@ import os
 from pathlib import Path
 
 import pytest
-from plane_connector.testing._api import NEWEST_VERSION, version_tuple
+from plane_connector.testing._api import NEWEST_VERSION, PLANE_VERSIONS, version_tuple
+from plane_live import LiveConfig
 
 from .probes import PROBES
 from .runner import Probe, run_probe
@@ -70,6 +71,16 @@ def write_recording(probe: Probe, transcript: object, target: LiveTarget) -> Non
 
 
 def replayed() -> list[tuple[str, Probe]]:
+    """Replay what is recorded. In live mode every probe of every version the emulator plays
+    and of the one the server reports (the test skips those the server is not): a version with
+    no recordings yet is how its first ones are made (PLANE_LIVE_RECORD=1)."""
+    config = LiveConfig.from_env()
+    if config is not None:
+        live = LiveTarget(config)
+        live.identify()  # one unauthenticated GET /api/instances/, no rate budget
+        extra = {live.version} if live.version else set()
+        versions = sorted(set(VERSIONS) | set(PLANE_VERSIONS) | extra, key=version_tuple)
+        return [(v, p) for v in versions for p in PROBES]
     return [(v, p) for v in VERSIONS for p in PROBES
             if v == NEWEST_VERSION or recording_path(p, v).exists()]
 

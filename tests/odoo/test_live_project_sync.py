@@ -34,6 +34,7 @@ class ScenarioPlane:
 
     def __init__(self) -> None:
         self.emulator: PlaneEmulator | None = None
+        self._family: str | None = None
         if LIVE is None:
             self.emulator = PlaneEmulator(rate_limit=600, seed=13).start()
             self.base_url = self.emulator.base_url
@@ -66,6 +67,22 @@ class ScenarioPlane:
             self.emulator.stop()
         elif LIVE is not None:
             LIVE.unpoint_webhook()
+
+    def items(self, project: str, *ids: str, comments: bool = False) -> str:
+        """A work-item path under the workspace on this server's route family (``/issues/`` on
+        Plane <= 1.0), from the wheel's route map."""
+        from plane_connector import PlaneClient, server
+
+        if self._family is None:
+            self._family = server.detect(PlaneClient(self.base_url, api_key=self.odoo_key)).family
+        resource = "comments" if comments else "work_items"
+        return "/".join(server.segments(self._family, resource, project, *ids)) + "/"
+
+    def api_edits_send_webhooks(self) -> bool:
+        """Whether a work item changed through API v1 sends an ``updated`` webhook: not on
+        Plane 1.0 (the ``/issues/`` family), whose API view never calls model_activity."""
+        self.items("x")  # detects the family once
+        return self._family == "work-items"
 
     def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         answer = self.http.call(method, f"/api/v1/workspaces/{self.workspace}/{path}", body)
@@ -107,7 +124,7 @@ def test_project_sync_end_to_end(scenario) -> None:
                     ["name", "plane_work_item_id", "plane_sync_state", *names])[0]
 
     def item(item_id: str) -> dict:
-        status, body = plane.api("GET", f"projects/{plane_project}/work-items/{item_id}/")
+        status, body = plane.api("GET", plane.items(plane_project, item_id))
         return body if status == 200 else {}
 
     stages = [call("project.task.type", "create", {"name": name, "sequence": n})
@@ -132,7 +149,7 @@ def test_project_sync_end_to_end(scenario) -> None:
             for n in range(1, 6)])
         wait_until(lambda: all(task(t)["plane_sync_state"] == "synced" for t in tasks), HOP,
                    "five tasks pushed")
-        status, page = plane.api("GET", f"projects/{plane_project}/work-items/?per_page=100")
+        status, page = plane.api("GET", plane.items(plane_project) + "?per_page=100")
         assert sorted(i["external_id"] for i in page["results"]) == sorted(
             f"project.task,{t}" for t in tasks)
         ids = {t: task(t)["plane_work_item_id"] for t in tasks}
@@ -143,14 +160,22 @@ def test_project_sync_end_to_end(scenario) -> None:
                    "the Odoo rename in Plane")
 
         # 4. A Plane rename of an "Odoo wins" field is reverted, once, and it goes quiet.
-        plane.api("PATCH", f"projects/{plane_project}/work-items/{ids[tasks[1]]}/",
+        plane.api("PATCH", plane.items(plane_project, ids[tasks[1]]),
                   {"name": "Renamed in Plane"})
-        wait_until(lambda: item(ids[tasks[1]]).get("name") == f"Task 2 {uniq}", HOP,
-                   "Odoo to revert the Plane rename")
+        if plane.api_edits_send_webhooks():
+            wait_until(lambda: item(ids[tasks[1]]).get("name") == f"Task 2 {uniq}", HOP,
+                       "Odoo to revert the Plane rename")
+        else:
+            # Plane 1.0.0's API v1 work-item PATCH sends no webhook (recorded live; its web
+            # app's edits do): nothing tells Odoo, so this step cannot be driven with an API
+            # key there. Put the name back and go on with the rest of the scenario.
+            assert item(ids[tasks[1]]).get("name") == "Renamed in Plane"
+            plane.api("PATCH", plane.items(plane_project, ids[tasks[1]]),
+                      {"name": f"Task 2 {uniq}"})
         assert task(tasks[1])["name"] == f"Task 2 {uniq}"
 
         # 5. Comments cross once each way.
-        plane.api("POST", f"projects/{plane_project}/work-items/{ids[tasks[2]]}/comments/",
+        plane.api("POST", plane.items(plane_project, ids[tasks[2]], comments=True),
                   {"comment_html": "<p>Hello from Plane</p>"})
         # A note typed in the task's chatter, posted the way the web client posts it.
         server.web("/mail/message/post", {
@@ -165,7 +190,7 @@ def test_project_sync_end_to_end(scenario) -> None:
 
         def plane_comments() -> list[str]:
             status, body = plane.api(
-                "GET", f"projects/{plane_project}/work-items/{ids[tasks[2]]}/comments/")
+                "GET", plane.items(plane_project, ids[tasks[2]], comments=True))
             return [c["comment_html"] for c in body["results"]] if status == 200 else []
 
         wait_until(lambda: from_plane() == 1, HOP, "the Plane comment in the chatter")
@@ -173,7 +198,7 @@ def test_project_sync_end_to_end(scenario) -> None:
                    "the chatter note in Plane")
 
         # 6. A work item deleted in Plane: no webhook in CE; the deletion check finds it.
-        status, _ = plane.api("DELETE", f"projects/{plane_project}/work-items/{ids[tasks[3]]}/")
+        status, _ = plane.api("DELETE", plane.items(plane_project, ids[tasks[3]]))
         assert status == 204
         # The check runs every plane.project_sync.deletion_sweep_minutes; the button asks now.
         call("project.project", "action_plane_sweep_now", [project])
@@ -193,10 +218,11 @@ def test_project_sync_end_to_end(scenario) -> None:
         wait_until(lambda: plane.api("GET", f"projects/{plane_project}/")[1].get("name")
                    == f"Ops and Support EU {uniq}", HOP, "the Plane project renamed")
 
-        # Settled: the revert happened once, and every comment arrived once.
+        # Settled: the revert happened once (none where Plane sent no webhook for the rename),
+        # and every comment arrived once.
         assert call("mail.message", "search_count", [
             ("model", "=", "project.task"), ("res_id", "=", tasks[1]),
-            ("body", "ilike", "overwritten")]) == 1
+            ("body", "ilike", "overwritten")]) == (1 if plane.api_edits_send_webhooks() else 0)
         assert from_plane() == 1
         assert sum("Hello from Odoo" in c for c in plane_comments()) == 1
         log = server.log_text()

@@ -348,6 +348,12 @@ class PlaneApi:
         """Whether this version has the ``/work-items/`` routes (1.1.0 and later)."""
         return version_tuple(self.version) >= WORK_ITEMS_SINCE
 
+    @property
+    def checks_project_chars(self) -> bool:
+        """Whether project names/identifiers with special characters are refused (400). Not on
+        1.0.0, recorded live (tests/contract/recordings/1.0.0/project.*.json)."""
+        return self.serves_work_items
+
     def _instance(self) -> dict[str, Any]:
         """``GET /api/instances/`` as CE answers anyone (a subset of the keys: those a client
         reads, and enough of the rest to keep the shape)."""
@@ -530,13 +536,14 @@ class PlaneApi:
                 self.store.projects.values(), key=lambda e: e.data["created_at"], reverse=True
             )
             return 200, self._page(ctx, [self.store.project_api(e) for e in rows])
-        data = _project_input(ctx.data(), None)
+        data = _project_input(ctx.data(), None, special_chars_check=self.checks_project_chars)
         # Both unique constraints (name, identifier among live projects) end in the same
         # IntegrityError branch of the view, which names the name whichever clashed (seen live).
         if self._project_clash(data, None):
             raise _Reply(409, PROJECT_NAME_TAKEN)
         project = self.store.create_project(
-            data["name"], data["identifier"], str(data.get("description", ""))
+            data["name"], data["identifier"], str(data.get("description", "")),
+            views_on=not self.serves_work_items,
         )
         self._emit_created("project", project, ctx.actor_id)
         return 201, self.store.project_api(project)
@@ -555,7 +562,7 @@ class PlaneApi:
             return 204, None
         if project.data["archived_at"]:
             raise _Reply(400, {"error": "Archived project cannot be updated"})
-        data = _project_input(ctx.data(), project)
+        data = _project_input(ctx.data(), project, special_chars_check=self.checks_project_chars)
         if self._project_clash(data, project):
             raise _Reply(409, PROJECT_NAME_TAKEN)
         before = dict(project.data)
@@ -658,11 +665,32 @@ class PlaneApi:
     def _v_label(self, ctx: _Ctx) -> tuple[int, Any]:
         labels = self.store.labels[ctx.params["pid"]]
         label = self._get(labels, ctx.params["oid"])
+        if ctx.method == "PATCH" and not self.serves_work_items:
+            self._label_patch_conflict_1_0(labels, label, ctx.data())
         if ctx.method == "PATCH":
             name = ctx.data().get("name")
             if any(o.data["name"] == name for o in labels.values() if o is not label):
                 raise _Reply(400, PAYLOAD_INVALID)  # the unique (project, name) constraint
         return self._simple_detail(ctx, "label")
+
+    @staticmethod
+    def _label_patch_conflict_1_0(labels: dict[str, Entity], label: Entity,
+                                  data: dict[str, Any]) -> None:
+        """Plane 1.0.0's LabelDetailAPIEndpoint.patch: it tests ``str(external_id)``, so a body
+        without one looks for another label with external id and source both NULL (the label's
+        own source when the body names none), and any such label is a 409 naming this label."""
+        raw = data.get("external_id")
+        wanted = None if raw is None else str(raw)
+        if label.data.get("external_id") == str(raw):
+            return
+        source = data.get("external_source", label.data.get("external_source"))
+        for other in labels.values():
+            if other is label:
+                continue
+            if (other.data.get("external_id") == wanted
+                    and other.data.get("external_source") == source):
+                raise _Reply(409, {"error": "Label with the same external id and external "
+                                            "source already exists", "id": label.id})
 
     # -- views: work items -------------------------------------------------------------------
     def _v_work_items(self, ctx: _Ctx) -> tuple[int, Any]:
@@ -839,7 +867,10 @@ class PlaneApi:
                         "id": item.id,
                     },
                 )
-        self._apply_work_item_update(item, clean, ctx.actor_id, requested=data)
+        # Plane 1.0.0's API v1 work-item PATCH never calls model_activity: no "updated" webhook
+        # (recorded live; its web app's edits, update_work_item here, still send one).
+        self._apply_work_item_update(item, clean, ctx.actor_id, requested=data,
+                                     webhook=self.serves_work_items)
         return 200, self.store.serialize_work_item(item)
 
     def _apply_work_item_update(
@@ -848,12 +879,15 @@ class PlaneApi:
         data: dict[str, Any],
         actor: str,
         requested: dict[str, Any] | None = None,
+        webhook: bool = True,
     ) -> None:
         """Store the cleaned values; the webhooks compare the *requested* ones (Plane's
         model_activity diffs the request against the object as it was)."""
         before = dict(item.data)
         self.store.update_work_item(item, data, actor)
-        self._emit_updated("issue", item, before, data if requested is None else requested, actor)
+        if webhook:
+            self._emit_updated("issue", item, before,
+                               data if requested is None else requested, actor)
 
     def _v_search(self, ctx: _Ctx) -> tuple[int, Any]:
         term = (ctx.q("search") or "").strip()
@@ -1091,6 +1125,8 @@ class PlaneApi:
             raise _Reply(500, SERVER_ERROR)
         chunk = rows[offset : offset + per_page]
         has_next = total > offset + per_page
+        if self.faults.take(ctx.method, ctx.path, ("page_repeat",)) is not None:
+            chunk, has_next = rows[:per_page], True
         meta = (
             b'{"grouped_by":null,"sub_grouped_by":null,"total_count":%d,'
             b'"next_cursor":"%d:%d:0","prev_cursor":"%d:%d:1",'
@@ -1179,7 +1215,9 @@ def _match(path: str) -> tuple[re.Match[str], tuple[str, ...], str] | None:
     return None
 
 
-def _project_input(data: dict[str, Any], project: Entity | None) -> dict[str, Any]:
+def _project_input(
+    data: dict[str, Any], project: Entity | None, *, special_chars_check: bool = True
+) -> dict[str, Any]:
     """ProjectCreateSerializer / ProjectUpdateSerializer on name and identifier (CE 4ca6d6c7).
 
     Field checks first (DRF CharField: required, trimmed, blank, max length), then the
@@ -1205,7 +1243,8 @@ def _project_input(data: dict[str, Any], project: Entity | None) -> dict[str, An
     if errors:
         raise _Reply(400, errors)
     for key, label in (("name", "name"), ("identifier", "identifier")):
-        if key in out and FORBIDDEN_PROJECT_CHARS.match(out[key]):
+        # Plane 1.0.0's serializers have no such check: R&D is a project name there (recorded).
+        if special_chars_check and key in out and FORBIDDEN_PROJECT_CHARS.match(out[key]):
             raise _Reply(400, {"non_field_errors": [
                 f"Project {label} cannot contain special characters."]})
     return out

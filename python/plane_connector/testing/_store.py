@@ -46,6 +46,14 @@ WORK_ITEM_WEBHOOK_KEYS = (
     "external_id", "created_by", "updated_by", "project", "workspace", "parent",
     "estimate_point", "type",
 )  # fmt: skip
+# Plane 1.0.0 (recorded live): no description_json, and the model's description after name.
+WORK_ITEM_WEBHOOK_KEYS_1_0 = (
+    "id", "labels", "assignees", "state", "created_at", "updated_at", "deleted_at", "point",
+    "name", "description", "description_html", "description_stripped", "description_binary",
+    "priority", "start_date", "target_date", "sequence_id", "sort_order", "completed_at",
+    "archived_at", "is_draft", "external_source", "external_id", "created_by", "updated_by",
+    "project", "workspace", "parent", "estimate_point", "type",
+)  # fmt: skip
 # Fields a client may write on a work item (everything else is read-only and ignored).
 WORK_ITEM_WRITABLE = (
     "name", "description_html", "priority", "state", "assignees", "labels", "parent",
@@ -132,6 +140,8 @@ class PlaneStore:
 
     def __init__(self, rng: random.Random, workspace_slug: str, workspace_name: str) -> None:
         self.rng = rng
+        #: Serialise as Plane 1.0.0 does (set by the emulator playing a version before 1.1.0).
+        self.plane_1_0 = False
         self.workspace_id = self.new_id()
         self.workspace_slug = workspace_slug
         self.workspace_name = workspace_name
@@ -170,7 +180,10 @@ class PlaneStore:
         return now_iso(moment)
 
     # -- projects ----------------------------------------------------------------------------
-    def create_project(self, name: str, identifier: str, description: str = "") -> Entity:
+    def create_project(self, name: str, identifier: str, description: str = "",
+                       *, views_on: bool = False) -> Entity:
+        """``views_on``: modules, cycles and views switched on in a new project (Plane 1.0.0's
+        defaults, recorded live; off since)."""
         ts = self.timestamp()
         pid = self.new_id()
         project = Entity(
@@ -188,9 +201,9 @@ class PlaneStore:
                 "identifier": identifier.upper(),
                 "emoji": None,
                 "icon_prop": None,
-                "module_view": False,
-                "cycle_view": False,
-                "issue_views_view": False,
+                "module_view": views_on,
+                "cycle_view": views_on,
+                "issue_views_view": views_on,
                 "page_view": True,
                 "intake_view": False,
                 "is_time_tracking_enabled": False,
@@ -490,7 +503,8 @@ class PlaneStore:
             "description_json": {},
             "description_stripped": stripped_description(d["description_html"]),
         }
-        return {k: expanded[k] if k in expanded else d.get(k) for k in WORK_ITEM_WEBHOOK_KEYS}
+        keys = WORK_ITEM_WEBHOOK_KEYS_1_0 if self.plane_1_0 else WORK_ITEM_WEBHOOK_KEYS
+        return {k: expanded[k] if k in expanded else d.get(k) for k in keys}
 
     # -- comments, cycles, modules -----------------------------------------------------------
     def create_comment(
@@ -515,6 +529,9 @@ class PlaneStore:
                 "parent": None,
             }
         )
+        if self.plane_1_0:
+            # Plane 1.0.0's comments have neither (recorded live, API answers and webhooks).
+            del comment.data["description"], comment.data["parent"]
         self.comments[project_id][comment.id] = comment
         return comment
 

@@ -84,7 +84,6 @@ class PlaneEmulator(PlaneApi):
         if rate_limit < 1:
             raise ValueError("rate_limit must be >= 1")
         self.edition = edition
-        self.version = version.strip().lstrip("v")
         self.host = host
         self._port = port
         self.rate_limit = rate_limit
@@ -93,6 +92,7 @@ class PlaneEmulator(PlaneApi):
         self._rng = random.Random(seed)  # noqa: S311 - ids for a test double
         self._lock = threading.RLock()
         self.store = PlaneStore(self._rng, workspace_slug, "Plane Emulator")
+        self.version = version.strip().lstrip("v")
         self.faults = FaultInjector()
         self.throttle = RateThrottle(self.clock)
         self.oauth = OAuthServer(self.clock, expires_in=token_expires_in)
@@ -176,6 +176,17 @@ class PlaneEmulator(PlaneApi):
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @version.setter
+    def version(self, value: str) -> None:
+        # A test may swap the version of a running emulator (an upgrade or a restore in
+        # place): the store's serialisation follows.
+        self._version = value
+        self.store.plane_1_0 = version_tuple(value) < version_tuple("1.1.0")
 
     def __repr__(self) -> str:  # never shows the key
         where = self.base_url if self._server else "(stopped)"

@@ -10,7 +10,8 @@ from typing import Any
 
 HTTP_KINDS = ("status", "delay", "reset", "truncate", "malformed")
 WEBHOOK_KINDS = ("webhook_duplicate", "webhook_reorder")
-KINDS = HTTP_KINDS + WEBHOOK_KINDS
+LISTING_KINDS = ("page_repeat",)
+KINDS = HTTP_KINDS + WEBHOOK_KINDS + LISTING_KINDS
 #: How Plane can be down: its reverse proxy answering 502/503/504 (the API behind it gone), or
 #: the connection reset without an answer.
 DOWN_MODES = ("502", "503", "504", "reset")
@@ -137,7 +138,11 @@ class FaultInjector:
     connection without an answer), ``truncate`` (cut the body short of its Content-Length),
     ``malformed`` (invalid JSON with a correct Content-Length). Webhook kinds act on the next
     ``count`` webhook events: ``webhook_duplicate`` (each sent twice) and ``webhook_reorder``
-    (``count`` events held back, then sent newest first).
+    (``count`` events held back, then sent newest first). The listing kind ``page_repeat`` acts
+    on paginated lists: the first page is served whatever the cursor, the next cursor still
+    advances and ``next_page_results`` is always true (the listing bug reported against Plane
+    1.3.0: pages repeating, the next-page flag never false), the case the pager's loop guard
+    is for.
 
     Plane down: ``set_down("502")`` (or ``"503"``, ``"504"``, ``"reset"``) makes every HTTP
     request fail that way until ``set_down(None)``; ``outage(("502", 60), ("reset", 60))``
