@@ -309,9 +309,10 @@ run_tests() {
   step "secrets / schema guard" guard || true
   step "pytest (all but the live Odoo tests, beside the addon tests)" pytest_main || true
   finish "$odoo"
-  step "pytest: the live Odoo tests ($LIVE_ODOO_TESTS)" pytest_live_odoo || true
-
+  # The Rust checks' output before the last pytest run, so that the last runner lines of the
+  # log are pytest's counts, not cargo's doc-test "0 passed".
   finish "$rust"
+  step "pytest: the live Odoo tests ($LIVE_ODOO_TESTS)" pytest_live_odoo || true
   log "done in $(( ($(clock) - t_all) / 60 )) min $(( ($(clock) - t_all) % 60 )) s; the steps, slowest first:"
   sort -rn <<<"$STEP_TIMES" | sed '/^$/d' >&2
   report_last_lines
