@@ -54,8 +54,6 @@ JOB_KINDS = [
 #: Job kinds about a whole project (no task): at most one pending per project and kind.
 PROJECT_KINDS = ("backfill", "project", "sweep")
 PARAM_MAX_ATTEMPTS = "plane.project_sync.max_attempts"
-#: No longer read: a job's worker is known alive by its advisory lock, not by a lease.
-PARAM_LEASE = "plane.project_sync.lease_seconds"
 DEFAULT_MAX_ATTEMPTS = 8
 #: First key of the session advisory locks "a live worker runs job <id>" (the second is the id).
 LOCK_SPACE = 0x706C6A62  # "pljb"
@@ -313,32 +311,21 @@ class PlaneSyncJob(models.Model):
         max_attempts = int(params.get_param(PARAM_MAX_ATTEMPTS, DEFAULT_MAX_ATTEMPTS))
         # A pending twin queued meanwhile takes over (one pending per task or project and kind).
         self.env.cr.execute(
-            "UPDATE plane_sync_job j SET state = CASE WHEN j.attempts >= %(max)s THEN 'dead'"
-            " WHEN EXISTS (SELECT 1 FROM plane_sync_job t WHERE t.state = 'pending'"
-            "   AND t.kind = j.kind AND t.id <> j.id AND ((j.task_id IS NOT NULL"
-            "   AND t.task_id = j.task_id) OR (j.task_id IS NULL AND t.task_id IS NULL"
-            "   AND t.project_id = j.project_id))) THEN 'done'"
-            " ELSE 'pending' END, next_attempt_at = %(at)s,"
-            " last_error = CASE WHEN j.attempts < %(max)s AND EXISTS (SELECT 1 FROM"
-            "   plane_sync_job t WHERE t.state = 'pending' AND t.kind = j.kind AND t.id <> j.id"
-            "   AND ((j.task_id IS NOT NULL AND t.task_id = j.task_id) OR (j.task_id IS NULL"
-            "   AND t.task_id IS NULL AND t.project_id = j.project_id)))"
+            "WITH o AS (SELECT j.id, CASE WHEN j.attempts >= %(max)s THEN 'dead'"
+            "   WHEN EXISTS (SELECT 1 FROM plane_sync_job t WHERE t.state = 'pending'"
+            "     AND t.kind = j.kind AND t.id <> j.id AND ((j.task_id IS NOT NULL"
+            "     AND t.task_id = j.task_id) OR (j.task_id IS NULL AND t.task_id IS NULL"
+            "     AND t.project_id = j.project_id))) THEN 'done'"
+            "   ELSE 'pending' END AS state FROM plane_sync_job j WHERE j.id = %(id)s)"
+            " UPDATE plane_sync_job j SET state = o.state, next_attempt_at = %(at)s,"
+            " last_error = CASE WHEN o.state = 'done'"
             "   THEN 'superseded by a pending job: ' || %(err)s ELSE %(err)s END"
-            " WHERE j.id = %(id)s AND j.state = 'running' RETURNING j.state",
+            " FROM o WHERE j.id = o.id AND j.state = 'running' RETURNING j.state",
             {"max": max_attempts, "err": _describe(exc), "id": job_id,
              "at": fields.Datetime.now() + dt.timedelta(seconds=BACKOFF_BASE)},
         )
         row = self.env.cr.fetchone()
         return "dead" if row and row[0] == "dead" else "retry"
-
-    @api.model
-    def _plane_release(self, ids: list[int]) -> None:
-        """Put claimed jobs that did not start back in the queue, as if never claimed."""
-        self.env.cr.execute(
-            "UPDATE plane_sync_job SET state = 'pending', attempts = GREATEST(attempts - 1, 0),"
-            " lease_until = NULL WHERE id = ANY(%s) AND state = 'running'",
-            (list(ids),),
-        )
 
     @api.model
     def _plane_claim_one(self, skip: list[int]) -> int | None:
@@ -366,12 +353,7 @@ class PlaneSyncJob(models.Model):
                     skip.append(job_id)
                     continue
                 lock_cr.commit()
-                # A reclaimed job (its worker died) does not use another attempt for the retry.
-                claim_cr.execute(
-                    "UPDATE plane_sync_job SET state = 'running', lease_until = NULL,"
-                    " attempts = attempts + %s, write_date = %s WHERE id = %s",
-                    (1 if state == "pending" else 0, _now(), job_id),
-                )
+                _mark_claimed(claim_cr, job_id, state)
                 if state == "running":
                     _log.info("Plane sync job %s: its worker is gone, taken up again", job_id)
             return job_id
@@ -409,11 +391,7 @@ class PlaneSyncJob(models.Model):
             row = self._plane_pick(ids)
             if row is None:
                 break
-            self.env.cr.execute(
-                "UPDATE plane_sync_job SET state = 'running', lease_until = NULL,"
-                " attempts = attempts + %s, write_date = %s WHERE id = %s",
-                (1 if row[1] == "pending" else 0, _now(), row[0]),
-            )
+            _mark_claimed(self.env.cr, *row)
             ids.append(row[0])
         return sorted(ids)
 
@@ -602,6 +580,15 @@ def backoff_delay(attempts: int, exc: BaseException | None = None) -> float:
         else:
             delay = float(BACKOFF_CAP) if asked > 0 else delay
     return delay
+
+
+def _mark_claimed(cr, job_id: int, state: str) -> None:
+    """Mark a picked job running; a reclaimed one (its worker died) uses no further attempt."""
+    cr.execute(
+        "UPDATE plane_sync_job SET state = 'running', lease_until = NULL,"
+        " attempts = attempts + %s, write_date = %s WHERE id = %s",
+        (1 if state == "pending" else 0, _now(), job_id),
+    )
 
 
 def _now() -> dt.datetime:
