@@ -5,7 +5,33 @@
 //! `<origin>[/sub-path]/api/v1/<path>/` with exactly one slash between the parts. The trailing
 //! slash matters: Plane's routes end with `/`, and a POST without it cannot be redirected.
 
+use percent_encoding::{percent_decode_str, percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
 use crate::errors::CoreError;
+
+/// What a path segment encodes: everything but RFC 3986 `pchar` without `%` (unreserved,
+/// sub-delims, `:` and `@`). `percent-encoding` ships only `CONTROLS` (too few) and
+/// `NON_ALPHANUMERIC` (which would also encode `-._~`, the sub-delims, `:` and `@`), so the set is
+/// that one minus `pchar`; `every_byte_of_a_segment` pins it byte by byte. Bytes >= 0x80 are
+/// always encoded by the crate.
+const SEGMENT_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
 
 /// The API prefix every public Plane route lives under.
 const API_PREFIX: &str = "api/v1";
@@ -142,7 +168,8 @@ fn encode_segment(raw: &str) -> Result<String, CoreError> {
             "a backslash is read as a path separator by some servers",
         ));
     }
-    let decoded = percent_decode(raw);
+    // A `%` not followed by two hex digits is kept as a literal `%` (and encoded as `%25`).
+    let decoded: Vec<u8> = percent_decode_str(raw).collect();
     if decoded == b"." || decoded == b".." {
         return Err(refuse(
             "'.' and '..' segments would move the request to another route",
@@ -153,43 +180,7 @@ fn encode_segment(raw: &str) -> Result<String, CoreError> {
             "an encoded slash or backslash would split it into two segments on some servers",
         ));
     }
-    let mut out = String::with_capacity(decoded.len());
-    for byte in decoded {
-        if is_segment_char(byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    Ok(out)
-}
-
-/// RFC 3986 `pchar` without `%`: unreserved, sub-delims, `:` and `@` stay as they are.
-fn is_segment_char(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&byte)
-}
-
-/// `%XX` sequences decoded; a `%` not followed by two hex digits is kept as a literal `%`.
-fn percent_decode(raw: &str) -> Vec<u8> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(hi), Some(lo)) = (hex_value(bytes[i + 1]), hex_value(bytes[i + 2])) {
-                out.push(hi << 4 | lo);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    out
-}
-
-fn hex_value(byte: u8) -> Option<u8> {
-    (byte as char).to_digit(16).map(|d| d as u8)
+    Ok(percent_encode(&decoded, SEGMENT_ENCODE).to_string())
 }
 
 /// A refused segment as shown in an error: it is not a secret, but it is cut to a readable length.
@@ -293,10 +284,77 @@ mod tests {
             ("a%41b", "aAb/"),
             ("..a/a../...", "..a/a../.../"),
             ("ws/p?q=a%20b&c=..", "ws/p/?q=a%20b&c=.."),
+            // `?` ends the path; in a segment it can only come encoded, and stays so.
+            ("a%3Fb", "a%3Fb/"),
+            ("a%3fb", "a%3Fb/"),
+            ("a#b", "a%23b/"),
+            ("a%23b", "a%23b/"),
+            ("a b", "a%20b/"),
+            ("a+b", "a+b/"),
+            ("%", "%25/"),
+            ("%%41", "%25A/"),
+            ("a%", "a%25/"),
+            ("a%4", "a%254/"),
+            ("a%g1", "a%25g1/"),
+            ("é", "%C3%A9/"),
+            ("%C3%A9", "%C3%A9/"),
+            ("%c3%a9", "%C3%A9/"),
+            ("日本", "%E6%97%A5%E6%9C%AC/"),
+            ("😀", "%F0%9F%98%80/"),
+            // A lone non-UTF-8 byte stays a byte.
+            ("%FF", "%FF/"),
+            ("[x]|^`{}\"<>", "%5Bx%5D%7C%5E%60%7B%7D%22%3C%3E/"),
+            ("...", ".../"),
+            ("%2E%2E%2E", ".../"),
         ];
         for (path, want) in cases {
             let got = build_url("https://h", path).unwrap();
             assert_eq!(got, format!("https://h/api/v1/{want}"), "path={path:?}");
+        }
+    }
+
+    /// Every byte, given percent-encoded in a segment, comes out as before the codec moved to
+    /// `percent-encoding`: RFC 3986 `pchar` (without `%`) literal, `/` and backslash refused, every
+    /// other byte (`%`, `?`, `#`, space, controls, non-ASCII) as upper-case `%XX`.
+    #[test]
+    fn every_byte_of_a_segment() {
+        const KEPT: &[u8] = b"-._~!$&'()*+,;=:@";
+        for byte in 0..=255u8 {
+            for hex in [format!("{byte:02X}"), format!("{byte:02x}")] {
+                let got = build_url("https://h", &format!("a%{hex}b"));
+                if byte == b'/' || byte == b'\\' {
+                    assert!(got.is_err(), "byte {byte:#04x}: {got:?}");
+                    continue;
+                }
+                let want = if byte.is_ascii_alphanumeric() || KEPT.contains(&byte) {
+                    format!("a{}b", byte as char)
+                } else {
+                    format!("a%{byte:02X}b")
+                };
+                assert_eq!(
+                    got.unwrap(),
+                    format!("https://h/api/v1/{want}/"),
+                    "byte {byte:#04x}"
+                );
+            }
+        }
+    }
+
+    /// The query string is opaque here (cursors are forwarded as the server sent them); only a
+    /// `#` is refused. `params=` values are encoded by the HTTP client, not by this module.
+    #[test]
+    fn query_strings_are_kept_as_given() {
+        for query in [
+            "cursor=50:1:0",
+            "cursor=a/b?c",
+            "cursor=a%2Fb%3F%25",
+            "q=a b&é=日本",
+            "x=%zz&y=%",
+        ] {
+            assert_eq!(
+                build_url("https://h", &format!("ws/p?{query}")).unwrap(),
+                format!("https://h/api/v1/ws/p/?{query}")
+            );
         }
     }
 
