@@ -1,8 +1,12 @@
 //! The one Plane REST client: auth, throttle, retries, error mapping, rate facts and stats.
 //!
-//! It is plain async Rust; `python.rs` drives it with `block_on` (GIL released) for the sync API
-//! and through the asyncio bridge for the async one. Python-side hooks (a shared rate budget, an
-//! OAuth token provider) come in through the `Hooks` trait so this module stays free of PyO3.
+//! It is plain async Rust; `python/run.rs` drives it with `block_on` (GIL released) for the sync
+//! API and through the asyncio bridge for the async one. Python-side hooks (a shared rate budget,
+//! an OAuth token provider) come in through the `Hooks` trait so this module stays free of PyO3.
+//!
+//! Over 800 lines as one job: a request's life (credential, throttle, attempt, retry, error
+//! mapping, stats) reads in one place; the parts that stand alone already live in `retry`,
+//! `ratelimit`, `url`, `tls` and `runtime`.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,4 +1,4 @@
-//! One error type for the whole core; `python.rs` maps each variant to one Python exception.
+//! One error type for the whole core; `python/convert.rs` maps each variant to one Python exception.
 //!
 //! Messages never carry credentials: the client redacts every secret it knows from bodies before
 //! they land here, URLs are reduced to their path, and headers are never quoted.

@@ -5,9 +5,18 @@
 //! silently skips rows. So the cursor stays opaque (stored and forwarded, never parsed) and the
 //! pager resends one fixed `per_page` with every cursor. `next_cursor` is never empty, even on the
 //! last page; only `next_page_results` says whether to go on.
+//!
+//! `PagerState` is the cursor bookkeeping of one walk; `PageWalk` adds the items of the page being
+//! read and says what to do next (`Step`) without awaiting, so a lock on it is never held across
+//! a request; `next_item` drives it with the client. The Python iterator (`CursorPager` in
+//! `python`) only wraps `next_item`.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
 
 use serde_json::Value;
 
+use crate::client::{Client, Hooks, Request};
 use crate::errors::CoreError;
 
 /// Plane refuses `per_page` above 1000 and answers 500 to 0.
@@ -196,6 +205,125 @@ impl PagerState {
     }
 }
 
+/// One walk over a list endpoint: the cursor state plus the items of the page being read.
+#[derive(Debug)]
+pub struct PageWalk {
+    path: String,
+    /// The caller's query parameters; `per_page` and `cursor` are added per request.
+    query: Vec<(String, String)>,
+    state: PagerState,
+    buffer: VecDeque<Value>,
+    /// Whether the page of `state.cursor()` is in `buffer` already.
+    fetched: bool,
+    total: Option<u64>,
+}
+
+/// What a walk does next.
+#[derive(Debug)]
+pub enum Step {
+    /// The next item, from the page already fetched.
+    Item(Value),
+    /// The walk is over.
+    Done,
+    /// Send this request and hand its answer to `PageWalk::on_page`.
+    Fetch(Request),
+}
+
+impl PageWalk {
+    pub fn new(path: &str, query: Vec<(String, String)>, state: PagerState) -> Self {
+        PageWalk {
+            path: path.to_string(),
+            query,
+            state,
+            buffer: VecDeque::new(),
+            fetched: false,
+            total: None,
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn state(&self) -> &PagerState {
+        &self.state
+    }
+
+    /// `total_count` of the latest page that carried one.
+    pub fn total(&self) -> Option<u64> {
+        self.total
+    }
+
+    /// What to do next, without awaiting.
+    pub fn step(&mut self) -> Step {
+        if let Some(item) = self.buffer.pop_front() {
+            return Step::Item(item);
+        }
+        if self.fetched {
+            if !self.state.advance() {
+                return Step::Done;
+            }
+            self.fetched = false;
+        }
+        if self.state.is_done() {
+            return Step::Done;
+        }
+        let mut req = Request::new("GET", &self.path);
+        req.query = self.query.clone();
+        req.query.extend(self.state.query());
+        Step::Fetch(req)
+    }
+
+    /// Takes in the answer to the last `Step::Fetch` (`None`: an empty 204 answer).
+    pub fn on_page(&mut self, body: Option<Value>) -> Result<(), CoreError> {
+        let page = self.state.on_page(body.unwrap_or(Value::Null))?;
+        if page.total.is_some() {
+            self.total = page.total;
+        }
+        self.buffer.extend(page.items);
+        self.fetched = true;
+        Ok(())
+    }
+
+    /// The error for a 400 to a request that carried a cursor: it names the cursor and `per_page`,
+    /// since a saved cursor given back to `paginate()` is the likely culprit.
+    fn rejected_cursor(&self, message: &str) -> CoreError {
+        CoreError::Pagination(format!(
+            "Plane rejected cursor {:?} (per_page={}): {message}",
+            self.state.cursor().unwrap_or_default(),
+            self.state.per_page()
+        ))
+    }
+}
+
+/// Next item of the walk, fetching pages as needed.
+pub async fn next_item<H: Hooks>(
+    core: &Client,
+    hooks: &H,
+    walk: &Mutex<PageWalk>,
+) -> Result<Option<Value>, CoreError> {
+    let lock = || walk.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let req = match lock().step() {
+            Step::Item(v) => return Ok(Some(v)),
+            Step::Done => return Ok(None),
+            Step::Fetch(req) => req,
+        };
+        let body = match core.send(hooks, &req).await {
+            Ok(body) => body,
+            Err(CoreError::Http {
+                status: 400,
+                message,
+                ..
+            }) if req.query.iter().any(|(k, _)| k == "cursor") => {
+                return Err(lock().rejected_cursor(&message));
+            }
+            Err(e) => return Err(e),
+        };
+        lock().on_page(body)?;
+    }
+}
+
 fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -299,5 +427,210 @@ mod tests {
         let arr = p.on_page(json!([{"id": 1}])).unwrap();
         assert_eq!(arr.items.len(), 1);
         assert!(!p.advance());
+    }
+
+    fn item_id(step: Step) -> u64 {
+        match step {
+            Step::Item(v) => v["id"].as_u64().unwrap(),
+            other => panic!("expected an item, got {other:?}"),
+        }
+    }
+
+    fn fetch(step: Step) -> Request {
+        match step {
+            Step::Fetch(req) => req,
+            other => panic!("expected a fetch, got {other:?}"),
+        }
+    }
+
+    fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
+        q.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_walk_steps_through_pages_without_awaiting() {
+        let state = PagerState::new(2, None).unwrap();
+        let mut w = PageWalk::new("items", pairs(&[("state", "open")]), state);
+        let req = fetch(w.step());
+        assert_eq!((req.method.as_str(), req.path.as_str()), ("GET", "items"));
+        assert_eq!(req.query, pairs(&[("state", "open"), ("per_page", "2")]));
+        // No answer taken in (the request failed): the next step asks for the same page.
+        assert_eq!(fetch(w.step()).query, req.query);
+        w.on_page(Some(page(&[1, 2], "2:1:0", true))).unwrap();
+        assert_eq!(item_id(w.step()), 1);
+        assert_eq!(item_id(w.step()), 2);
+        assert_eq!(w.state().cursor(), None);
+        let req = fetch(w.step());
+        assert_eq!(w.state().cursor(), Some("2:1:0"));
+        assert_eq!(
+            req.query,
+            pairs(&[("state", "open"), ("per_page", "2"), ("cursor", "2:1:0")])
+        );
+        w.on_page(Some(page(&[3], "2:2:0", false))).unwrap();
+        assert_eq!(item_id(w.step()), 3);
+        assert!(matches!(w.step(), Step::Done));
+        assert!(matches!(w.step(), Step::Done));
+        assert_eq!((w.total(), w.state().pages()), (Some(301), 2));
+    }
+
+    #[test]
+    fn a_walk_resumes_from_a_saved_cursor() {
+        let state = PagerState::new(50, Some("50:4:0".into())).unwrap();
+        let mut w = PageWalk::new("items", Vec::new(), state);
+        let req = fetch(w.step());
+        assert_eq!(
+            req.query,
+            pairs(&[("per_page", "50"), ("cursor", "50:4:0")])
+        );
+    }
+
+    #[test]
+    fn a_walk_keeps_the_last_total_and_reads_plain_lists() {
+        let mut w = PageWalk::new("items", Vec::new(), PagerState::new(1, None).unwrap());
+        fetch(w.step());
+        w.on_page(Some(page(&[1], "1:1:0", true))).unwrap();
+        item_id(w.step());
+        fetch(w.step());
+        // A page without total_count keeps the one seen before.
+        let no_total = json!({"results": [{"id": 2}], "next_page_results": false});
+        w.on_page(Some(no_total)).unwrap();
+        assert_eq!(item_id(w.step()), 2);
+        assert!(matches!(w.step(), Step::Done));
+        assert_eq!(w.total(), Some(301));
+
+        let mut w = PageWalk::new("members", Vec::new(), PagerState::new(9, None).unwrap());
+        fetch(w.step());
+        w.on_page(Some(json!([{"id": 7}, {"id": 8}]))).unwrap();
+        assert_eq!((item_id(w.step()), item_id(w.step())), (7, 8));
+        assert!(matches!(w.step(), Step::Done));
+        assert_eq!(w.total(), None);
+
+        // An empty answer (204) is no page.
+        let mut w = PageWalk::new("x", Vec::new(), PagerState::new(9, None).unwrap());
+        fetch(w.step());
+        let err = w.on_page(None).unwrap_err();
+        assert!(matches!(err, CoreError::Pagination(_)), "{err:?}");
+    }
+
+    /// `next_item` against a loopback server answering `answer(target)` with JSON.
+    mod driven {
+        use super::*;
+        use crate::client::{ClientConfig, Credential, NoHooks};
+        use crate::retry::RetryPolicy;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        async fn serve(answer: fn(&str) -> (u16, Value)) -> String {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move {
+                while let Ok((mut sock, _)) = listener.accept().await {
+                    tokio::spawn(async move {
+                        let mut head = Vec::new();
+                        let mut chunk = [0u8; 1024];
+                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match sock.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => head.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        let head = String::from_utf8_lossy(&head);
+                        let (status, body) = answer(head.split(' ').nth(1).unwrap_or(""));
+                        let body = body.to_string();
+                        let reply = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
+                             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = sock.write_all(reply.as_bytes()).await;
+                    });
+                }
+            });
+            format!("http://{addr}")
+        }
+
+        fn client(base_url: String) -> Client {
+            let config = ClientConfig {
+                base_url,
+                timeout: 10.0,
+                requests_per_minute: 600,
+                rate_window: 60.0,
+                retry: RetryPolicy {
+                    max_retries: 0,
+                    max_wait: 1.0,
+                    backoff_base: 0.1,
+                },
+                ca_bundle: None,
+            };
+            Client::new(config, Credential::Anonymous).unwrap()
+        }
+
+        /// Runs `fut` as a sync call from Python does: on the per-process current-thread runtime.
+        fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
+            crate::runtime::current().sync_runtime().block_on(fut)
+        }
+
+        fn two_pages(target: &str) -> (u16, Value) {
+            assert!(target.starts_with("/api/v1/items/?"), "{target}");
+            if target.contains("cursor=") {
+                (200, page(&[3], "2:2:0", false))
+            } else {
+                (200, page(&[1, 2], "2:1:0", true))
+            }
+        }
+
+        #[test]
+        fn next_item_walks_every_page() {
+            block_on(async {
+                let core = client(serve(two_pages).await);
+                let state = PagerState::new(2, None).unwrap();
+                let walk = Mutex::new(PageWalk::new("items", Vec::new(), state));
+                let mut ids = Vec::new();
+                while let Some(item) = next_item(&core, &NoHooks, &walk).await.unwrap() {
+                    ids.push(item["id"].as_u64().unwrap());
+                }
+                assert_eq!(ids, [1, 2, 3]);
+                assert!(next_item(&core, &NoHooks, &walk).await.unwrap().is_none());
+                assert_eq!(walk.lock().unwrap().state().pages(), 2);
+                assert_eq!(
+                    core.stats
+                        .requests
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                    2
+                );
+            });
+        }
+
+        fn bad_request(_: &str) -> (u16, Value) {
+            (400, json!({"detail": "Invalid cursor"}))
+        }
+
+        #[test]
+        fn a_rejected_cursor_is_a_pagination_error() {
+            block_on(async {
+                let core = client(serve(bad_request).await);
+                let state = PagerState::new(2, Some("9:9:9".into())).unwrap();
+                let walk = Mutex::new(PageWalk::new("items", Vec::new(), state));
+                let err = next_item(&core, &NoHooks, &walk).await.unwrap_err();
+                assert!(matches!(err, CoreError::Pagination(_)), "{err:?}");
+                let msg = err.to_string();
+                assert!(
+                    msg.contains("\"9:9:9\"") && msg.contains("per_page=2"),
+                    "{msg}"
+                );
+                // Without a cursor a 400 is the server's answer to the request as it is.
+                let walk = Mutex::new(PageWalk::new(
+                    "items",
+                    Vec::new(),
+                    PagerState::new(2, None).unwrap(),
+                ));
+                let err = next_item(&core, &NoHooks, &walk).await.unwrap_err();
+                assert!(
+                    matches!(err, CoreError::Http { status: 400, .. }),
+                    "{err:?}"
+                );
+            });
+        }
     }
 }
