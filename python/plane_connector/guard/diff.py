@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import codecs
 import difflib
-import importlib
 import os
 import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
-from plane_connector.guard.report import MAX_FILE_BYTES, GuardReport, GuardUsageError
+from plane_connector.guard.report import (
+    MAX_FILE_BYTES,
+    GuardReport,
+    GuardUsageError,
+    require_extra,
+)
 
 
 @dataclass(frozen=True)
@@ -222,7 +225,7 @@ def _parse_diff(diff: str, report: GuardReport) -> Iterator[_Added]:
     reading ``++ /dev/null`` (shown as ``+++ /dev/null``) is content, not a header. It is given
     the hunks only: the section's ``diff --git a/X b/X`` line is ambiguous when a name holds
     " b/" (a folder ``plan b/``), while the ``+++`` line names the new side exactly."""
-    unidiff = _unidiff()
+    unidiff = require_extra("unidiff", "the guard reads git's diff with unidiff")
     # A content line always starts with " ", "+", "-" or "\": only git starts one with "diff".
     for section in _SECTION.split(diff):
         head, sep, body = section.partition("\n@@ ")
@@ -246,16 +249,6 @@ def _parse_diff(diff: str, report: GuardReport) -> Iterator[_Added]:
             for line in hunk:
                 if line.is_added:
                     yield _Added(path, line.target_line_no, line.value.removesuffix("\n"))
-
-
-def _unidiff() -> Any:
-    try:
-        return importlib.import_module("unidiff")
-    except ImportError:
-        raise GuardUsageError(
-            "the guard reads git's diff with unidiff, which is not installed: "
-            "pip install 'plane_connector[guard]'"
-        ) from None
 
 
 _SECTION = re.compile(r"^(?=diff --git )", re.MULTILINE)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import ModuleType
 
+from plane_connector._optional import require
 from plane_connector.secrets import SCHEMES
 
 DEFAULT_REGISTRY = "ssot/secrets/registry.yaml"
@@ -59,3 +61,11 @@ class GuardReport:
         """Record a file the secret scan did not read (every one is reported)."""
         self.skipped.append(f"{path}: {why}")
         self.notes.append(f"skipped {path} ({why}): not scanned for secrets")
+
+
+def require_extra(module: str, purpose: str) -> ModuleType:
+    """A library of the ``[guard]`` extra, or GuardUsageError (exit 2) saying how to install it."""
+    try:
+        return require(module, "guard", purpose)
+    except ImportError as exc:
+        raise GuardUsageError(str(exc)) from None

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from plane_connector.guard.report import GuardUsageError
+from plane_connector.guard.report import require_extra
 
 
 class _YamlError(ValueError):
@@ -23,13 +22,7 @@ def _load_yaml(text: str) -> Any:
     """PyYAML's safe loader, refusing duplicate keys: a reviewed data file is better rejected
     than read with one of two entries silently dropped."""
     global _LOADER  # noqa: PLW0603 - one loader class per process, built on first use
-    try:
-        yaml = importlib.import_module("yaml")
-    except ImportError:
-        raise GuardUsageError(
-            "the guard reads ssot/secrets/*.yaml with PyYAML, which is not installed: "
-            "pip install 'plane_connector[guard]'"
-        ) from None
+    yaml: Any = require_extra("yaml", "the guard reads ssot/secrets/*.yaml with PyYAML")
     if _LOADER is None:
 
         class StrictLoader(yaml.SafeLoader):  # type: ignore[misc, name-defined]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import hmac
-import importlib
 import ipaddress
 import itertools
 import json
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from plane_connector._optional import require
 from plane_connector.testing._throttle import ScaledClock
 
 log = logging.getLogger(__name__)
@@ -328,13 +328,7 @@ def _is_private(url: str) -> bool:
 
 def require_requests() -> Any:
     """The ``requests`` module, or ImportError saying how to install it."""
-    try:
-        return importlib.import_module("requests")
-    except ImportError:
-        raise ImportError(
-            "the emulator sends webhooks with requests, as Plane does: "
-            "pip install 'plane_connector[testing]'"
-        ) from None
+    return require("requests", "testing", "the emulator sends webhooks with requests, like Plane")
 
 
 def _session() -> Any:

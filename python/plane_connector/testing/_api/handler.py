@@ -138,7 +138,8 @@ class PlaneApi(
         if path.startswith("/auth/o/"):
             if self.edition != "cloud":
                 return finish(404, compact(PAGE_NOT_FOUND), "normal", None, None)
-            return self._oauth(method, path, query, headers, body)
+            params = {k: v[0] for k, v in query.items()}
+            return self._oauth(method, path, params, headers, body)
         if path == "/api/instances/" and self.edition == "ce" and method == "GET":
             return finish(200, compact(self._instance()), "normal", None, None)
         if not self.serves_work_items and "/work-items/" in path:

@@ -58,10 +58,8 @@ class ViewKit(WebhookEvents):
     def _membership(
         self, ctx: _Ctx, table: dict[str, dict[str, Entity]], members: dict[str, list[str]]
     ) -> tuple[int, Any]:
-        pid = ctx.params["pid"]
-        container = self._get(table[pid], ctx.params["cid"])
-        ids = members[container.id]
-        items = self.store.work_items[pid]
+        ids = self._member_ids(ctx, table, members)
+        items = self.store.work_items[ctx.params["pid"]]
         if ctx.method == "GET":
             rows = [self.store.serialize_work_item(items[i]) for i in ids if i in items]
             return 200, self._page(ctx, rows)
@@ -80,15 +78,20 @@ class ViewKit(WebhookEvents):
     def _membership_item(
         self, ctx: _Ctx, table: dict[str, dict[str, Entity]], members: dict[str, list[str]]
     ) -> tuple[int, Any]:
-        pid = ctx.params["pid"]
-        container = self._get(table[pid], ctx.params["cid"])
-        ids = members[container.id]
-        if ctx.params["oid"] not in ids:
+        ids = self._member_ids(ctx, table, members)
+        oid = ctx.params["oid"]
+        if oid not in ids:
             raise _Reply(404, NOT_FOUND)
         if ctx.method == "DELETE":
-            ids.remove(ctx.params["oid"])
+            ids.remove(oid)
             return 204, None
-        return 200, self.store.serialize_work_item(self.store.work_items[pid][ctx.params["oid"]])
+        return 200, self.store.serialize_work_item(self.store.work_items[ctx.params["pid"]][oid])
+
+    def _member_ids(
+        self, ctx: _Ctx, table: dict[str, dict[str, Entity]], members: dict[str, list[str]]
+    ) -> list[str]:
+        """The work item ids of the cycle or module the route names (404 when it is missing)."""
+        return members[self._get(table[ctx.params["pid"]], ctx.params["cid"]).id]
 
     def _simple_detail(self, ctx: _Ctx, kind: str) -> tuple[int, Any]:
         event, table_name, writable = SIMPLE_DETAILS[kind]

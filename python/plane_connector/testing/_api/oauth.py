@@ -23,14 +23,9 @@ class OAuthEndpoints(ApiBase):
         return bot.id
 
     def _oauth(
-        self,
-        method: str,
-        path: str,
-        query: dict[str, list[str]],
-        headers: dict[str, str],
-        body: bytes,
+        self, method: str, path: str, params: dict[str, str], headers: dict[str, str], body: bytes
     ) -> Response:
-        params = {k: v[0] for k, v in query.items()}
+        """``params``: the query string, one value a name (the first)."""
         try:
             if path == "/auth/o/authorize-app/" and method == "GET":
                 out = self.oauth.authorize(
