@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import plane_connector
@@ -329,3 +330,14 @@ def test_cloud_v2_comment_and_delete_shapes(receiver: Receiver) -> None:
     assert (deleted["event"], deleted["data"]) == ("workitem.deleted", {})
     assert deleted["previous_attributes"]["id"] == item["id"]
     assert deleted["previous_attributes"]["name"] == "With comment"
+
+
+def test_registering_a_webhook_without_requests_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The emulator itself needs no dependency (tests/dist runs it from a bare install); its
+    # webhooks are sent with requests, as Plane sends them.
+    monkeypatch.setitem(sys.modules, "requests", None)
+    with PlaneEmulator(seed=1) as emu:
+        with pytest.raises(ImportError, match=r"pip install 'plane_connector\[testing\]'"):
+            emu.register_webhook("http://127.0.0.1:9/hook")

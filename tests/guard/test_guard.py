@@ -114,7 +114,10 @@ def test_plane_formats_are_found_in_untracked_files(
     assert value not in out
 
 
-@pytest.mark.parametrize("rel", ["config/name with space.py", 'config/ünï"q.py'])
+# "plan b/": the `diff --git a/plan b/x b/plan b/x` line splits at the wrong " b/".
+@pytest.mark.parametrize(
+    "rel", ["config/name with space.py", 'config/ünï"q.py', "plan b/x b/settings.py"]
+)
 def test_odd_file_names_are_reported_exactly(repo: GitRepo, run_guard: Run, rel: str) -> None:
     base = repo.git("rev-parse", "HEAD").strip()
     repo.write(rel, f'# settings\r\nKEY = "{api_key()}"\r\n')
@@ -400,6 +403,16 @@ def test_guard_without_pyyaml_says_how_to_install_it(
     code, out = run_guard(repo)
     assert code == 2
     assert "pip install 'plane_connector[guard]'" in out
+
+
+def test_guard_without_unidiff_says_how_to_install_it(
+    repo: GitRepo, run_guard: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "unidiff", None)
+    repo.write("config/app.py", "x = 1\n")
+    code, out = run_guard(repo)
+    assert code == 2
+    assert "unidiff" in out and "pip install 'plane_connector[guard]'" in out
 
 
 # --- schema gate: model source --------------------------------------------------------------

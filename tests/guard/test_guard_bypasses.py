@@ -285,7 +285,7 @@ def test_workflow_runs_the_base_branch_guard_and_allowlist() -> None:
     assert f"/{base_dir}/ssot/secrets/allowlist.yaml" in guard
     owners = (REPO_ROOT / ".github/CODEOWNERS").read_text(encoding="utf-8")
     owned = {line.split()[0] for line in owners.splitlines() if line and not line.startswith("#")}
-    assert {"/ssot/secrets/", "/.github/", "/python/plane_connector/guard.py"} <= owned
+    assert {"/ssot/secrets/", "/.github/", "/python/plane_connector/guard/"} <= owned
 
 
 def test_a_pull_request_cannot_allowlist_its_own_secret_against_the_base_allowlist(

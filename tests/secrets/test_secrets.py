@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import plane_connector
 import pytest
 from keychain import (
     SecretService,
@@ -434,3 +435,25 @@ def test_resolve_does_not_log_the_value(
         secrets.resolve("env:PLANE_TEST_SECRET_LOG")
     assert "env:PLANE_TEST_SECRET_LOG" in caplog.text
     assert value not in caplog.text
+
+
+def test_modules_that_import_secrets_get_the_standard_librarys() -> None:
+    # plane_connector.secrets shares its name with the standard library's module: a module of the
+    # wheel that writes `import secrets` (token_hex, compare_digest) must get the standard one.
+    import ast
+    import importlib
+
+    package = Path(plane_connector.__file__).parent
+    users = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                users += [
+                    (path, alias.asname or alias.name) for alias in node.names
+                    if alias.name == "secrets"
+                ]  # fmt: skip
+    assert users, "no module imports the standard library's secrets: the check checks nothing"
+    for path, bound in users:
+        rel = path.relative_to(package.parent).with_suffix("")
+        name = ".".join(p for p in rel.parts if p != "__init__")
+        assert vars(importlib.import_module(name))[bound] is pysecrets, name

@@ -38,6 +38,7 @@ from plane_connector.testing.webhook_sender import (
     WebhookAttempt,
     WebhookEvent,
     WebhookSender,
+    require_requests,
 )
 
 log = logging.getLogger(__name__)
@@ -315,6 +316,7 @@ class PlaneEmulator(PlaneApi):
         version = version or ("v2" if self.edition == "cloud" else "v1")
         if version not in ("v1", "v2") or (version == "v2" and self.edition == "ce"):
             raise ValueError("version must be v1 (ce) or v1/v2 (cloud)")
+        require_requests()  # fail here, not in the sender thread at the first delivery
         hook = Webhook(
             self.store.new_id(), url, secret or "plane_wh_" + secrets.token_hex(16),
             self.workspace_id, frozenset(events), version,

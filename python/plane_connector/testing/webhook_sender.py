@@ -4,6 +4,9 @@ CE (``bgtasks/webhook_task.py`` @ 4ca6d6c7): retry only on a connection error or
 5 retries, each after a full-jitter wait uniform in [0, min(600, 600 * 2**n)] seconds, then the
 webhook is deactivated; an HTTP error answer (any status) is logged and never retried. Cloud (per
 Plane's docs): also retries 5xx answers and sends the v2 payload. Waits follow the time scale.
+
+The POST itself is made with ``requests``, as Plane makes it (the ``[testing]`` extra; Odoo ships
+it): its default headers, their order, and its redirect handling are requests' own.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import hmac
-import http.client
 import ipaddress
 import itertools
 import json
@@ -24,8 +26,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
+from plane_connector._optional import require
 from plane_connector.testing._throttle import ScaledClock
 
 log = logging.getLogger(__name__)
@@ -223,18 +226,17 @@ class WebhookSender:
         delivery_id = str(uuid.uuid4())  # Plane makes a new one on every attempt
         body = build_body(hook, ev, delivery_id)
         event_header = ev.v2["event"] if hook.version == "v2" and ev.v2 else ev.event
-        headers = {
-            "User-Agent": "Autopilot",
-            "Accept-Encoding": "gzip, deflate",
-            "Accept": "*/*",
-            "Connection": "keep-alive",
+        # The headers Plane's webhook task gives requests; requests adds its own defaults.
+        plane_headers = {
             "Content-Type": "application/json",
+            "User-Agent": "Autopilot",
             "X-Plane-Delivery": delivery_id,
             "X-Plane-Event": event_header,
         }
         if hook.secret_key:
-            headers["X-Plane-Signature"] = sign(hook.secret_key, body)
-        headers["Content-Length"] = str(len(body))
+            plane_headers["X-Plane-Signature"] = sign(hook.secret_key, body)
+        request = _prepare(hook.url, plane_headers, body)
+        headers = dict(request.headers)
         attempt = WebhookAttempt(
             hook.id, hook.url, ev.event, ev.action, delivery_id, ev.event_id, headers, body,
             job.retry, "delivered",
@@ -245,17 +247,16 @@ class WebhookSender:
             # Plane's send-time SSRF check drops the delivery silently, without a retry.
             attempt.outcome, attempt.error = "blocked", "private or loopback address"
         else:
+            requests = require_requests()
             try:
-                attempt.status = _post(hook.url, headers, body, self.timeout)
+                attempt.status = _send(request, self.timeout)
                 if not 200 <= attempt.status < 300:
                     attempt.outcome = "http_error"
                     retryable = self.retry_on_5xx and attempt.status >= 500
-            except TimeoutError as exc:
+            except requests.Timeout as exc:
                 attempt.outcome, attempt.error, retryable = "timeout", str(exc) or "timeout", True
-            except OSError as exc:  # refused, reset, DNS: requests.ConnectionError in Plane
+            except requests.RequestException as exc:  # refused, reset, DNS, too many redirects
                 attempt.outcome, attempt.error, retryable = "connection_error", str(exc), True
-            except http.client.HTTPException as exc:
-                attempt.outcome, attempt.error, retryable = "connection_error", repr(exc), True
         attempt.answered_at = time.time()
         if retryable:
             if job.retry < self.max_retries:
@@ -325,40 +326,27 @@ def _is_private(url: str) -> bool:
     return False
 
 
-def _post(url: str, headers: dict[str, str], body: bytes, timeout: float) -> int:
-    """POST with the header order of ``requests``; follow redirects as requests does."""
-    method = "POST"
-    for _ in range(10):
-        parts = urlsplit(url)
-        conn_cls = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        )
-        conn = conn_cls(parts.hostname or "", parts.port, timeout=timeout)
-        try:
-            target = parts.path or "/"
-            if parts.query:
-                target += "?" + parts.query
-            conn.putrequest(method, target, skip_accept_encoding=True)
-            sent = (
-                headers
-                if method == "POST"
-                else {
-                    k: v for k, v in headers.items() if k not in ("Content-Type", "Content-Length")
-                }
-            )
-            for name, value in sent.items():
-                conn.putheader(name, value)
-            conn.endheaders(body if method == "POST" else None)
-            resp = conn.getresponse()
-            resp.read()
-            status = resp.status
-            location = resp.getheader("Location")
-        finally:
-            conn.close()
-        if status in (301, 302, 303, 307, 308) and location:
-            url = urljoin(url, location)
-            if status in (301, 302, 303):
-                method = "GET"  # requests turns a redirected POST into a GET for these
-            continue
-        return status
-    raise http.client.HTTPException("too many redirects")
+def require_requests() -> Any:
+    """The ``requests`` module, or ImportError saying how to install it."""
+    return require("requests", "testing", "the emulator sends webhooks with requests, like Plane")
+
+
+def _session() -> Any:
+    session = require_requests().Session()
+    # The receiver is the test's own: a proxy or .netrc from the developer's environment must not
+    # come between (Plane's worker has none configured for its webhook targets either).
+    session.trust_env = False
+    return session
+
+
+def _prepare(url: str, headers: dict[str, str], body: bytes) -> Any:
+    """The request as ``requests.post(url, data=body, headers=headers)`` would send it."""
+    requests = require_requests()
+    with _session() as session:
+        return session.prepare_request(requests.Request("POST", url, headers, data=body))
+
+
+def _send(request: Any, timeout: float) -> int:
+    """Send a prepared POST; requests follows redirects (a 301/302/303 becomes a GET)."""
+    with _session() as session:
+        return int(session.send(request, timeout=timeout, allow_redirects=True).status_code)
