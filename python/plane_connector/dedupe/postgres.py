@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import inspect
+import os
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -71,6 +73,65 @@ def _execute_quiet(cur: Any, sql: str, params: Any = None) -> None:
         cur.execute(sql, params)
 
 
+class _Pool:
+    """``psycopg2.pool.ThreadedConnectionPool`` with what a long-running server also needs:
+    connections opened on demand (none up front), no cap on those in use (a busy moment opens
+    more; ``keep`` stay idle), an idle one checked before reuse, and a fresh pool after fork.
+    """
+
+    def __init__(self, psycopg2: Any, keep: int, dsn: str, timeout: int) -> None:
+        self._psycopg2 = psycopg2
+        self._keep, self._dsn, self._timeout = keep, dsn, timeout
+        self._inherited: list[Any] = []
+        self._lock = threading.Lock()
+        self._start()
+
+    def _start(self) -> None:
+        # minconn is both what the pool keeps idle and what it opens up front: open none.
+        self._pool = self._psycopg2.pool.ThreadedConnectionPool(
+            0, sys.maxsize, self._dsn, connect_timeout=self._timeout
+        )
+        self._pool.minconn = self._keep
+        self._pid = os.getpid()
+        self._reused: set[int] = set()  # id() of the connections that went back idle
+
+    def take(self) -> Any:
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    # A forked child: the parent's sockets are not ours to use, nor to close
+                    # (closing says goodbye to the server on the parent's behalf): keep them.
+                    self._inherited.append(self._pool)
+                    self._start()
+        while True:
+            conn = self._pool.getconn()
+            if id(conn) not in self._reused:  # new: nothing to check
+                return conn
+            self._reused.discard(id(conn))
+            if not conn.closed and self._alive(conn):
+                return conn
+            self._pool.putconn(conn, close=True)
+
+    def give_back(self, conn: Any, *, clean: bool) -> None:
+        pool = self._pool
+        if clean:
+            self._reused.add(id(conn))
+        with contextlib.suppress(self._psycopg2.pool.PoolError):  # a pool replaced after fork
+            pool.putconn(conn, close=not clean)
+        if conn.closed:
+            self._reused.discard(id(conn))
+
+    def _alive(self, conn: Any) -> bool:
+        try:
+            conn.autocommit = True  # the probe must not open the caller's transaction
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            conn.autocommit = False
+            return True
+        except self._psycopg2.Error:
+            return False
+
+
 def psycopg2_connect(dsn: str, *, connect_timeout: float = 5.0, pool_size: int = 0) -> Connect:
     """A ``connect()`` for the stores built on psycopg2.
 
@@ -80,56 +141,29 @@ def psycopg2_connect(dsn: str, *, connect_timeout: float = 5.0, pool_size: int =
     ``pool_size=N``: up to N connections are kept open between transactions, for a long-running
     server (``plane-connector webhook``). Each is checked with one round trip before reuse, so a
     connection the server dropped (a restart, an idle timeout) is replaced, not failed on; one
-    that saw any error is closed. The pool belongs to the process that made it: open the store
-    after forking, not before.
+    that saw any error is closed. The pool belongs to the process that made it: a forked child
+    starts its own and leaves the parent's connections alone.
     """
     try:
         import psycopg2  # type: ignore[import-untyped]  # noqa: PLC0415 - optional
+        import psycopg2.pool  # noqa: PLC0415
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise DeliveryStoreError(
             "PostgreSQL stores need psycopg2: pip install 'plane_connector[postgres]'"
         ) from exc
 
-    timeout = max(1, int(connect_timeout))
-    # With pool_size 0 nothing is ever kept: each use connects, and closes at its end.
-    idle: list[Any] = []
-    lock = threading.Lock()
-
-    def alive(conn: Any) -> bool:
-        try:
-            conn.autocommit = True  # the probe must not open the caller's transaction
-            with conn.cursor() as cur:
-                cur.execute("SELECT 1")
-            conn.autocommit = False
-            return True
-        except psycopg2.Error:
-            conn.close()
-            return False
-
-    def take() -> Any:
-        while True:
-            with lock:
-                conn = idle.pop() if idle else None
-            if conn is None:
-                return psycopg2.connect(dsn, connect_timeout=timeout)
-            if not conn.closed and alive(conn):
-                return conn
+    pool = _Pool(psycopg2, max(0, int(pool_size)), dsn, max(1, int(connect_timeout)))
 
     @contextlib.contextmanager
     def connect() -> Iterator[Any]:
-        conn = take()
+        conn = pool.take()
         clean = False
         try:
             with conn, conn.cursor() as cur:
                 yield cur
             clean = not conn.closed
         finally:
-            with lock:
-                keep = clean and len(idle) < pool_size
-                if keep:
-                    idle.append(conn)
-            if not keep:
-                conn.close()
+            pool.give_back(conn, clean=clean)
 
     return connect
 
