@@ -1,4 +1,5 @@
-"""Diagnostics shared by the wheel's servers and the Odoo addon: rate-limited, redacted logs."""
+"""Saying what went wrong without saying a secret: error descriptions for rows, and rate-limited
+redacted log lines (shared by the wheel's servers and the Odoo addon)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from collections.abc import Callable
 
 from plane_connector.secrets import redact
 
-__all__ = ["RateLimitedLog"]
+__all__ = ["MAX_ERROR_CHARS", "RateLimitedLog", "describe_error", "redact_error"]
+
+#: The longest ``last_error`` a delivery row (or a sync job) keeps.
+MAX_ERROR_CHARS = 2000
 
 
 class RateLimitedLog:
@@ -62,3 +66,16 @@ class RateLimitedLog:
     def warning(self, key: str, msg: str, *args: object) -> bool:
         """:meth:`log` at WARNING."""
         return self.log(logging.WARNING, key, msg, *args)
+
+
+def redact_error(text: str) -> str:
+    """Blank out anything shaped like a credential (API keys, tokens, DSN passwords)."""
+    return redact(text)
+
+
+def describe_error(exc: BaseException, *, limit: int = MAX_ERROR_CHARS) -> str:
+    """``Type: message`` of an exception, redacted and cut to ``limit`` characters."""
+    text = redact_error(f"{type(exc).__name__}: {exc}")
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
