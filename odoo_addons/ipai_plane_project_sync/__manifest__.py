@@ -7,7 +7,6 @@
     "license": "LGPL-3",
     "author": "IPAI",
     "depends": ["project", "ipai_plane_connector"],
-    "external_dependencies": {"python": ["plane_connector"]},
     "data": [
         "security/ir.model.access.csv",
         "security/plane_security.xml",

@@ -23,7 +23,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import plane_connector as _pc
 from plane_connector.dedupe import (
@@ -38,7 +38,10 @@ __all__ = [
     "ClaimResult",
     "Delivery",
     "DeliveryStore",
+    "EventKind",
     "WebhookReceiver",
+    "normalize_event",
+    "precheck_headers",
     "parse_delivery",
     "WebhookRejected",
 ]
@@ -61,6 +64,47 @@ try:  # the Rust core's hierarchy; older cores only had the verifier
     _ConfigError: type[Exception] = _pc.ConfigError  # type: ignore[attr-defined]
 except AttributeError:  # pragma: no cover - depends on the build of the core
     _ConfigError = ValueError
+
+
+#: Plane Cloud v2 entity names (lower case) -> the CE v1 names handlers see.
+V2_ENTITIES = {
+    "workitem": "issue",
+    "work_item": "issue",
+    "workitem.comment": "issue_comment",
+    "work_item.comment": "issue_comment",
+}
+_ACTIONS = frozenset({"created", "updated", "deleted"})
+
+
+class EventKind(NamedTuple):
+    """What an event is about and what happened, in CE v1 terms for both Plane editions."""
+
+    entity: str
+    action: str
+
+
+def normalize_event(event: str, action: str | None = None) -> EventKind:
+    """``(entity, action)`` of a delivery, for CE v1 and Cloud v2 alike.
+
+    CE v1 names the entity in ``event`` (``issue``, ``issue_comment``, ``project``…) and the
+    action in the body. Cloud v2 dots the action onto the event (``workitem.updated``,
+    ``workitem.comment.created``; the docs also show ``…WORK_ITEM_UPDATED``) and renames the
+    entities: v2 names map to the v1 ones (``workitem`` -> ``issue``), so a handler is written
+    once. An action the event names wins over ``action``; the entity is lower case.
+    """
+    name = event.strip().lower()
+    head, dot, last = name.rpartition(".")
+    if dot and last in _ACTIONS:
+        entity, verb = head, last
+    else:
+        stem, underscore, tail = last.rpartition("_")
+        if dot and underscore and tail in _ACTIONS:
+            # "workitem.WORK_ITEM_UPDATED": the prefix names the entity.
+            entity, verb = head, tail
+        else:
+            entity, verb = name, None
+    entity = V2_ENTITIES.get(entity, entity)
+    return EventKind(entity, verb or (action.strip().lower() if isinstance(action, str) else ""))
 
 
 class WebhookRejected(Exception):
@@ -156,25 +200,7 @@ class WebhookReceiver:
         server): it also answers 400 to a ``Transfer-Encoding`` other than one ``chunked``,
         and 411 to a request with neither ``Content-Length`` nor ``Transfer-Encoding``.
         """
-        lengths = _header_values(headers, "Content-Length")
-        encodings = _header_values(headers, "Transfer-Encoding")
-        if len(lengths) > 1:
-            return _reject(400, "several Content-Length headers")
-        if lengths and encodings:
-            return _reject(400, "both Transfer-Encoding and Content-Length")
-        if wire and encodings and (
-            len(encodings) > 1 or encodings[0].strip().lower() != "chunked"
-        ):
-            return _reject(400, f"unsupported Transfer-Encoding {', '.join(encodings)[:40]!r}")
-        if lengths:
-            value = lengths[0].strip()
-            if not _DIGITS_RE.fullmatch(value):
-                return _reject(400, "Content-Length is not a non-negative integer")
-            if int(value) > self.max_body:
-                return _reject(413, f"body larger than {self.max_body} bytes")
-        elif wire and not encodings:
-            return _reject(411, "Content-Length required")
-        return None
+        return precheck_headers(headers, self.max_body, wire=wire)
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
         """Run the pipeline on one request; returns (HTTP status, JSON-able answer).
@@ -278,12 +304,40 @@ class WebhookReceiver:
         return True
 
 
+def precheck_headers(
+    headers: Mapping[str, str] | Any, max_body: int, *, wire: bool = False
+) -> tuple[int, dict[str, Any]] | None:
+    """:meth:`WebhookReceiver.precheck` for a ``max_body``, without a receiver: for an adapter
+    that must judge a request's framing before it can build one (Odoo's controller answers a
+    request for a database it cannot serve with the same 400/413 as any other)."""
+    lengths = _header_values(headers, "Content-Length")
+    encodings = _header_values(headers, "Transfer-Encoding")
+    if len(lengths) > 1:
+        return _reject(400, "several Content-Length headers")
+    if lengths and encodings:
+        return _reject(400, "both Transfer-Encoding and Content-Length")
+    if wire and encodings and (
+        len(encodings) > 1 or encodings[0].strip().lower() != "chunked"
+    ):
+        return _reject(400, f"unsupported Transfer-Encoding {', '.join(encodings)[:40]!r}")
+    if lengths:
+        value = lengths[0].strip()
+        if not _DIGITS_RE.fullmatch(value):
+            return _reject(400, "Content-Length is not a non-negative integer")
+        if int(value) > max_body:
+            return _reject(413, f"body larger than {max_body} bytes")
+    elif wire and not encodings:
+        return _reject(411, "Content-Length required")
+    return None
+
+
 def parse_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
     """Validate the headers and the (already authenticated) body; raise WebhookRejected(400).
 
     Accepts Plane CE v1 payloads (``event``, ``action``, ``data``, …) and Plane Cloud v2 ones
     (dot-notation ``event`` such as ``workitem.created``, ``event_id``, ``delivery_id``; the
-    action is the event's last part when the body has no ``action``).
+    action is the one the event names, see :func:`normalize_event`). ``event`` is kept as sent
+    (it is stored); ``normalize_event(delivery.event, delivery.action).entity`` is the entity.
     """
     delivery_id = _header(headers, "X-Plane-Delivery")
     if not delivery_id:
@@ -306,8 +360,8 @@ def parse_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
         raise WebhookRejected(400, "body has no valid 'event'")
     action = payload.get("action")
     is_v2 = payload.get("version") == "v2" or "event_id" in payload
-    if action is None and is_v2:
-        action = _action_of(event)
+    if is_v2 and (action is None or isinstance(action, str)):
+        action = normalize_event(event, action).action or _action_of(event)
     if not isinstance(action, str) or not _TOKEN_RE.match(action):
         raise WebhookRejected(400, "body has no valid 'action'")
     if not isinstance(payload.get("data"), dict):
@@ -341,7 +395,8 @@ def _reveal(secret: Any) -> str | bytes:
 
 
 def _action_of(event: str) -> str:
-    # "workitem.comment.created" -> "created"; the docs also show "…WORK_ITEM_UPDATED".
+    # An event that names no action (and a body without one): its last word, as ever, so the
+    # delivery is stored rather than refused (Plane would retry a 400 for a day).
     last = event.rsplit(".", 1)[-1]
     return last.rsplit("_", 1)[-1].lower()
 

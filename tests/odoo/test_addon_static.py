@@ -17,6 +17,10 @@ ADDON_DIRS = sorted(p.parent for p in ADDONS.glob("*/__manifest__.py"))
 # ir.cron fields that exist in both 18.0 and 19.0 (numbercall/doall are gone since 17/18).
 CRON_FIELDS = {"name", "model_id", "state", "code", "interval_number", "interval_type",
                "active", "priority", "user_id", "nextcall"}
+#: The one addon that knows the plane_connector wheel; every other one is a domain module.
+CONNECTOR = "ipai_plane_connector"
+DOMAIN_DIRS = [p for p in ADDON_DIRS if p.name != CONNECTOR]
+WHEEL = "plane_connector"
 
 
 def _manifest(addon: Path) -> dict:
@@ -38,7 +42,12 @@ def test_manifest_is_series_free_and_complete(addon):
     # "18.0.1.0.0" makes the addon uninstallable on 19.0 (and the reverse), silently.
     assert re.fullmatch(r"\d+\.\d+\.\d+", manifest["version"]), manifest["version"]
     assert manifest["license"] == "LGPL-3"
-    assert "plane_connector" in manifest["external_dependencies"]["python"]
+    if addon.name == CONNECTOR:
+        assert WHEEL in manifest["external_dependencies"]["python"]
+    else:
+        # A domain module reaches Plane through the connector, which declares the wheel.
+        assert CONNECTOR in manifest["depends"]
+        assert WHEEL not in manifest.get("external_dependencies", {}).get("python", [])
     for data in manifest.get("data", []):
         assert (addon / data).is_file(), f"{addon.name}: missing data file {data}"
 
@@ -89,3 +98,66 @@ def test_test_classes_run_post_install(addon):
             r'^@tagged\("post_install", "-at_install"(?:, \w+)*\)\nclass (\w+)\(', text, re.M
         )
         assert set(classes) == set(tagged), f"{test}: untagged classes {set(classes) - set(tagged)}"
+
+
+def _wheel_imports(source: str) -> list[str]:
+    """Every way ``source`` reaches the plane_connector wheel: ``import``, ``from … import``
+    (absolute; ``from . import plane_connector`` is the module's own file), and a string
+    naming it handed to anything (``importlib.import_module("plane_connector")``,
+    ``__import__``, ``sys.modules[...]``)."""
+    def is_wheel(name) -> bool:
+        return isinstance(name, str) and (name == WHEEL or name.startswith(WHEEL + "."))
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [f"line {node.lineno}: import {alias.name}" for alias in node.names
+                      if is_wheel(alias.name)]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and is_wheel(node.module):
+            found.append(f"line {node.lineno}: from {node.module} import …")
+        elif isinstance(node, ast.Constant) and is_wheel(node.value):
+            found.append(f"line {node.lineno}: the string {node.value!r}")
+    return found
+
+
+def test_the_wheel_check_sees_every_form():
+    for source in ("import plane_connector", "import plane_connector.dedupe as d",
+                   "from plane_connector import PlaneError",
+                   "from plane_connector.testing import PlaneEmulator",
+                   "import importlib\nimportlib.import_module('plane_connector.webhooks')",
+                   "__import__('plane_connector')"):
+        assert _wheel_imports(source), source
+    for source in ("from . import plane_connector", "from .plane_connector import X",
+                   "from odoo.addons.ipai_plane_connector.exceptions import PlaneError",
+                   "x = 'plane.connector'"):
+        assert not _wheel_imports(source), source
+
+
+@pytest.mark.parametrize("addon", DOMAIN_DIRS, ids=_ids(DOMAIN_DIRS))
+def test_domain_modules_import_nothing_from_the_wheel(addon):
+    # The connector addon is their face (docs/domain-modules.md): errors from its
+    # exceptions module, everything else from plane.connector, tests from its tests.common.
+    pys = sorted(addon.rglob("*.py"))
+    assert pys, f"{addon.name}: no Python file found"
+    found = {str(py.relative_to(ADDONS)): _wheel_imports(py.read_text(encoding="utf-8"))
+             for py in pys}
+    assert not {k: v for k, v in found.items() if v}
+
+
+def test_the_exceptions_face_is_the_wheels_own_classes():
+    # ``except NotFoundError`` in a domain module must catch what the client raises.
+    import importlib.util
+
+    import plane_connector
+    from plane_connector.server import MissingRouteError
+
+    spec = importlib.util.spec_from_file_location(
+        "_face_exceptions", ADDONS / CONNECTOR / "exceptions.py")
+    face = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(face)
+    errors = {name for name in dir(face) if name.endswith("Error")}
+    assert errors == {name for name in plane_connector.__all__ if name.endswith("Error")} | {
+        "MissingRouteError"}
+    for name in errors - {"MissingRouteError"}:
+        assert getattr(face, name) is getattr(plane_connector, name), name
+    assert face.MissingRouteError is MissingRouteError

@@ -12,7 +12,12 @@ import plane_connector
 import psycopg2
 import pytest
 from plane_connector.dedupe import PostgresDeliveryStore, SQLiteDeliveryStore
-from plane_connector.webhooks import WebhookReceiver, parse_delivery
+from plane_connector.webhooks import (
+    WebhookReceiver,
+    normalize_event,
+    parse_delivery,
+    precheck_headers,
+)
 
 from .conftest import Sample
 
@@ -115,6 +120,40 @@ def test_v2_retry_is_caught_by_event_id(store) -> None:
     assert replies[1][1]["status"] == "duplicate" and replies[1][1]["duplicate_of"] == "event_id"
     (row,) = store.fetch()
     assert (row.event, row.action, row.event_id) == ("workitem.updated", "updated", event_id)
+
+
+def test_both_editions_name_entity_and_action_alike() -> None:
+    # The one owner of the v2 -> v1 naming: the receiver stores the action it gives, and
+    # Odoo's dispatch hands handlers the entity it gives.
+    cases = {
+        ("issue", "updated"): ("issue", "updated"),
+        ("issue_comment", "created"): ("issue_comment", "created"),
+        ("workitem.updated", None): ("issue", "updated"),
+        ("work_item.deleted", "deleted"): ("issue", "deleted"),
+        ("workitem.comment.created", None): ("issue_comment", "created"),
+        ("work_item.WORK_ITEM_UPDATED", None): ("issue", "updated"),
+        ("project.created", None): ("project", "created"),
+        ("Cycle", "Deleted"): ("cycle", "deleted"),
+        # the event's own action wins over the body's
+        ("workitem.created", "updated"): ("issue", "created"),
+        ("workitem.comment", "created"): ("issue_comment", "created"),
+    }
+    for (event, action), expected in cases.items():
+        assert tuple(normalize_event(event, action)) == expected, (event, action)
+    assert normalize_event("workitem.updated").entity == "issue"
+
+
+def test_parse_delivery_gives_a_v2_action_from_the_event() -> None:
+    body = _v2_body(str(uuid.uuid4()), "evt-1")
+    headers = {"X-Plane-Delivery": str(uuid.uuid4()), "X-Plane-Event": "workitem.updated"}
+    delivery = parse_delivery(headers, body)
+    assert (delivery.event, delivery.action) == ("workitem.updated", "updated")
+    assert normalize_event(delivery.event, delivery.action) == ("issue", "updated")
+    # A v2 event that names no action is still stored (its last word), not refused.
+    odd = json.loads(body)
+    odd["event"] = "workitem"
+    delivery = parse_delivery(headers, json.dumps(odd).encode())
+    assert delivery.action == "workitem"
 
 
 def test_header_names_are_case_insensitive(store, samples) -> None:
@@ -402,6 +441,10 @@ def test_precheck_refuses_ambiguous_framing(sqlite_store, samples) -> None:
     twice = [("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")]
     assert receiver.precheck(twice, wire=True)[0] == 400  # type: ignore[index]
     assert receiver.precheck([("Content-Length", " 1000 ")], wire=True) is None
+    # The same check without a receiver, for an adapter that cannot build one yet.
+    assert precheck_headers({"Content-Length": "1001"}, 1000)[0] == 413  # type: ignore[index]
+    assert precheck_headers(message, 1000) == receiver.precheck(message)  # type: ignore[arg-type]
+    assert precheck_headers({"Content-Length": "1000"}, 1000) is None
 
 
 def test_odd_content_length_and_body_types(store, samples) -> None:

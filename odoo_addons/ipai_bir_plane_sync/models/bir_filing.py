@@ -14,14 +14,11 @@ import re
 
 from odoo import api, fields, models
 from odoo.addons.ipai_plane_connector import plane_runtime as rt
+from odoo.addons.ipai_plane_connector.exceptions import NotFoundError, PlaneError
 from odoo.exceptions import UserError, ValidationError
 
 _log = logging.getLogger(__name__)
 
-try:
-    from plane_connector import NotFoundError, PlaneError
-except ImportError:  # pragma: no cover - external_dependencies stops the install first
-    NotFoundError = PlaneError = Exception
 
 PARAM_PROJECT = "plane.bir.project_id"
 FORM_CODES = [

@@ -6,8 +6,11 @@ database is bound to the request: the database then comes from ``?db=<name>`` (w
 and commits the delivery row in its own transaction before answering; processing happens in
 the cron, so Plane's 30-second timeout is never at risk.
 
-Two rules for an endpoint anyone can reach:
+Three rules for an endpoint anyone can reach:
 
+* a request whose headers frame it badly (several or bad ``Content-Length``, one above
+  ``max_body``, one next to ``Transfer-Encoding``) is refused before its body is read, by the
+  wheel's own check (``WebhookReceiver.precheck``, here ``precheck_headers``);
 * it never holds more than ``max_body`` bytes of a request: the body is read from the input
   stream in slices, at most ``max_body + 1`` bytes, whether it came with a Content-Length or
   chunked (Odoo's own request limit is 128 MiB, and Werkzeug 2.x does not apply it to a
@@ -31,10 +34,13 @@ _log = logging.getLogger(__name__)
 
 try:
     from plane_connector.dedupe import PostgresDeliveryStore
-    from plane_connector.webhooks import DEFAULT_MAX_BODY, WebhookReceiver
+    from plane_connector.webhooks import DEFAULT_MAX_BODY, WebhookReceiver, precheck_headers
 except ImportError:  # pragma: no cover - external_dependencies stops the install first
     WebhookReceiver = None
     DEFAULT_MAX_BODY = 1_048_576
+
+    def precheck_headers(headers, max_body):
+        return None
 
 try:
     from odoo.modules.registry import Registry
@@ -79,13 +85,11 @@ class PlaneWebhookController(http.Controller):
             registry, secrets, max_body, failure = None, None, DEFAULT_MAX_BODY, refused
         else:
             failure = None
-        length = _content_length(headers)
-        if length is not None and length < 0:
-            return _answer(400, {"status": "rejected",
-                                 "reason": "Content-Length is not a non-negative integer"})
-        if length is not None and length > max_body:
-            return _answer(413, {"status": "rejected",
-                                 "reason": f"body larger than {max_body} bytes"})
+        # The receiver's own framing check (repeated or bad Content-Length, one above the
+        # limit), before a byte is read: also for a request this server will refuse.
+        early = precheck_headers(headers, max_body)
+        if early is not None:
+            return _answer(*early)
         try:
             body = _read_body(max_body)
         except HTTPException:  # the client went away mid-body, or sent a broken chunk
@@ -147,15 +151,6 @@ def _receiver_config():
     if max_body < 1:
         raise _Refused(dbname, "plane.webhook_max_body is not a positive number of bytes")
     return registry, secrets, max_body
-
-
-def _content_length(headers):
-    """The declared length, None when absent (chunked), -1 when not a non-negative integer."""
-    raw = headers.get("Content-Length")
-    if raw is None:
-        return None
-    raw = raw.strip()
-    return int(raw) if raw.isdigit() else -1
 
 
 def _read_body(max_body: int):

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from typing import Any
 
 from odoo import api, models
 from odoo.exceptions import AccessError, UserError
 
 from .. import plane_runtime as rt
+from ..exceptions import RateLimitError
 
 _log = logging.getLogger(__name__)
 
@@ -22,24 +24,22 @@ try:
     import plane_connector
     from plane_connector import secrets as plane_secrets
     from plane_connector import server as plane_server
-    from plane_connector.dedupe import PostgresDeliveryStore, describe_error
+    from plane_connector.dedupe import PostgresDeliveryStore, default_backoff, describe_error
+    from plane_connector.webhooks import normalize_event
 except ImportError:  # pragma: no cover - external_dependencies stops the install first
     plane_connector = None
 
     def describe_error(exc):
         return type(exc).__name__
 
-# Plane Cloud v2 events use dot names; the handlers see the CE v1 entity names.
-_V2_EVENTS = {
-    "workitem": "issue",
-    "work_item": "issue",
-    "issue": "issue",
-    "workitem.comment": "issue_comment",
-    "work_item.comment": "issue_comment",
-    "project": "project",
-    "cycle": "cycle",
-    "module": "module",
-}
+    def default_backoff(attempts):
+        return float(min(60 * 2 ** max(attempts - 1, 0), 3600))
+
+    def normalize_event(event, action=None):
+        return str(event).lower(), action or ""
+
+#: The longest wait ``_plane_retry_delay`` gives, whatever a server asks for.
+RETRY_CAP = 3600.0
 #: A change seen by the sweep this long after the last webhook means the webhook went silent.
 SILENCE_GRACE = dt.timedelta(minutes=10)
 
@@ -55,18 +55,6 @@ def parse_plane_time(value: Any) -> dt.datetime | None:
     if moment.tzinfo is not None:
         moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
     return moment
-
-
-def normalize_event(event: str, action: str) -> tuple[str, str]:
-    """(entity, action) in CE v1 terms for both v1 (``issue``) and v2 (``workitem.updated``)."""
-    if "." not in event:
-        return event, action
-    entity, _, last = event.rpartition(".")
-    if last.lower() in ("created", "updated", "deleted"):
-        action = last.lower()
-    else:
-        entity = event
-    return _V2_EVENTS.get(entity.lower(), entity.lower()), action
 
 
 class _RouteGuard:
@@ -579,6 +567,32 @@ class PlaneConnector(models.AbstractModel):
     # -- helpers for domain modules
 
     @api.model
+    def _plane_describe_error(self, exc: BaseException) -> str:
+        """``Type: message`` of an error, redacted and at most 2,000 characters: the text a
+        domain module stores on a record (``last_error``, a sync-error field) or shows a user.
+        Any exception text may carry a secret (a handler quoting a key, a driver echoing a
+        DSN), and those fields are readable by ordinary users."""
+        return describe_error(exc)
+
+    @api.model
+    def _plane_retry_delay(self, attempts: int, exc: BaseException | None = None) -> float:
+        """Seconds to wait before retrying after ``attempts`` failed tries: the wheel's backoff
+        (1, 2, 4 … minutes, at most an hour; the webhook deliveries' too), lengthened to the
+        ``Retry-After`` a ``RateLimitError`` carries, never past the hour: a server may send
+        any number, and a timedelta of 3e11 s overflows."""
+        delay = float(default_backoff(max(1, int(attempts))))
+        if isinstance(exc, RateLimitError):
+            try:
+                asked = float(getattr(exc, "retry_after", None) or 0.0)
+            except (TypeError, ValueError, OverflowError):
+                asked = 0.0
+            if math.isfinite(asked):
+                delay = max(delay, min(asked, RETRY_CAP))
+            elif asked > 0:
+                delay = RETRY_CAP
+        return min(delay, RETRY_CAP)
+
+    @api.model
     def _plane_state_group(self, project_id: str, state: Any) -> str | None:
         """The group (backlog/unstarted/started/completed/cancelled) of a work item's state.
 
@@ -607,12 +621,19 @@ class PlaneConnector(models.AbstractModel):
                               linked: bool = False) -> bool:
         """Whether a Plane event may touch an Odoo record bound to ``plane_project_id``.
 
-        A workspace webhook reports every project of the workspace, so any member of any
-        Plane project can make events, and write any ``external_id`` on the items they create.
-        Domain modules therefore apply an event to a record only when this says yes:
+        The event-scope rule: an event applies only to records linked to the event's Plane
+        project. A workspace webhook reports every project of the workspace, so any member of
+        any Plane project can make events, and write any ``external_id`` on the items they
+        create. Domain modules therefore apply an event to a record only when this says yes::
+
+            record = Model.search([("plane_work_item_id", "=", data["id"])], limit=1)
+            if record and not connector._plane_event_in_scope(
+                    payload, record.plane_project_id, linked=True):
+                return False  # another project's event: leave the record alone
 
         * ``plane_project_id`` is the record's linked Plane project or, for a record not linked
-          yet, the project its module's settings would push it to; none: never.
+          yet, the project its module's settings would push it to; none (False, "", not a
+          UUID): never.
         * The event's project (``_plane_event_project``) must be that project.
         * An event that names no project (a v1 deletion, a v2 comment) may touch only a record
           found by the work item id it is already linked to (``linked=True``): that id is

@@ -124,6 +124,21 @@ class PlaneEmulatorCase(HttpCase):
         cls.connector = cls.env["plane.connector"]
 
     @classmethod
+    def _restart_emulator(cls, **options):
+        """Swap the emulator for one started with ``options`` (e.g. ``time_scale``), so that a
+        domain module's tests need nothing from the wheel."""
+        from plane_connector.testing import PlaneEmulator
+
+        cls.emulator.stop()
+        cls.emulator = PlaneEmulator(cls.emulator_edition, rate_limit=cls.emulator_rate_limit,
+                                     seed=11, **cls.emulator_versions(), **options).start()
+        cls.addClassCleanup(cls.emulator.stop)
+        os.environ[API_KEY_ENV] = cls.emulator.api_key
+        params = cls.env["ir.config_parameter"].sudo()
+        params.set_param(rt.PARAM_BASE_URL, cls.emulator.base_url)
+        params.set_param(rt.PARAM_WORKSPACE, cls.emulator.workspace_slug)
+
+    @classmethod
     def emulator_versions(cls) -> dict:
         return {"version": cls.emulator_version} if cls.emulator_version else {}
 

@@ -7,6 +7,7 @@ from unittest.mock import patch
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
+from .. import exceptions as plane_errors
 from .. import plane_runtime as rt
 from .common import API_KEY_ENV, PlaneEmulatorCase
 
@@ -26,6 +27,26 @@ class TestConnector(PlaneEmulatorCase):
             "plane.base_url", self.emulator.base_url + "/"
         )
         self.assertIsNot(self.connector._plane_client(), client, "new config, new client")
+
+    def test_the_face_domain_modules_use(self):
+        """Errors, their description and the retry delay come from the connector: what the
+        client raises is what ``exceptions`` exports (docs/domain-modules.md)."""
+        missing = self.connector._plane_path("work_items", self.emulator.project_id,
+                                             "00000000-0000-4000-8000-000000000000")
+        with self.assertRaises(plane_errors.NotFoundError) as caught:
+            self.connector._plane_request("GET", missing)
+        self.assertIsInstance(caught.exception, plane_errors.HTTPError)
+        self.assertIsInstance(caught.exception, plane_errors.PlaneError)
+        text = self.connector._plane_describe_error(
+            plane_errors.PlaneError(f"boom with {self.emulator.api_key}"))
+        self.assertTrue(text.startswith("PlaneError: boom"), text)
+        self.assertNotIn(self.emulator.api_key, text)
+        self.assertLessEqual(len(self.connector._plane_describe_error(ValueError("x" * 9000))),
+                             2000)
+        delay = self.connector._plane_retry_delay
+        self.assertEqual([delay(n) for n in (1, 2, 3, 40)], [60.0, 120.0, 240.0, 3600.0])
+        asked = plane_errors.RateLimitError("429", status=429, retry_after=600)
+        self.assertEqual(delay(1, asked), 600.0)
 
     def test_rate_settings_build_the_client(self):
         params = self.env["ir.config_parameter"].sudo()

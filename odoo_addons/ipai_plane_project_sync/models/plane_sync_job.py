@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import time
 
 from odoo import api, fields, models
@@ -32,10 +31,6 @@ from odoo.tools import config
 
 _log = logging.getLogger(__name__)
 
-try:
-    from plane_connector import NotFoundError, PlaneError, RateLimitError
-except ImportError:  # pragma: no cover - external_dependencies stops the install first
-    PlaneError = NotFoundError = RateLimitError = Exception
 
 JOB_STATES = [
     ("pending", "Pending"),
@@ -63,10 +58,6 @@ NAP_HORIZON = 30.0
 #: What a job acts on: set by the queue (SQL or sudo) only, never by a user's write, since a
 #: job runs as superuser and its ids become request paths.
 SYNC_FIELDS = frozenset({"task_id", "project_id", "kind", "plane_project_id", "work_item_id"})
-#: Backoff after the n-th failed attempt: 30 s, 1 min, 2 min, ... capped at 1 h. A server's
-#: Retry-After may lengthen it, never past the cap.
-BACKOFF_BASE = 30
-BACKOFF_CAP = 3600
 #: Longest run of the job cron when Odoo sets no time limit (see cron_time_budget).
 DEFAULT_TIME_BUDGET = 240.0
 
@@ -307,6 +298,7 @@ class PlaneSyncJob(models.Model):
 
     @api.model
     def _plane_fallback_retry(self, job_id: int, exc: Exception) -> str:
+        connector = self.env["plane.connector"]
         params = self.env["ir.config_parameter"].sudo()
         max_attempts = int(params.get_param(PARAM_MAX_ATTEMPTS, DEFAULT_MAX_ATTEMPTS))
         # A pending twin queued meanwhile takes over (one pending per task or project and kind).
@@ -321,8 +313,8 @@ class PlaneSyncJob(models.Model):
             " last_error = CASE WHEN o.state = 'done'"
             "   THEN 'superseded by a pending job: ' || %(err)s ELSE %(err)s END"
             " FROM o WHERE j.id = o.id AND j.state = 'running' RETURNING j.state",
-            {"max": max_attempts, "err": _describe(exc), "id": job_id,
-             "at": fields.Datetime.now() + dt.timedelta(seconds=BACKOFF_BASE)},
+            {"max": max_attempts, "err": connector._plane_describe_error(exc), "id": job_id,
+             "at": fields.Datetime.now() + dt.timedelta(seconds=connector._plane_retry_delay(1))},
         )
         row = self.env.cr.fetchone()
         return "dead" if row and row[0] == "dead" else "retry"
@@ -446,8 +438,8 @@ class PlaneSyncJob(models.Model):
         return False
 
     def _plane_failed(self, exc: Exception) -> str:
-        message = _describe(exc)
         connector = self.env["plane.connector"]
+        message = connector._plane_describe_error(exc)
         if connector._plane_is_outage(exc):
             return self._plane_paused(exc, message, connector._plane_outage_note(exc))
         if _database_fault(exc):
@@ -466,7 +458,7 @@ class PlaneSyncJob(models.Model):
             _log.error("Plane sync job %s (%s) gave up after %s attempts: %s", self.id,
                        self.kind, self.attempts, message)
             return "dead"
-        delay = backoff_delay(self.attempts, exc)
+        delay = connector._plane_retry_delay(self.attempts, exc)
         values = {
             "last_error": message,
             "next_attempt_at": fields.Datetime.now() + dt.timedelta(seconds=delay),
@@ -565,23 +557,6 @@ def cron_time_budget(default: float = DEFAULT_TIME_BUDGET) -> float:
     return budget
 
 
-def backoff_delay(attempts: int, exc: BaseException | None = None) -> float:
-    """Seconds before the next attempt after ``attempts`` failed ones: 30 s doubling to 1 h,
-    or the server's ``Retry-After`` when longer, never past the cap (a server may send any
-    number, and a timedelta of 3e11 s overflows)."""
-    delay = float(min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(max(0, attempts - 1), 20)))
-    if isinstance(exc, RateLimitError):
-        try:
-            asked = float(getattr(exc, "retry_after", None) or 0.0)
-        except (TypeError, ValueError, OverflowError):
-            asked = 0.0
-        if math.isfinite(asked):
-            delay = max(delay, min(asked, float(BACKOFF_CAP)))
-        else:
-            delay = float(BACKOFF_CAP) if asked > 0 else delay
-    return delay
-
-
 def _mark_claimed(cr, job_id: int, state: str) -> None:
     """Mark a picked job running; a reclaimed one (its worker died) uses no further attempt."""
     cr.execute(
@@ -632,16 +607,3 @@ def _database_fault(exc: BaseException) -> bool:
 def _connection_lost(cr) -> bool:
     cnx = getattr(cr, "_cnx", None)
     return bool(cnx is not None and getattr(cnx, "closed", 0))
-
-
-def _describe(exc: Exception) -> str:
-    """A one-line reason for the job and the task, redacted."""
-    if isinstance(exc, NotFoundError):
-        text = f"Plane: not found ({exc})"
-    elif isinstance(exc, PlaneError):
-        text = f"Plane: {exc}"
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    # Any exception text may carry a secret (a handler quoting a key, a driver echoing a DSN):
-    # it is stored on the job and the task, both readable by project users.
-    return rt.redact(text)[:2000]

@@ -14,6 +14,7 @@ import time
 
 from odoo import api, fields, models
 from odoo.addons.ipai_plane_connector import plane_runtime as rt
+from odoo.addons.ipai_plane_connector.exceptions import ConflictError, NotFoundError, PlaneError
 from odoo.exceptions import UserError
 
 from ..mapping import (
@@ -27,10 +28,6 @@ from ..mapping import (
 
 _log = logging.getLogger(__name__)
 
-try:
-    from plane_connector import ConflictError, NotFoundError, PlaneError
-except ImportError:  # pragma: no cover - external_dependencies stops the install first
-    ConflictError = NotFoundError = PlaneError = Exception
 
 BACKFILL_STATES = [
     ("none", "Not started"),

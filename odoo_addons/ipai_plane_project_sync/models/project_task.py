@@ -21,6 +21,7 @@ import re
 from markupsafe import Markup
 from odoo import Command, api, fields, models
 from odoo.addons.ipai_plane_connector import plane_runtime as rt
+from odoo.addons.ipai_plane_connector.exceptions import NotFoundError
 from odoo.tools import html_sanitize
 from odoo.tools.sql import escape_psql
 
@@ -46,10 +47,6 @@ try:
 except ImportError:  # pragma: no cover - Odoo requires pytz
     pytz = None
 
-try:
-    from plane_connector import NotFoundError
-except ImportError:  # pragma: no cover - external_dependencies stops the install first
-    NotFoundError = Exception
 
 SYNC_STATES = [
     ("none", "Not in Plane"),

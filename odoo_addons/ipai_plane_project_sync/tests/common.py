@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 from odoo import fields
 from odoo.addons.ipai_plane_connector import plane_runtime as rt
 from odoo.addons.ipai_plane_connector.tests.common import (
-    API_KEY_ENV,
     TEST_WEBHOOK_SECRET,
     PlaneEmulatorCase,
     WebhookSink,
@@ -49,7 +47,8 @@ class ProjectSyncCase(PlaneEmulatorCase):
     def setUpClass(cls):
         super().setUpClass()
         if cls.time_scale != 1.0:
-            cls._restart_emulator()
+            # A time-scaled emulator: its minute lasts less.
+            cls._restart_emulator(time_scale=cls.time_scale)
         cls._install_client()
         cls.sink = WebhookSink()
         cls.addClassCleanup(cls.sink.close)
@@ -65,20 +64,6 @@ class ProjectSyncCase(PlaneEmulatorCase):
         cls.project = env["project.project"].create({
             "name": "Odoo Sync Lab", "type_ids": [(6, 0, cls.stages.ids)],
         })
-
-    @classmethod
-    def _restart_emulator(cls):
-        """Swap the base case's emulator for a time-scaled one (its minute lasts less)."""
-        from plane_connector.testing import PlaneEmulator
-
-        cls.emulator.stop()
-        cls.emulator = PlaneEmulator(rate_limit=cls.emulator_rate_limit, seed=11,
-                                     time_scale=cls.time_scale, **cls.emulator_versions()).start()
-        cls.addClassCleanup(cls.emulator.stop)
-        os.environ[API_KEY_ENV] = cls.emulator.api_key
-        params = cls.env["ir.config_parameter"].sudo()
-        params.set_param(rt.PARAM_BASE_URL, cls.emulator.base_url)
-        params.set_param(rt.PARAM_WORKSPACE, cls.emulator.workspace_slug)
 
     @classmethod
     def _install_client(cls):

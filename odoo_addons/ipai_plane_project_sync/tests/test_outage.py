@@ -5,16 +5,11 @@ error path."""
 import math
 from unittest.mock import patch
 
+from odoo.addons.ipai_plane_connector.exceptions import RateLimitError, TransportError
+from odoo.addons.ipai_plane_connector.models.plane_connector import RETRY_CAP
 from odoo.tests import tagged
 
-from ..models import plane_sync_job
-from ..models.plane_sync_job import BACKOFF_CAP, backoff_delay
 from .common import ProjectSyncCase
-
-try:
-    from plane_connector import RateLimitError, TransportError
-except ImportError:  # pragma: no cover - external_dependencies stops the install first
-    RateLimitError = TransportError = Exception
 
 CONNECTOR_LOGGER = "odoo.addons.ipai_plane_connector.models.plane_outage"
 
@@ -186,14 +181,17 @@ class TestPlaneOutage(ProjectSyncCase):
                 self.assertIn("superseded", outcome[2])
 
     def test_an_absurd_retry_after_is_clamped(self):
+        retry_delay = self.env["plane.connector"]._plane_retry_delay
+        first = retry_delay(1)
+        self.assertEqual([retry_delay(n) for n in (1, 2, 3)], [first, 2 * first, 4 * first])
         for asked in (3e11, 1e400, math.inf, math.nan, -5.0, None):
             with self.subTest(asked=asked):
-                delay = backoff_delay(1, RateLimitError("429", status=429, retry_after=asked))
+                delay = retry_delay(1, RateLimitError("429", status=429, retry_after=asked))
                 self.assertTrue(math.isfinite(delay))
-                self.assertGreaterEqual(delay, plane_sync_job.BACKOFF_BASE)
-                self.assertLessEqual(delay, BACKOFF_CAP)
-        self.assertEqual(backoff_delay(1, RateLimitError("429", retry_after=3e11)), BACKOFF_CAP)
-        self.assertEqual(backoff_delay(40), BACKOFF_CAP)
+                self.assertGreaterEqual(delay, first)
+                self.assertLessEqual(delay, RETRY_CAP)
+        self.assertEqual(retry_delay(1, RateLimitError("429", retry_after=3e11)), RETRY_CAP)
+        self.assertEqual(retry_delay(40), RETRY_CAP)
         # Through the job's error path: the job is rescheduled, not left running.
         task = self.tasks(1)
         flood = RateLimitError("Plane answered 429", status=429, retry_after=3e11)
@@ -203,4 +201,4 @@ class TestPlaneOutage(ProjectSyncCase):
         job = self.Job.search([("task_id", "=", task.id)])
         self.assertEqual(job.state, "pending")
         self.assertLessEqual((job.next_attempt_at - job.write_date).total_seconds(),
-                             BACKOFF_CAP + 1)
+                             RETRY_CAP + 1)
