@@ -27,7 +27,8 @@ import math
 import time
 
 from odoo import api, fields, models
-from odoo.addons.ipai_plane_connector import plane_runtime as rt
+from odoo.addons.ipai_plane_connector.crons import wake_cron
+from odoo.addons.ipai_plane_connector.redaction import redact
 from odoo.tools import config
 
 _log = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ class PlaneSyncJob(models.Model):
     def _plane_wake(self, after: float = 0.0) -> None:
         """Run the job cron as soon as a worker is free (or ``after`` seconds from now), once
         this transaction commits."""
-        rt.wake_cron(self.env, "ipai_plane_project_sync.ir_cron_plane_sync_jobs", after=after)
+        wake_cron(self.env, "ipai_plane_project_sync.ir_cron_plane_sync_jobs", after=after)
 
     # -- the worker
 
@@ -644,4 +645,4 @@ def _describe(exc: Exception) -> str:
         text = f"{type(exc).__name__}: {exc}"
     # Any exception text may carry a secret (a handler quoting a key, a driver echoing a DSN):
     # it is stored on the job and the task, both readable by project users.
-    return rt.redact(text)[:2000]
+    return redact(text)[:2000]

@@ -6,7 +6,13 @@ import datetime as dt
 import os
 
 from odoo import fields
-from odoo.addons.ipai_plane_connector import plane_runtime as rt
+from odoo.addons.ipai_plane_connector.caches import forget_clients
+from odoo.addons.ipai_plane_connector.settings import (
+    BASE_URL,
+    RATE_WINDOW,
+    REQUESTS_PER_MINUTE,
+    WORKSPACE_SLUG,
+)
 from odoo.addons.ipai_plane_connector.tests.common import (
     API_KEY_ENV,
     TEST_WEBHOOK_SECRET,
@@ -77,8 +83,8 @@ class ProjectSyncCase(PlaneEmulatorCase):
         cls.addClassCleanup(cls.emulator.stop)
         os.environ[API_KEY_ENV] = cls.emulator.api_key
         params = cls.env["ir.config_parameter"].sudo()
-        params.set_param(rt.PARAM_BASE_URL, cls.emulator.base_url)
-        params.set_param(rt.PARAM_WORKSPACE, cls.emulator.workspace_slug)
+        params.set_param(BASE_URL.param, cls.emulator.base_url)
+        params.set_param(WORKSPACE_SLUG.param, cls.emulator.workspace_slug)
 
     @classmethod
     def _install_client(cls):
@@ -87,11 +93,11 @@ class ProjectSyncCase(PlaneEmulatorCase):
         The real configuration path builds the client (`plane.requests_per_minute`,
         `plane.rate_window`), with the shared PostgreSQL budget as in production.
         """
-        rt.forget_clients()
+        forget_clients()
         params = cls.env["ir.config_parameter"].sudo()
-        params.set_param(rt.PARAM_REQUESTS_PER_MINUTE,
+        params.set_param(REQUESTS_PER_MINUTE.param,
                          str(cls.client_rate_limit or cls.emulator_rate_limit))
-        params.set_param(rt.PARAM_RATE_WINDOW, str(60.0 * cls.time_scale))
+        params.set_param(RATE_WINDOW.param, str(60.0 * cls.time_scale))
         cls.client = cls.env["plane.connector"]._plane_client()
 
     # -- helpers
