@@ -161,3 +161,131 @@ def test_the_exceptions_face_is_the_wheels_own_classes():
     for name in errors - {"MissingRouteError"}:
         assert getattr(face, name) is getattr(plane_connector, name), name
     assert face.MissingRouteError is MissingRouteError
+# -- the connector's settings table (ipai_plane_connector/settings.py) is the only source
+
+CONNECTOR_DIR = ADDONS / CONNECTOR
+
+
+def _settings_rows() -> dict[str, dict]:
+    """The rows of ``SETTINGS``: module-level ``NAME = Setting(name, param, **columns)`` with
+    literal arguments (a validator is kept as its function's name)."""
+    tree = ast.parse((CONNECTOR_DIR / "settings.py").read_text(encoding="utf-8"))
+    rows = {}
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                and getattr(node.value.func, "id", None) == "Setting"):
+            continue
+        call = node.value
+        name, param = (ast.literal_eval(a) for a in call.args)
+        row = {"name": name, "param": param, "field": None, "option": None,
+               "secret_ref": False, "allow_option": None, "default": "", "validator": None}
+        for kw in call.keywords:
+            row[kw.arg] = (kw.value.id if kw.arg == "validator" else ast.literal_eval(kw.value))
+        rows[node.targets[0].id] = row
+    table = next(n for n in tree.body if isinstance(n, ast.AnnAssign)
+                 and getattr(n.target, "id", None) == "SETTINGS")
+    listed = [elt.id for elt in table.value.elts]
+    assert sorted(listed) == sorted(rows), "a row is missing from SETTINGS (or not a row)"
+    return rows
+
+
+def test_settings_rows_spell_each_setting_one_way():
+    rows = _settings_rows()
+    assert len(rows) >= 13, "the table lost rows (or the parser no longer finds them)"
+    for const, row in rows.items():
+        name = row["name"]
+        assert const == name.upper(), const
+        assert row["param"] == f"plane.{name}", row
+        assert row["field"] in (None, f"plane_{name}"), row
+        assert row["option"] in (None, f"plane_{name}"), row
+        # A secret reference is checked (reference + policy) and the operator may fix it; its
+        # own pattern option is the one the wheel's policy reads (issue 21.3).
+        if row["secret_ref"]:
+            assert row["option"] and row["validator"] == "check_reference", row
+            assert row["allow_option"] == f"plane_secret_{name}_allow", row
+        else:
+            assert row["allow_option"] is None, row
+
+
+def test_settings_rows_match_the_wheel_policy():
+    import fnmatch
+
+    from plane_connector import secrets
+
+    rows = _settings_rows().values()
+    assert {r["name"]: r["allow_option"] for r in rows if r["secret_ref"]} == \
+        secrets.SETTING_OPTIONS
+    # An operator option read from the environment (PLANE_API_KEY_REF, PLANE_BASE_URL…) must
+    # never be resolvable as a secret: the wheel's MACHINERY_ENV covers every one.
+    for row in rows:
+        if row["option"]:
+            variable = row["option"].upper()
+            assert any(fnmatch.fnmatchcase(variable, p) for p in secrets.MACHINERY_ENV), variable
+
+
+def _config_parameter_fields(path: Path) -> dict[str, ast.expr]:
+    """Field name -> the ``config_parameter=`` expression of each field declared in ``path``."""
+    found = {}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            for kw in node.value.keywords:
+                if kw.arg == "config_parameter":
+                    found[node.targets[0].id] = kw.value
+    return found
+
+
+def test_settings_fields_are_the_table():
+    rows = _settings_rows()
+    path = CONNECTOR_DIR / "models" / "res_config_settings.py"
+    declared = _config_parameter_fields(path)
+    on_page = {r["field"]: const for const, r in rows.items() if r["field"]}
+    assert set(declared) == set(on_page), "Settings > Plane fields and the table differ"
+    for field, expr in declared.items():
+        # config_parameter=<ROW>.param: the key is never spelled in the model.
+        assert isinstance(expr, ast.Attribute) and expr.attr == "param", field
+        assert getattr(expr.value, "id", None) == on_page[field], field
+    text = path.read_text(encoding="utf-8")
+    for row in rows.values():
+        if row["field"] and row["option"]:
+            assert f"{row['field']}_operator = fields.Boolean(" in text, row["field"]
+
+
+def test_settings_names_are_written_only_in_the_table():
+    rows = _settings_rows().values()
+    names = {r["param"] for r in rows} | {r["option"] for r in rows if r["option"]} | {
+        r["allow_option"] for r in rows if r["allow_option"]}
+    pys = [p for p in ADDONS.rglob("*.py") if "tests" not in p.parts
+           and p != CONNECTOR_DIR / "settings.py"]
+    assert pys
+    for py in pys:
+        tree = ast.parse(py.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and node.value in names:
+                raise AssertionError(f"{py}:{node.lineno}: {node.value!r} is spelled outside "
+                                     "ipai_plane_connector/settings.py: use the table's row")
+            if isinstance(node, ast.ImportFrom) and py.name != "plane_runtime.py":
+                imported = [node.module or "", *(a.name for a in node.names)]
+                assert not any(m.endswith("plane_runtime") for m in imported), (
+                    f"{py}: imports the deprecated plane_runtime")
+
+
+def test_plane_config_reads_every_row_and_operator_option():
+    tree = ast.parse((CONNECTOR_DIR / "models" / "plane_connector.py").read_text(encoding="utf-8"))
+    func = next(n for n in ast.walk(tree)
+                if isinstance(n, ast.FunctionDef) and n.name == "_plane_config")
+    names = {n.id for n in ast.walk(func) if isinstance(n, ast.Name)}
+    calls = {getattr(n.func, "id", getattr(n.func, "attr", None))
+             for n in ast.walk(func) if isinstance(n, ast.Call)}
+    assert {"SETTINGS", "OPERATOR_SETTINGS", "SECRET_SETTINGS"} <= names
+    assert {"get_param", "operator_option"} <= calls
+    for call in (n for n in ast.walk(func) if isinstance(n, ast.Call)):
+        if getattr(call.func, "attr", None) == "get_param":
+            assert not isinstance(call.args[0], ast.Constant), "a key spelled in _plane_config"
+
+
+def test_docs_list_every_setting():
+    text = (ADDONS.parent / "docs" / "readme" / "odoo.md").read_text(encoding="utf-8")
+    for row in _settings_rows().values():
+        assert f"`{row['param']}`" in text, row["param"]
+        if row["option"]:
+            assert f"`{row['option']}`" in text, row["option"]

@@ -13,8 +13,11 @@ import logging
 import re
 
 from odoo import api, fields, models
-from odoo.addons.ipai_plane_connector import plane_runtime as rt
+from odoo.addons.ipai_plane_connector.crons import wake_cron
 from odoo.addons.ipai_plane_connector.exceptions import NotFoundError, PlaneError
+from odoo.addons.ipai_plane_connector.paths import is_uuid
+from odoo.addons.ipai_plane_connector.redaction import redact
+from odoo.addons.ipai_plane_connector.sync_guard import guard_sync_fields, plane_remote
 from odoo.exceptions import UserError, ValidationError
 
 _log = logging.getLogger(__name__)
@@ -34,7 +37,7 @@ FORM_CODES = [
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$")
 # Fields whose change must reach Plane.
 _SYNCED = {"form_code", "period", "due_date", "state", "notes"}
-# Written by the sync only: the ids become request paths (see plane_runtime.guard_sync_fields).
+# Written by the sync only: the ids become request paths (see sync_guard.guard_sync_fields).
 SYNC_FIELDS = frozenset({"plane_work_item_id", "plane_project_id", "plane_dirty",
                          "plane_sync_error", "plane_synced_at"})
 
@@ -86,14 +89,14 @@ class BirFiling(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        rt.guard_sync_fields(self, vals_list, SYNC_FIELDS)
+        guard_sync_fields(self, vals_list, SYNC_FIELDS)
         filings = super().create(vals_list)
         filings._plane_schedule_push()
         return filings
 
     def write(self, vals):
-        rt.guard_sync_fields(self, [vals], SYNC_FIELDS)
-        if not rt.plane_remote(self.env) and _SYNCED & set(vals):
+        guard_sync_fields(self, [vals], SYNC_FIELDS)
+        if not plane_remote(self.env) and _SYNCED & set(vals):
             vals = dict(vals, plane_dirty=True)
         result = super().write(vals)
         if vals.get("plane_dirty"):
@@ -119,7 +122,7 @@ class BirFiling(models.Model):
         self.search([("plane_dirty", "=", True)], limit=limit)._plane_push()
 
     def _plane_schedule_push(self, after: float = 0.0):
-        rt.wake_cron(self.env, "ipai_bir_plane_sync.ir_cron_bir_plane_push", after=after)
+        wake_cron(self.env, "ipai_bir_plane_sync.ir_cron_bir_plane_push", after=after)
 
     def _plane_push(self, raise_errors: bool = False):
         """Create or update each filing's work item; errors are kept on the filing."""
@@ -128,7 +131,7 @@ class BirFiling(models.Model):
             try:
                 filing._plane_push_one(connector)
             except (PlaneError, UserError) as exc:
-                message = rt.redact(exc)
+                message = redact(exc)
                 if not raise_errors and connector._plane_is_outage(exc):
                     # The filings stay dirty: pushed when Plane answers again (the outage's
                     # end wakes this cron), without a failure per filing meanwhile.
@@ -236,7 +239,7 @@ class BirFiling(models.Model):
         if action == "deleted":
             remote.write({"plane_work_item_id": False})
             return
-        if rt.is_uuid(data.get("id")) and not self.plane_work_item_id:
+        if is_uuid(data.get("id")) and not self.plane_work_item_id:
             remote.write({"plane_work_item_id": data["id"]})
         group = self.env["plane.connector"]._plane_state_group(
             self.plane_project_id or data.get("project"), data.get("state")

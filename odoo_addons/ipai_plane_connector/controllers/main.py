@@ -28,7 +28,8 @@ from odoo import SUPERUSER_ID, api, http
 from odoo.http import request
 from werkzeug.exceptions import HTTPException
 
-from .. import plane_runtime as rt
+from ..connections import store_connect
+from ..settings import ConfigRefused
 
 _log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class PlaneWebhookController(http.Controller):
                               failure.reason)
             return _answer(*REJECTED)
         receiver = WebhookReceiver(
-            PostgresDeliveryStore(rt.store_connect(registry)), secrets, max_body=max_body
+            PostgresDeliveryStore(store_connect(registry)), secrets, max_body=max_body
         )
         status, answer = receiver.handle(headers, body)
         if status == REJECTED[0]:
@@ -141,7 +142,7 @@ def _receiver_config():
         env = api.Environment(cr, SUPERUSER_ID, {})
         try:
             secrets = env["plane.connector"]._plane_webhook_secrets()
-        except rt.ConfigRefused as exc:
+        except ConfigRefused as exc:
             raise _Refused(dbname, str(exc)) from None
         raw_max = env["ir.config_parameter"].get_param("plane.webhook_max_body")
     try:

@@ -10,7 +10,8 @@ from odoo import http
 from odoo.exceptions import UserError
 from odoo.http import request
 
-from .. import plane_runtime as rt
+from ..redaction import redact
+from ..settings import OAUTH_CALLBACK
 
 _log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ _ERROR_CODE = re.compile(r"[a-z_]{1,64}")
 
 def _text(message: str, status: int):
     """A plain-text answer: whatever it quotes, a browser renders it as text, never as HTML."""
-    return request.make_response(rt.redact(message), status=status, headers=[
+    return request.make_response(redact(message), status=status, headers=[
         ("Content-Type", "text/plain; charset=utf-8"), ("X-Content-Type-Options", "nosniff"),
     ])
 
@@ -35,10 +36,10 @@ class _RedactCallbackQuery(logging.Filter):
     code (and the state). The code is short-lived and single-use, but a log is no place for it."""
 
     plane_oauth_redaction = True  # found again after a module reload, where isinstance is not
-    _query = re.compile(re.escape(rt.OAUTH_CALLBACK) + r"\?[^\s\"']*")
+    _query = re.compile(re.escape(OAUTH_CALLBACK) + r"\?[^\s\"']*")
 
     def _clean(self, value):
-        return self._query.sub(rt.OAUTH_CALLBACK + "?[redacted]", value) if isinstance(
+        return self._query.sub(OAUTH_CALLBACK + "?[redacted]", value) if isinstance(
             value, str) else value
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -70,7 +71,7 @@ class PlaneOAuthController(http.Controller):
         request.session[_VERIFIER_KEY] = verifier
         return request.redirect(app.authorize_url(state, code_verifier=verifier), local=False)
 
-    @http.route(rt.OAUTH_CALLBACK, type="http", auth="user", methods=["GET"])
+    @http.route(OAUTH_CALLBACK, type="http", auth="user", methods=["GET"])
     def plane_oauth_callback(self, state=None, code=None, app_installation_id=None, **kwargs):
         from plane_connector import oauth
 

@@ -9,7 +9,7 @@ import uuid
 
 from odoo import api, models
 
-from .. import plane_runtime as rt
+from ..caches import PARAM_SECRETS_GENERATION, forget_clients
 
 
 class IrConfigParameter(models.Model):
@@ -36,7 +36,7 @@ class IrConfigParameter(models.Model):
     @api.model
     def _plane_settings_changed(self, keys) -> None:
         keys = {k for k in keys if isinstance(k, str) and k.startswith("plane.")}
-        if not keys or keys == {rt.PARAM_SECRETS_GENERATION}:
+        if not keys or keys == {PARAM_SECRETS_GENERATION}:
             return
-        rt.forget_clients(self.env.cr.dbname)
-        self.sudo().set_param(rt.PARAM_SECRETS_GENERATION, uuid.uuid4().hex)
+        forget_clients(self.env.cr.dbname)
+        self.sudo().set_param(PARAM_SECRETS_GENERATION, uuid.uuid4().hex)

@@ -15,8 +15,27 @@ from typing import Any
 from odoo import api, models
 from odoo.exceptions import AccessError, UserError
 
-from .. import plane_runtime as rt
+from ..caches import PARAM_SECRETS_GENERATION, forget_clients, get_client, secret_cache
+from ..connections import pg_connect, store_connect
+from ..crons import wake_cron
 from ..exceptions import RateLimitError
+from ..paths import bad_path_segment, is_slug, is_uuid
+from ..redaction import redact
+from ..settings import (
+    AUTH_MODE,
+    BASE_URL,
+    OAUTH_APP_INSTALLATION_ID,
+    OAUTH_CALLBACK,
+    OAUTH_TOKEN_NAME,
+    OPERATOR_SETTINGS,
+    SECRET_SETTINGS,
+    SETTINGS,
+    WORKSPACE_SLUG,
+    ConfigRefused,
+    checked_ca_bundle,
+    operator_option,
+    secret_policy,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -99,7 +118,7 @@ def event_project_id(payload: Any) -> str | None:
             value = data.get("id")
         if isinstance(value, dict):
             value = value.get("id")
-        if rt.is_uuid(value):
+        if is_uuid(value):
             return value.lower()
     return None
 
@@ -115,34 +134,23 @@ class PlaneConnector(models.AbstractModel):
         """The settings in effect (references, never secret values).
 
         What the server operator set in odoo.conf or the environment wins over the database
-        (``operator`` lists those keys). Once the operator sets any secret option
-        (``rt.SECRET_OPTIONS``), the base URL is the operator's: ``plane_base_url``, else Plane
-        Cloud, never a URL a database admin typed in. Once the base URL is the operator's, so
-        is the CA bundle: ``plane_ca_bundle`` or none, never the database's ``plane.ca_bundle``
-        (a trust anchor a database admin adds would let them intercept the operator's host).
+        (``operator`` lists those keys); which settings exist, and which the operator may fix,
+        is ``settings.SETTINGS``. Once the operator sets any secret option (``SECRET_SETTINGS``),
+        the base URL is the operator's: ``plane_base_url``, else Plane Cloud, never a URL a
+        database admin typed in. Once the base URL is the operator's, so is the CA bundle:
+        ``plane_ca_bundle`` or none, never the database's ``plane.ca_bundle`` (a trust anchor
+        a database admin adds would let them intercept the operator's host).
         """
         params = self.env["ir.config_parameter"].sudo()
-        config = {
-            "base_url": (params.get_param(rt.PARAM_BASE_URL) or rt.DEFAULT_BASE_URL).strip(),
-            "workspace_slug": (params.get_param(rt.PARAM_WORKSPACE) or "").strip(),
-            "api_key_ref": (params.get_param(rt.PARAM_API_KEY_REF) or "").strip(),
-            "webhook_secret_ref": (params.get_param(rt.PARAM_WEBHOOK_SECRET_REF) or "").strip(),
-            "auth_mode": (params.get_param(rt.PARAM_AUTH_MODE) or "api_key").strip(),
-            "oauth_client_id": (params.get_param(rt.PARAM_OAUTH_CLIENT_ID) or "").strip(),
-            "oauth_client_secret_ref": (params.get_param(rt.PARAM_OAUTH_SECRET_REF) or "").strip(),
-            "oauth_token_key_ref": (params.get_param(rt.PARAM_OAUTH_KEY_REF) or "").strip(),
-            "requests_per_minute": (params.get_param(rt.PARAM_REQUESTS_PER_MINUTE) or "").strip(),
-            "rate_window": (params.get_param(rt.PARAM_RATE_WINDOW) or "").strip(),
-            "ca_bundle": (params.get_param(rt.PARAM_CA_BUNDLE) or "").strip(),
-        }
+        config = {s.name: (params.get_param(s.param) or s.default).strip() for s in SETTINGS}
         operator = set()
-        for key, option in rt.OPERATOR_OPTIONS.items():
-            value = rt.operator_option(option)
+        for setting in OPERATOR_SETTINGS:
+            value = operator_option(setting.option)
             if value:
-                config[key] = value
-                operator.add(key)
-        if "base_url" not in operator and operator.intersection(rt.SECRET_OPTIONS):
-            config["base_url"] = rt.DEFAULT_BASE_URL
+                config[setting.name] = value
+                operator.add(setting.name)
+        if "base_url" not in operator and operator.intersection(s.name for s in SECRET_SETTINGS):
+            config["base_url"] = BASE_URL.default
             operator.add("base_url")
         if "base_url" in operator and "ca_bundle" not in operator:
             config["ca_bundle"] = ""
@@ -159,21 +167,21 @@ class PlaneConnector(models.AbstractModel):
         self._plane_require_wheel()
         ref = (config[key] if ref is None else ref).strip()
         if not ref:
-            raise rt.ConfigRefused(f"{what} is not set (Settings > Plane).")
+            raise ConfigRefused(f"{what} is not set (Settings > Plane).")
         policy = self._plane_policy_for(config, key)
         params = self.env["ir.config_parameter"].sudo()
-        generation = params.get_param(rt.PARAM_SECRETS_GENERATION) or ""
-        cache = rt.secret_cache(self.env.cr.dbname, generation)
+        generation = params.get_param(PARAM_SECRETS_GENERATION) or ""
+        cache = secret_cache(self.env.cr.dbname, generation)
         try:
             return cache.get(ref, policy)
         except plane_secrets.SecretError as exc:
-            raise rt.ConfigRefused(f"{what}: {exc}") from None
+            raise ConfigRefused(f"{what}: {exc}") from None
 
     @api.model
     def _plane_policy_for(self, config: dict, key: str):
         """The operator's policy for a database reference of setting ``key`` (its own pattern
         included); None for one the operator set."""
-        return None if key in config["operator"] else rt.secret_policy(key)
+        return None if key in config["operator"] else secret_policy(key)
 
     @api.model
     def _plane_webhook_secrets(self) -> list:
@@ -181,7 +189,7 @@ class PlaneConnector(models.AbstractModel):
         config = self._plane_config()
         refs = config["webhook_secret_ref"].replace(",", " ").split()
         if not refs:
-            raise rt.ConfigRefused("The webhook secret reference (plane.webhook_secret_ref) is "
+            raise ConfigRefused("The webhook secret reference (plane.webhook_secret_ref) is "
                                    "not set.")
         return [self._plane_secret(config, "webhook_secret_ref", "Webhook secret reference", r)
                 for r in refs]
@@ -209,7 +217,7 @@ class PlaneConnector(models.AbstractModel):
         registry = self.env.registry
         rpm, window = self._plane_rate_settings(config)
         # The CA bundle is checked (a regular, readable PEM file) when the client is built.
-        ca_bundle = rt.checked_ca_bundle(config["ca_bundle"],
+        ca_bundle = checked_ca_bundle(config["ca_bundle"],
                                          operator="ca_bundle" in config["operator"])
         rate = {"requests_per_minute": rpm, "rate_window": window, "ca_bundle": ca_bundle}
         if config["auth_mode"] == "oauth":
@@ -220,7 +228,7 @@ class PlaneConnector(models.AbstractModel):
                 # Built per process (the cache key has the pid): the store's connections
                 # must not cross Odoo's fork.
                 app, store = self._plane_oauth_app(config), self._plane_oauth_store(config)
-                provider = oauth.token_provider(app, store, rt.OAUTH_TOKEN_NAME)
+                provider = oauth.token_provider(app, store, OAUTH_TOKEN_NAME)
                 return plane_connector.PlaneClient(
                     config["base_url"], token_provider=provider,
                     rate_budget=self._plane_rate_budget(registry), **rate,
@@ -230,7 +238,7 @@ class PlaneConnector(models.AbstractModel):
                 f"oauth:{config['oauth_client_id']}:{config['oauth_token_key_ref']}|{rpm}/{window}"
                 f"|{config['ca_bundle']}"
             )
-            return rt.get_client(self.env.cr.dbname, config["base_url"], cache_ref, build)
+            return get_client(self.env.cr.dbname, config["base_url"], cache_ref, build)
         ref = config["api_key_ref"]
         if not ref:
             raise UserError(
@@ -247,7 +255,7 @@ class PlaneConnector(models.AbstractModel):
 
         # The rate and the CA bundle are in the cache key: changing them needs no restart.
         cache_ref = f"{ref}|{rpm}/{window}|{config['ca_bundle']}"
-        return rt.get_client(self.env.cr.dbname, config["base_url"], cache_ref, build)
+        return get_client(self.env.cr.dbname, config["base_url"], cache_ref, build)
 
     # -- OAuth (Plane Apps)
 
@@ -269,11 +277,11 @@ class PlaneConnector(models.AbstractModel):
         try:
             return oauth.OAuthApp(
                 config["base_url"], config["oauth_client_id"], config["oauth_client_secret_ref"],
-                redirect_uri=base.rstrip("/") + rt.OAUTH_CALLBACK,
+                redirect_uri=base.rstrip("/") + OAUTH_CALLBACK,
                 secret_policy=self._plane_policy_for(config, "oauth_client_secret_ref"),
             )
         except plane_connector.PlaneError as exc:
-            raise UserError(rt.redact(f"Plane OAuth app: {exc}")) from None
+            raise UserError(redact(f"Plane OAuth app: {exc}")) from None
 
     @api.model
     def _plane_oauth_store(self, config=None):
@@ -289,11 +297,11 @@ class PlaneConnector(models.AbstractModel):
         self._plane_secret(config, "oauth_token_key_ref", "Token encryption key reference")
         try:
             return oauth.PostgresTokenStore(
-                rt.pg_connect(self.env.cr.dbname), key_ref=config["oauth_token_key_ref"],
+                pg_connect(self.env.cr.dbname), key_ref=config["oauth_token_key_ref"],
                 key_policy=self._plane_policy_for(config, "oauth_token_key_ref"),
             )
         except plane_connector.PlaneError as exc:
-            raise UserError(rt.redact(f"Plane token store: {exc}")) from None
+            raise UserError(redact(f"Plane token store: {exc}")) from None
 
     @api.model
     def _plane_oauth_complete(self, *, code=None, app_installation_id=None, code_verifier=None):
@@ -305,7 +313,7 @@ class PlaneConnector(models.AbstractModel):
         app, store = self._plane_oauth_app(config), self._plane_oauth_store(config)
         try:
             tokens = oauth.complete_authorization(
-                app, store, rt.OAUTH_TOKEN_NAME, code=code,
+                app, store, OAUTH_TOKEN_NAME, code=code,
                 app_installation_id=app_installation_id, code_verifier=code_verifier,
             )
         except plane_connector.PlaneError as exc:
@@ -314,11 +322,11 @@ class PlaneConnector(models.AbstractModel):
             store.close()
         params = self.env["ir.config_parameter"].sudo()
         if tokens.app_installation_id:
-            params.set_param(rt.PARAM_OAUTH_INSTALLATION, tokens.app_installation_id)
+            params.set_param(OAUTH_APP_INSTALLATION_ID.param, tokens.app_installation_id)
         if tokens.workspace_slug and not config["workspace_slug"]:
-            params.set_param(rt.PARAM_WORKSPACE, tokens.workspace_slug)
-        params.set_param(rt.PARAM_AUTH_MODE, "oauth")
-        rt.forget_clients(self.env.cr.dbname)
+            params.set_param(WORKSPACE_SLUG.param, tokens.workspace_slug)
+        params.set_param(AUTH_MODE.param, "oauth")
+        forget_clients(self.env.cr.dbname)
         return tokens
 
     @api.model
@@ -332,7 +340,7 @@ class PlaneConnector(models.AbstractModel):
                 "budget, so several workers can exceed Plane's limit together"
             )
             return None
-        return PostgresRateBudget(rt.store_connect(registry))
+        return PostgresRateBudget(store_connect(registry))
 
     @api.model
     def _plane_require_wheel(self) -> None:
@@ -349,7 +357,7 @@ class PlaneConnector(models.AbstractModel):
         slug = self._plane_config()["workspace_slug"]
         if not slug:
             raise UserError("Plane is not configured: set the workspace slug in Settings > Plane.")
-        if not rt.is_slug(slug):
+        if not is_slug(slug):
             raise UserError(
                 "The Plane workspace slug (plane.workspace_slug) may hold only letters, digits, "
                 "'-' and '_': fix it in Settings > Plane."
@@ -380,14 +388,14 @@ class PlaneConnector(models.AbstractModel):
         Used on every id read from a record or a setting before it goes into a request path.
         """
         text = value.strip() if isinstance(value, str) else ""
-        if not rt.is_uuid(text):
-            shown = rt.redact(repr(value)[:60]) if isinstance(value, str) else type(value).__name__
+        if not is_uuid(text):
+            shown = redact(repr(value)[:60]) if isinstance(value, str) else type(value).__name__
             raise UserError(f"{what} {shown} is not a Plane id (a UUID): nothing was sent.")
         return text
 
     @api.model
     def _plane_check_path(self, path: str) -> str:
-        bad = rt.bad_path_segment(path)
+        bad = bad_path_segment(path)
         if bad is not None:
             raise UserError(
                 f"Refused to call Plane: the path segment {bad[:60]!r} is not a plain name or id."
@@ -501,7 +509,7 @@ class PlaneConnector(models.AbstractModel):
     @api.model
     def _plane_delivery_store(self):
         self._plane_require_wheel()
-        return PostgresDeliveryStore(rt.store_connect(self.env.registry))
+        return PostgresDeliveryStore(store_connect(self.env.registry))
 
     @api.model
     def _cron_process_deliveries(self, limit: int = 50) -> dict:
@@ -537,7 +545,7 @@ class PlaneConnector(models.AbstractModel):
         )
         env["plane.webhook.delivery"].invalidate_model()
         if waits:
-            rt.wake_cron(env, "ipai_plane_connector.ir_cron_plane_process_deliveries",
+            wake_cron(env, "ipai_plane_connector.ir_cron_plane_process_deliveries",
                          after=waits[-1])
         elif report.processed >= limit:
             # A full batch: there may be more, go on in a fresh run rather than at the tick.
@@ -642,7 +650,7 @@ class PlaneConnector(models.AbstractModel):
           the caller, which knows its link field): it never moves an existing link.
         """
         expected = plane_project_id.strip().lower() if isinstance(plane_project_id, str) else ""
-        if not rt.is_uuid(expected):
+        if not is_uuid(expected):
             return False
         got = self._plane_event_project(payload)
         if got is None:

@@ -4,7 +4,7 @@ import logging
 
 from odoo import api, fields, models
 
-from .. import plane_runtime as rt
+from ..redaction import redact
 from .plane_connector import describe_error
 
 _log = logging.getLogger(__name__)
@@ -46,8 +46,8 @@ class PlaneHealthCheck(models.Model):
             server = result.get("server") or ""
         except Exception as exc:  # noqa: BLE001 - the outcome is recorded, not raised
             message = describe_error(exc)
-        check = self.create({"ok": ok, "message": rt.redact(message)[:500], "plane_user": user,
-                             "base_url": base_url, "plane_server": rt.redact(server)[:200]})
+        check = self.create({"ok": ok, "message": redact(message)[:500], "plane_user": user,
+                             "base_url": base_url, "plane_server": redact(server)[:200]})
         old = self.search([], offset=KEEP_CHECKS)
         if old:
             old.unlink()

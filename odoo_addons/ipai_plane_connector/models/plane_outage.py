@@ -21,6 +21,9 @@ import math
 
 from odoo import api, models
 
+from ..crons import wake_cron
+from ..redaction import redact
+
 _log = logging.getLogger(__name__)
 
 PROBE_FIRST = 5.0
@@ -99,9 +102,7 @@ class PlaneConnectorOutage(models.AbstractModel):
     @api.model
     def _plane_outage_note(self, exc: BaseException) -> float:
         """Record (or extend) the outage ``exc`` shows; the seconds until the next probe."""
-        from .. import plane_runtime as rt
-
-        error = rt.redact(f"{type(exc).__name__}: {exc}")[:500]
+        error = redact(f"{type(exc).__name__}: {exc}")[:500]
         with self._plane_outage_cursor() as cr:
             cr.execute(
                 """
@@ -147,6 +148,4 @@ class PlaneConnectorOutage(models.AbstractModel):
     @api.model
     def _plane_outage_resumed(self) -> None:
         """Hook: wake the loops that paused. Domain modules add their crons with ``super()``."""
-        from .. import plane_runtime as rt
-
-        rt.wake_cron(self.env, "ipai_plane_connector.ir_cron_plane_process_deliveries")
+        wake_cron(self.env, "ipai_plane_connector.ir_cron_plane_process_deliveries")

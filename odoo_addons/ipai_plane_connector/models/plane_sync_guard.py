@@ -13,7 +13,7 @@ its Python class.
 
 from odoo import api, models
 
-from .. import plane_runtime as rt
+from ..sync_guard import guard_sync_fields
 
 
 class PlaneSyncGuard(models.AbstractModel):
@@ -24,9 +24,9 @@ class PlaneSyncGuard(models.AbstractModel):
 
     @api.model_create_multi
     def create(self, vals_list):
-        rt.guard_sync_fields(self, vals_list, self._plane_sync_fields)
+        guard_sync_fields(self, vals_list, self._plane_sync_fields)
         return super().create(vals_list)
 
     def write(self, vals):
-        rt.guard_sync_fields(self, [vals], self._plane_sync_fields)
+        guard_sync_fields(self, [vals], self._plane_sync_fields)
         return super().write(vals)

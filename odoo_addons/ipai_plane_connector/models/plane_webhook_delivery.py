@@ -15,7 +15,7 @@ import logging
 
 from odoo import api, fields, models
 
-from .. import plane_runtime as rt
+from ..crons import wake_cron
 
 _log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class PlaneWebhookDelivery(models.Model):
     @api.model
     def _plane_trigger_processing(self):
         """Wake the processing cron (called by the webhook route on every accepted delivery)."""
-        rt.wake_cron(self.env, "ipai_plane_connector.ir_cron_plane_process_deliveries")
+        wake_cron(self.env, "ipai_plane_connector.ir_cron_plane_process_deliveries")
 
     @api.model
     def _plane_purge_done(self, batch: int = 10000) -> int:

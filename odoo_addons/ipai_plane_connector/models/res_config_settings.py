@@ -1,4 +1,4 @@
-"""Settings > Plane: the four parameters (references, never values) and a connection test.
+"""Settings > Plane: the rows of ``settings.SETTINGS`` (references, never values) and a test.
 
 What the server operator fixed in odoo.conf or the environment is shown read-only with the
 operator's value; references stored here are limited by the operator's secret policy, checked
@@ -7,82 +7,83 @@ when saved and again whenever one is resolved.
 
 import json
 import logging
-from urllib.parse import urlsplit
 
 from odoo import api, fields, models
-from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.exceptions import AccessError, UserError
 
-from .. import plane_runtime as rt
+from ..caches import forget_clients
+from ..redaction import redact
+from ..settings import (
+    API_KEY_REF,
+    AUTH_MODE,
+    BASE_URL,
+    CA_BUNDLE,
+    OAUTH_APP_INSTALLATION_ID,
+    OAUTH_CLIENT_ID,
+    OAUTH_CLIENT_SECRET_REF,
+    OAUTH_TOKEN_KEY_REF,
+    OPERATOR_SETTINGS,
+    SETTINGS,
+    WEB_URL,
+    WEBHOOK_SECRET_REF,
+    WORKSPACE_SLUG,
+    policy_refusal,
+    secret_policy,
+)
 
 _log = logging.getLogger(__name__)
-
-#: Settings field -> key of plane.connector._plane_config() an operator option can fix.
-OPERATOR_FIELDS = {
-    "plane_base_url": "base_url",
-    "plane_api_key_ref": "api_key_ref",
-    "plane_webhook_secret_ref": "webhook_secret_ref",
-    "plane_oauth_client_secret_ref": "oauth_client_secret_ref",
-    "plane_oauth_token_key_ref": "oauth_token_key_ref",
-    "plane_ca_bundle": "ca_bundle",
-}
-#: Reference fields, their config key and label.
-REFERENCE_FIELDS = {
-    "plane_api_key_ref": ("api_key_ref", "API key reference"),
-    "plane_webhook_secret_ref": ("webhook_secret_ref", "Webhook secret reference"),
-    "plane_oauth_client_secret_ref": ("oauth_client_secret_ref", "App client secret reference"),
-    "plane_oauth_token_key_ref": ("oauth_token_key_ref", "Token encryption key reference"),
-}
 
 
 class ResConfigSettings(models.TransientModel):
     _inherit = "res.config.settings"
 
     plane_base_url = fields.Char(
-        string="Plane base URL", config_parameter=rt.PARAM_BASE_URL,
-        default=rt.DEFAULT_BASE_URL,
+        string="Plane base URL", config_parameter=BASE_URL.param,
+        default=BASE_URL.default,
         help="https://api.plane.so for Plane Cloud, or your self-hosted Plane's address.",
     )
     plane_web_url = fields.Char(
-        string="Plane web app URL", config_parameter=rt.PARAM_WEB_URL,
+        string="Plane web app URL", config_parameter=WEB_URL.param,
         help="Where 'Open in Plane' links point: https://app.plane.so for Plane Cloud, your "
         "Plane's address when self-hosted. Empty: derived from the base URL.",
     )
     plane_workspace_slug = fields.Char(
-        string="Workspace slug", config_parameter=rt.PARAM_WORKSPACE
+        string="Workspace slug", config_parameter=WORKSPACE_SLUG.param
     )
     plane_api_key_ref = fields.Char(
-        string="API key reference", config_parameter=rt.PARAM_API_KEY_REF,
+        string="API key reference", config_parameter=API_KEY_REF.param,
         help="Where the API key lives, never the key: env:PLANE_API_KEY, "
         "keyring:plane/api_key, vault:plane_api_key or file:/run/secrets/plane_api_key.",
     )
     plane_webhook_secret_ref = fields.Char(
-        string="Webhook secret reference", config_parameter=rt.PARAM_WEBHOOK_SECRET_REF,
+        string="Webhook secret reference", config_parameter=WEBHOOK_SECRET_REF.param,
         help="Where the webhook signing secret lives, e.g. env:PLANE_WEBHOOK_SECRET.",
     )
     plane_ca_bundle = fields.Char(
-        string="Extra CA bundle", config_parameter=rt.PARAM_CA_BUNDLE,
+        string="Extra CA bundle", config_parameter=CA_BUNDLE.param,
         help="For a self-hosted Plane behind an internal certificate authority: the absolute "
         "path of a PEM file of CA certificates on the Odoo server, trusted in addition to the "
         "system store and the bundled roots. Leave empty for Plane Cloud.",
     )
     plane_auth_mode = fields.Selection(
         [("api_key", "API key"), ("oauth", "OAuth (Plane App)")],
-        string="Authentication", config_parameter=rt.PARAM_AUTH_MODE, default="api_key",
+        string="Authentication", config_parameter=AUTH_MODE.param,
+        default=AUTH_MODE.default,
         help="OAuth Plane Apps exist on Plane Cloud and the commercial editions only.",
     )
     plane_oauth_client_id = fields.Char(
-        string="App client id", config_parameter=rt.PARAM_OAUTH_CLIENT_ID
+        string="App client id", config_parameter=OAUTH_CLIENT_ID.param
     )
     plane_oauth_client_secret_ref = fields.Char(
-        string="App client secret reference", config_parameter=rt.PARAM_OAUTH_SECRET_REF,
+        string="App client secret reference", config_parameter=OAUTH_CLIENT_SECRET_REF.param,
         help="e.g. env:PLANE_CLIENT_SECRET",
     )
     plane_oauth_token_key_ref = fields.Char(
-        string="Token encryption key reference", config_parameter=rt.PARAM_OAUTH_KEY_REF,
+        string="Token encryption key reference", config_parameter=OAUTH_TOKEN_KEY_REF.param,
         help="32 random bytes (base64) that encrypt the stored tokens, e.g. env:PLANE_TOKEN_KEY",
     )
     plane_oauth_app_installation_id = fields.Char(
-        string="App installation id", config_parameter=rt.PARAM_OAUTH_INSTALLATION,
+        string="App installation id", config_parameter=OAUTH_APP_INSTALLATION_ID.param,
         help="Set by the install callback; enter it to connect as the app's bot.",
     )
     plane_last_check = fields.Char(string="Last connection check", compute="_compute_plane_info")
@@ -108,19 +109,20 @@ class ResConfigSettings(models.TransientModel):
     def _compute_plane_operator(self):
         config = self.env["plane.connector"]._plane_config()
         fixed = "\n".join(
-            f"{rt.OPERATOR_OPTIONS[key]} = {config[key] or '(none: the system trust store)'}"
-            for key in rt.OPERATOR_OPTIONS if key in config["operator"])
+            f"{s.option} = {config[s.name] or '(none: the system trust store)'}"
+            for s in OPERATOR_SETTINGS if s.name in config["operator"])
         try:
-            policy = rt.secret_policy().describe()
+            policy = secret_policy().describe()
         except UserError as exc:
             policy = str(exc)
         for settings in self:
             settings.plane_operator_fixed = fixed
             settings.plane_secret_policy = policy
-            for field, key in OPERATOR_FIELDS.items():
-                settings[f"{field}_operator"] = key in config["operator"]
+            for setting in OPERATOR_SETTINGS:
+                if setting.field:
+                    settings[f"{setting.field}_operator"] = setting.name in config["operator"]
 
-    @api.depends("plane_base_url", "plane_workspace_slug", "plane_api_key_ref")
+    @api.depends(BASE_URL.field, WORKSPACE_SLUG.field, API_KEY_REF.field)
     def _compute_plane_info(self):
         last = self.env["plane.health.check"].sudo()._plane_last()
         summary = server = ""
@@ -143,10 +145,11 @@ class ResConfigSettings(models.TransientModel):
         config = self.env["plane.connector"]._plane_config()
         base_url, key_ref = config["base_url"], config["api_key_ref"]
         if "base_url" not in config["operator"]:
-            base_url = self.plane_base_url or rt.DEFAULT_BASE_URL
+            base_url = self.plane_base_url or BASE_URL.default
         if "api_key_ref" not in config["operator"]:
             key_ref = (self.plane_api_key_ref or "").strip()
-            refusal = _policy_refusal("API key reference", key_ref, "api_key_ref")
+            refusal = policy_refusal(self._fields[API_KEY_REF.field].string, key_ref,
+                                     API_KEY_REF.name)
             if refusal:
                 return f"# {refusal}"
         try:
@@ -156,55 +159,24 @@ class ResConfigSettings(models.TransientModel):
                 secret_policy=self.env["plane.connector"]._plane_policy_for(config, "api_key_ref"),
             )
         except Exception as exc:  # noqa: BLE001 - shown on the page instead of the config
-            return f"# {rt.redact(exc)}"
+            return f"# {redact(exc)}"
         return json.dumps(built, indent=2)
 
-    @api.constrains("plane_web_url")
-    def _check_plane_web_url(self):
-        # It becomes the href of links in the tasks' forms: never a javascript: or data: URL.
-        for settings in self:
-            url = (settings.plane_web_url or "").strip()
-            parts = urlsplit(url)
-            if url and (parts.scheme not in ("http", "https") or not parts.netloc):
-                raise UserError(
-                    "Plane web app URL: give an http(s) address, e.g. https://app.plane.so."
-                )
-
-    @api.constrains("plane_api_key_ref", "plane_webhook_secret_ref",
-                    "plane_oauth_client_secret_ref", "plane_oauth_token_key_ref")
-    def _check_plane_refs(self):
+    @api.constrains(*(s.field for s in SETTINGS if s.field and s.validator))
+    def _check_plane_settings(self):
+        """Each setting's validator (see ``settings.SETTINGS``) on the value typed here; a
+        setting the operator fixed is not checked, since its value here is not used."""
         operator = self.env["plane.connector"]._plane_config()["operator"]
         for settings in self:
-            for field, (key, label) in REFERENCE_FIELDS.items():
-                if key in operator:
-                    continue  # not used: the operator's value is
-                # The webhook secret may list two references while a new secret rolls out.
-                for one in (settings[field] or "").replace(",", " ").split():
-                    _check_reference(label, one)
-                    refusal = _policy_refusal(label, one, key)
-                    if refusal:
-                        raise ValidationError(refusal)
-
-    @api.constrains("plane_workspace_slug")
-    def _check_plane_workspace_slug(self):
-        for settings in self:
-            slug = (settings.plane_workspace_slug or "").strip()
-            if slug and not rt.is_slug(slug):
-                raise ValidationError(
-                    "Workspace slug: only letters, digits, '-' and '_' (it is part of every "
-                    "request path), as in the workspace's URL: https://app.plane.so/<slug>/.")
-
-    @api.constrains("plane_ca_bundle")
-    def _check_plane_ca_bundle(self):
-        if "ca_bundle" in self.env["plane.connector"]._plane_config()["operator"]:
-            return  # not used: the operator's value is
-        for settings in self:
-            rt.checked_ca_bundle(settings.plane_ca_bundle)
+            for setting in SETTINGS:
+                if setting.field and setting.validator and setting.name not in operator:
+                    setting.validator(setting, self._fields[setting.field].string,
+                                      settings[setting.field])
 
     def set_values(self):
         self._plane_check_admin()
         super().set_values()
-        rt.forget_clients(self.env.cr.dbname)
+        forget_clients(self.env.cr.dbname)
 
     def _plane_check_admin(self):
         """Settings > Plane and its buttons are for administrators (checked before any call)."""
@@ -253,31 +225,3 @@ def _notify(title: str, message: str, ok: bool) -> dict:
             "next": {"type": "ir.actions.client", "tag": "soft_reload"},
         },
     }
-
-
-def _check_reference(label: str, ref: str) -> None:
-    """Refuse anything that is not a secret reference, including a secret pasted after a
-    scheme (``env:plane_api_…``): it must never be stored. The message never echoes it."""
-    try:
-        from plane_connector import secrets as plane_secrets
-    except ImportError:  # pragma: no cover - external_dependencies stops the install first
-        return
-    try:
-        plane_secrets.parse(ref)
-    except plane_secrets.SecretError as exc:
-        raise ValidationError(f"{label}: {exc}") from None
-
-
-def _policy_refusal(label: str, ref: str, setting: str) -> str | None:
-    """Why the operator's policy refuses a database reference for ``setting``, or None."""
-    if not ref:
-        return None
-    from plane_connector import secrets as plane_secrets
-
-    try:
-        rt.secret_policy(setting).check(ref)
-    except plane_secrets.SecretError as exc:
-        return f"{label}: {exc}"
-    except UserError as exc:
-        return f"{label}: {exc}"
-    return None

@@ -7,6 +7,7 @@ from . import (  # noqa: F401
     test_schema,
     test_security,
     test_server_profile,
+    test_settings_table,
     test_tours,
     test_wake,
     test_webhook_http,

@@ -14,7 +14,8 @@ from urllib.parse import quote
 from odoo.tests import HttpCase
 from plane_connector import sign_body
 
-from .. import plane_runtime as rt
+from ..caches import forget_clients
+from ..settings import API_KEY_REF, BASE_URL, WEBHOOK_SECRET_REF, WORKSPACE_SLUG
 
 API_KEY_ENV = "PLANE_TEST_API_KEY"
 WEBHOOK_SECRET_ENV = "PLANE_TEST_WEBHOOK_SECRET"  # noqa: S105 - a variable name
@@ -117,10 +118,10 @@ class PlaneEmulatorCase(HttpCase):
         os.environ[API_KEY_ENV] = cls.emulator.api_key
         os.environ[WEBHOOK_SECRET_ENV] = TEST_WEBHOOK_SECRET
         params = cls.env["ir.config_parameter"].sudo()
-        params.set_param(rt.PARAM_BASE_URL, cls.emulator.base_url)
-        params.set_param(rt.PARAM_WORKSPACE, cls.emulator.workspace_slug)
-        params.set_param(rt.PARAM_API_KEY_REF, f"env:{API_KEY_ENV}")
-        params.set_param(rt.PARAM_WEBHOOK_SECRET_REF, f"env:{WEBHOOK_SECRET_ENV}")
+        params.set_param(BASE_URL.param, cls.emulator.base_url)
+        params.set_param(WORKSPACE_SLUG.param, cls.emulator.workspace_slug)
+        params.set_param(API_KEY_REF.param, f"env:{API_KEY_ENV}")
+        params.set_param(WEBHOOK_SECRET_REF.param, f"env:{WEBHOOK_SECRET_ENV}")
         cls.connector = cls.env["plane.connector"]
 
     @classmethod
@@ -135,8 +136,8 @@ class PlaneEmulatorCase(HttpCase):
         cls.addClassCleanup(cls.emulator.stop)
         os.environ[API_KEY_ENV] = cls.emulator.api_key
         params = cls.env["ir.config_parameter"].sudo()
-        params.set_param(rt.PARAM_BASE_URL, cls.emulator.base_url)
-        params.set_param(rt.PARAM_WORKSPACE, cls.emulator.workspace_slug)
+        params.set_param(BASE_URL.param, cls.emulator.base_url)
+        params.set_param(WORKSPACE_SLUG.param, cls.emulator.workspace_slug)
 
     @classmethod
     def emulator_versions(cls) -> dict:
@@ -161,7 +162,7 @@ class PlaneEmulatorCase(HttpCase):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        rt.forget_clients()
+        forget_clients()
 
     def start_plane_tour(self, url: str, tour: str, **values):
         """Run a browser tour of static/tests/tours as admin, handing it ``values``.

@@ -8,7 +8,8 @@ from odoo.exceptions import UserError
 from odoo.tests import tagged
 
 from .. import exceptions as plane_errors
-from .. import plane_runtime as rt
+from ..caches import forget_clients
+from ..settings import CA_BUNDLE, RATE_WINDOW, REQUESTS_PER_MINUTE, WEB_URL
 from .common import API_KEY_ENV, PlaneEmulatorCase
 
 
@@ -51,14 +52,14 @@ class TestConnector(PlaneEmulatorCase):
     def test_rate_settings_build_the_client(self):
         params = self.env["ir.config_parameter"].sudo()
         default = self.connector._plane_client()
-        params.set_param(rt.PARAM_REQUESTS_PER_MINUTE, "300")  # a Plane service token's budget
-        params.set_param(rt.PARAM_RATE_WINDOW, "60")
+        params.set_param(REQUESTS_PER_MINUTE.param, "300")  # a Plane service token's budget
+        params.set_param(RATE_WINDOW.param, "60")
         service = self.connector._plane_client()
         self.assertIsNot(service, default, "a new rate makes a new client")
         self.assertEqual(service.rate_limit.limit, 300)
         for rpm, window in (("many", "60"), ("0", "60"), ("60", "-1")):
-            params.set_param(rt.PARAM_REQUESTS_PER_MINUTE, rpm)
-            params.set_param(rt.PARAM_RATE_WINDOW, window)
+            params.set_param(REQUESTS_PER_MINUTE.param, rpm)
+            params.set_param(RATE_WINDOW.param, window)
             with self.assertRaises(UserError):
                 self.connector._plane_client()
 
@@ -66,13 +67,13 @@ class TestConnector(PlaneEmulatorCase):
         params = self.env["ir.config_parameter"].sudo()
         default = self.connector._plane_client()
         # Any regular PEM file of CA certificates works; the system store's is one.
-        params.set_param(rt.PARAM_CA_BUNDLE, "/etc/ssl/certs/ca-certificates.crt")
+        params.set_param(CA_BUNDLE.param, "/etc/ssl/certs/ca-certificates.crt")
         with_bundle = self.connector._plane_client()
         self.assertIsNot(with_bundle, default, "a new CA bundle makes a new client")
         self.assertEqual(with_bundle.me()["id"], self.emulator.user["id"])
         for bad in ("relative/ca.pem", "/nonexistent/ca.pem", "/dev/zero", "/etc",
                     "/etc/hostname"):
-            params.set_param(rt.PARAM_CA_BUNDLE, bad)
+            params.set_param(CA_BUNDLE.param, bad)
             with self.assertRaises(UserError):
                 self.connector._plane_client()
             with self.assertRaises(UserError):
@@ -110,16 +111,16 @@ class TestConnector(PlaneEmulatorCase):
         self.assertTrue(ok.ok, ok.message)
         self.assertIn("connected", ok.message)
         with patch.dict("os.environ", {API_KEY_ENV: "plane_api_" + "ff" * 16}):
-            rt.forget_clients()
+            forget_clients()
             bad = self.env["plane.health.check"]._plane_run_check()
-        rt.forget_clients()
+        forget_clients()
         self.assertFalse(bad.ok)
         self.assertIn("403", bad.message)
         self.assertNotIn("ff" * 16, bad.message)
         with patch.dict("os.environ", {API_KEY_ENV: ""}):
-            rt.forget_clients()
+            forget_clients()
             unset = self.env["plane.health.check"]._plane_run_check()
-        rt.forget_clients()
+        forget_clients()
         self.assertFalse(unset.ok)
         self.assertIn(API_KEY_ENV, unset.message)
         settings = self.env["res.config.settings"].create({})
@@ -151,7 +152,7 @@ class TestConnector(PlaneEmulatorCase):
                 self.env["res.config.settings"].create({"plane_web_url": bad})
         self.env["res.config.settings"].create({"plane_web_url": "https://app.plane.so"}).execute()
         params = self.env["ir.config_parameter"].sudo()
-        self.assertEqual(params.get_param(rt.PARAM_WEB_URL), "https://app.plane.so")
+        self.assertEqual(params.get_param(WEB_URL.param), "https://app.plane.so")
 
     def test_reconciliation_sweep_feeds_missed_changes(self):
         link = self.env["plane.project.link"].create({

@@ -9,7 +9,17 @@ from urllib.parse import parse_qs, urlparse
 from odoo.tests import tagged
 from plane_connector.oauth import TokenCipher
 
-from .. import plane_runtime as rt
+from ..caches import forget_clients
+from ..connections import pg_connect
+from ..settings import (
+    AUTH_MODE,
+    BASE_URL,
+    OAUTH_CALLBACK,
+    OAUTH_CLIENT_ID,
+    OAUTH_CLIENT_SECRET_REF,
+    OAUTH_TOKEN_KEY_REF,
+    OAUTH_TOKEN_NAME,
+)
 from .common import PlaneEmulatorCase
 from .test_operator_host import AttackerHost
 from .test_security import operator
@@ -25,7 +35,7 @@ class TestOAuth(PlaneEmulatorCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        redirect = cls.base_url() + rt.OAUTH_CALLBACK
+        redirect = cls.base_url() + OAUTH_CALLBACK
         cls.client_id, secret = cls.emulator.register_oauth_app(redirect_uri=redirect)
         saved = {k: os.environ.get(k) for k in (CLIENT_SECRET_ENV, TOKEN_KEY_ENV)}
 
@@ -37,22 +47,22 @@ class TestOAuth(PlaneEmulatorCase):
         os.environ[CLIENT_SECRET_ENV] = secret
         os.environ[TOKEN_KEY_ENV] = TokenCipher.generate_key()
         params = cls.env["ir.config_parameter"].sudo()
-        params.set_param(rt.PARAM_OAUTH_CLIENT_ID, cls.client_id)
-        params.set_param(rt.PARAM_OAUTH_SECRET_REF, f"env:{CLIENT_SECRET_ENV}")
-        params.set_param(rt.PARAM_OAUTH_KEY_REF, f"env:{TOKEN_KEY_ENV}")
+        params.set_param(OAUTH_CLIENT_ID.param, cls.client_id)
+        params.set_param(OAUTH_CLIENT_SECRET_REF.param, f"env:{CLIENT_SECRET_ENV}")
+        params.set_param(OAUTH_TOKEN_KEY_REF.param, f"env:{TOKEN_KEY_ENV}")
 
     def setUp(self):
         super().setUp()
         # The token store commits on connections of its own (outside the test transaction).
         store = self.connector._plane_oauth_store()
-        store.delete(rt.OAUTH_TOKEN_NAME)
+        store.delete(OAUTH_TOKEN_NAME)
         self.addCleanup(store.close)
-        self.addCleanup(store.delete, rt.OAUTH_TOKEN_NAME)
-        self.addCleanup(rt.forget_clients)
+        self.addCleanup(store.delete, OAUTH_TOKEN_NAME)
+        self.addCleanup(forget_clients)
         self.store = store
 
     def _stored_columns(self):
-        conn = rt.pg_connect(self.env.cr.dbname)()
+        conn = pg_connect(self.env.cr.dbname)()
         try:
             with conn.cursor() as cur:
                 cur.execute("SELECT * FROM plane_oauth_token")
@@ -68,13 +78,13 @@ class TestOAuth(PlaneEmulatorCase):
         action = settings.action_plane_oauth_install()
         self.assertEqual(action["params"]["type"], "success", action["params"]["message"])
         params = self.env["ir.config_parameter"].sudo()
-        self.assertEqual(params.get_param(rt.PARAM_AUTH_MODE), "oauth")
+        self.assertEqual(params.get_param(AUTH_MODE.param), "oauth")
         projects = self.connector._plane_request(
             "GET", self.connector._plane_workspace_path("projects")
         )
         self.assertTrue(projects["results"])
         self.assertEqual(self.emulator.requests[-1].auth, "bearer")
-        token = self.store.load(rt.OAUTH_TOKEN_NAME).access_token
+        token = self.store.load(OAUTH_TOKEN_NAME).access_token
         self.assertTrue(token.startswith("pln_bot_"))
         self.assertFalse([v for v in self._stored_columns() if token in v],
                          "tokens are encrypted at rest")
@@ -95,15 +105,15 @@ class TestOAuth(PlaneEmulatorCase):
         self.addCleanup(werkzeug_log.setLevel, werkzeug_log.level)
         werkzeug_log.setLevel(logging.INFO)
         response = self.url_open("/plane/oauth/start", timeout=30)
-        callback_lines = [line for line in seen if rt.OAUTH_CALLBACK in line]
+        callback_lines = [line for line in seen if OAUTH_CALLBACK in line]
         self.assertEqual(len(callback_lines), 1, seen)
-        self.assertIn(rt.OAUTH_CALLBACK + "?[redacted]", callback_lines[0])
+        self.assertIn(OAUTH_CALLBACK + "?[redacted]", callback_lines[0])
         self.assertNotIn("code=", callback_lines[0])
         self.assertEqual(response.status_code, 200, response.text[:300])
-        tokens = self.store.load(rt.OAUTH_TOKEN_NAME)
+        tokens = self.store.load(OAUTH_TOKEN_NAME)
         self.assertIsNotNone(tokens, "the callback stored the tokens")
         self.assertTrue(tokens.refresh_token)
-        self.assertEqual(self.env["ir.config_parameter"].sudo().get_param(rt.PARAM_AUTH_MODE),
+        self.assertEqual(self.env["ir.config_parameter"].sudo().get_param(AUTH_MODE.param),
                          "oauth")
         me = self.connector._plane_request("GET", "users/me/")
         self.assertEqual(me["id"], self.emulator.user["id"])
@@ -113,7 +123,7 @@ class TestOAuth(PlaneEmulatorCase):
         self.authenticate("admin", "admin")
         response = self.url_open("/plane/oauth/callback?state=forged&code=abc", timeout=30)
         self.assertEqual(response.status_code, 400)
-        self.assertIsNone(self.store.load(rt.OAUTH_TOKEN_NAME))
+        self.assertIsNone(self.store.load(OAUTH_TOKEN_NAME))
 
     def _started_state(self):
         """The state /plane/oauth/start keeps in the session (read from its redirect)."""
@@ -130,7 +140,7 @@ class TestOAuth(PlaneEmulatorCase):
         self.assertTrue(response.headers["Content-Type"].startswith("text/plain"),
                         response.headers["Content-Type"])
         self.assertNotIn("<script>", response.text)
-        self.assertIsNone(self.store.load(rt.OAUTH_TOKEN_NAME))
+        self.assertIsNone(self.store.load(OAUTH_TOKEN_NAME))
         state = self._started_state()
         denied = self.url_open(f"/plane/oauth/callback?state={state}&error=access_denied",
                                timeout=30)
@@ -155,7 +165,7 @@ class TestOAuth(PlaneEmulatorCase):
         response = self.url_open(consent, timeout=30)  # Plane's consent, then our callback
         self.assertEqual(response.status_code, 502, response.text[:300])
         self.assertIn("invalid_grant", response.text)
-        self.assertIsNone(self.store.load(rt.OAUTH_TOKEN_NAME))
+        self.assertIsNone(self.store.load(OAUTH_TOKEN_NAME))
 
     def test_operator_token_key_pins_the_host_of_the_access_token(self):
         """Issue 21, 3(c): the operator set the token encryption key; the database admin then
@@ -165,7 +175,7 @@ class TestOAuth(PlaneEmulatorCase):
         self.addCleanup(attacker.close)
         params = self.env["ir.config_parameter"].sudo()
         # Plane Cloud (the operator's host without plane_base_url) is the emulator here.
-        with patch.object(rt, "DEFAULT_BASE_URL", self.emulator.base_url), \
+        with patch.object(BASE_URL, "default", self.emulator.base_url), \
                 operator(plane_oauth_token_key_ref=f"env:{TOKEN_KEY_ENV}"):
             installation = self.emulator.install_oauth_app(self.client_id)
             settings = self.env["res.config.settings"].create({
@@ -173,9 +183,9 @@ class TestOAuth(PlaneEmulatorCase):
             })
             action = settings.action_plane_oauth_install()
             self.assertEqual(action["params"]["type"], "success", action["params"]["message"])
-            token = self.store.load(rt.OAUTH_TOKEN_NAME).access_token
-            params.set_param(rt.PARAM_BASE_URL, attacker.url)
-            rt.forget_clients()
+            token = self.store.load(OAUTH_TOKEN_NAME).access_token
+            params.set_param(BASE_URL.param, attacker.url)
+            forget_clients()
             path = self.connector._plane_workspace_path("projects")
             projects = self.connector._plane_request("GET", path)
             self.assertEqual(attacker.received, [], "the access token went to the admin's host")

@@ -16,7 +16,8 @@ from unittest.mock import patch
 from odoo.exceptions import UserError, ValidationError
 from odoo.tests import tagged
 
-from .. import plane_runtime as rt
+from ..caches import forget_clients
+from ..settings import API_KEY_REF, BASE_URL, CA_BUNDLE
 from .common import API_KEY_ENV, TEST_WEBHOOK_SECRET, WEBHOOK_SECRET_ENV, PlaneEmulatorCase
 from .test_security import operator
 
@@ -139,7 +140,7 @@ class AttackerHost:
 class TestOperatorHost(PlaneEmulatorCase):
     def setUp(self):
         super().setUp()
-        self.addCleanup(rt.forget_clients)
+        self.addCleanup(forget_clients)
         self.params = self.env["ir.config_parameter"].sudo()
         self.attacker = AttackerHost()
         self.addCleanup(self.attacker.close)
@@ -148,13 +149,13 @@ class TestOperatorHost(PlaneEmulatorCase):
         """A database admin points plane.base_url at their host and names ``ref`` as the API
         key reference: saving is refused, and a reference already stored (before this rule)
         is refused by Test connection and by every request. Returns every error text."""
-        self.params.set_param(rt.PARAM_BASE_URL, self.attacker.url)
+        self.params.set_param(BASE_URL.param, self.attacker.url)
         texts = []
         with self.assertRaises(ValidationError) as saved:
             self.env["res.config.settings"].create(
                 {"plane_api_key_ref": ref, "plane_base_url": self.attacker.url})
         texts.append(str(saved.exception))
-        self.params.set_param(rt.PARAM_API_KEY_REF, ref)
+        self.params.set_param(API_KEY_REF.param, ref)
         check = self.env["plane.health.check"]._plane_run_check()
         self.assertFalse(check.ok, check.message)
         texts.append(check.message)
@@ -191,11 +192,11 @@ class TestOperatorHost(PlaneEmulatorCase):
         texts = []
         # Plane Cloud, the operator's host when they set no plane_base_url, is the emulator
         # here: nothing leaves the loopback.
-        with patch.object(rt, "DEFAULT_BASE_URL", self.emulator.base_url), \
+        with patch.object(BASE_URL, "default", self.emulator.base_url), \
                 operator(plane_webhook_secret_ref=f"env:{WEBHOOK_SECRET_ENV}"):
             texts += self._attack(f"env:{WEBHOOK_SECRET_ENV}", "operator's own settings")
             # A reference of the database's own still works, on the operator's host only.
-            self.params.set_param(rt.PARAM_API_KEY_REF, f"env:{API_KEY_ENV}")
+            self.params.set_param(API_KEY_REF.param, f"env:{API_KEY_ENV}")
             config = self.connector._plane_config()
             self.assertEqual(config["base_url"], self.emulator.base_url)
             self.assertIn("base_url", config["operator"])
@@ -203,10 +204,10 @@ class TestOperatorHost(PlaneEmulatorCase):
             self.assertEqual(me["id"], self.emulator.user["id"])
             settings = self.env["res.config.settings"].create({})
             self.assertTrue(settings.plane_base_url_operator)
-        with patch.object(rt, "DEFAULT_BASE_URL", self.emulator.base_url), \
+        with patch.object(BASE_URL, "default", self.emulator.base_url), \
                 operator(plane_oauth_token_key_ref="env:PLANE_TEST_TOKEN_KEY"):  # noqa: S106
             self.assertEqual(self.connector._plane_config()["base_url"], self.emulator.base_url)
-            rt.forget_clients()
+            forget_clients()
             me = self.connector._plane_request("GET", "users/me/")
             self.assertEqual(me["id"], self.emulator.user["id"])
         self._assert_clean(texts, TEST_WEBHOOK_SECRET)
@@ -215,8 +216,8 @@ class TestOperatorHost(PlaneEmulatorCase):
     def test_each_setting_may_carry_its_own_pattern(self):
         with operator(plane_secret_api_key_ref_allow="env:PLANE_TEST_API_*"):  # noqa: S106
             texts = self._attack(f"env:{WEBHOOK_SECRET_ENV}", "plane_secret_api_key_ref_allow")
-            self.params.set_param(rt.PARAM_BASE_URL, self.emulator.base_url)
-            self.params.set_param(rt.PARAM_API_KEY_REF, f"env:{API_KEY_ENV}")
+            self.params.set_param(BASE_URL.param, self.emulator.base_url)
+            self.params.set_param(API_KEY_REF.param, f"env:{API_KEY_ENV}")
             me = self.connector._plane_request("GET", "users/me/")
             self.assertEqual(me["id"], self.emulator.user["id"])
             # The webhook secret reference is not bound by the API key's pattern.
@@ -235,7 +236,7 @@ class TestOperatorHost(PlaneEmulatorCase):
         mitm = AttackerHost(tls=True)
         self.addCleanup(mitm.close)
         # E.g. an attachment's file in the filestore, at a path the admin can predict.
-        self.params.set_param(rt.PARAM_CA_BUNDLE, mitm.ca_bundle)
+        self.params.set_param(CA_BUNDLE.param, mitm.ca_bundle)
         texts = []
         with operator(plane_base_url=mitm.url, plane_api_key_ref=f"env:{API_KEY_ENV}"):
             config = self.connector._plane_config()
@@ -264,7 +265,7 @@ class TestOperatorHost(PlaneEmulatorCase):
             with self.assertRaises(UserError) as caught:
                 self.env["res.config.settings"].create({"plane_ca_bundle": path})
             saved.add(str(caught.exception))
-            self.params.set_param(rt.PARAM_CA_BUNDLE, path)
+            self.params.set_param(CA_BUNDLE.param, path)
             check = self.env["plane.health.check"]._plane_run_check()
             self.assertFalse(check.ok)
             checked.add(check.message)

@@ -9,8 +9,8 @@ from odoo.tests import TransactionCase, tagged
 from odoo.tools import mute_logger
 from plane_connector.dedupe import Delivery, PostgresDeliveryStore
 
+from ..connections import _NoIsolationSwitch
 from ..hooks import post_init_hook
-from ..plane_runtime import _NoIsolationSwitch
 
 
 @tagged("post_install", "-at_install")

@@ -10,7 +10,18 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
-from .. import plane_runtime as rt
+from ..caches import forget_clients
+from ..settings import (
+    API_KEY_REF,
+    BASE_URL,
+    OAUTH_CLIENT_ID,
+    OAUTH_CLIENT_SECRET_REF,
+    OAUTH_TOKEN_KEY_REF,
+    WEBHOOK_SECRET_REF,
+    WORKSPACE_SLUG,
+    operator_option,
+    secret_policy,
+)
 from .common import API_KEY_ENV, PlaneEmulatorCase, WebhookSink, issue_body, signed_headers
 
 
@@ -23,13 +34,13 @@ def operator(**options):
 class TestSecretPolicy(PlaneEmulatorCase):
     def setUp(self):
         super().setUp()
-        self.addCleanup(rt.forget_clients)
+        self.addCleanup(forget_clients)
         self.params = self.env["ir.config_parameter"].sudo()
 
     def _assert_refused_and_nothing_sent(self, ref, *expected):
         """``ref`` as the database's API key reference: every way of using it refuses it
         with a message naming the rule, and no request reaches Plane."""
-        self.params.set_param(rt.PARAM_API_KEY_REF, ref)
+        self.params.set_param(API_KEY_REF.param, ref)
         sent = len(self.emulator.requests)
         with self.assertRaises(UserError) as caught:
             self.connector._plane_request("GET", "users/me/")
@@ -68,12 +79,12 @@ class TestSecretPolicy(PlaneEmulatorCase):
             path = os.path.join(root, "plane_api_key")
             with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as fh:
                 fh.write(self.emulator.api_key + "\n")
-            self.params.set_param(rt.PARAM_API_KEY_REF, f"file:{path}")
+            self.params.set_param(API_KEY_REF.param, f"file:{path}")
             me = self.connector._plane_request("GET", "users/me/")
             self.assertEqual(me["id"], self.emulator.user["id"])
 
     def test_refused_webhook_secret_answers_like_a_bad_signature(self):
-        self.params.set_param(rt.PARAM_WEBHOOK_SECRET_REF, "env:PGPASSWORD")
+        self.params.set_param(WEBHOOK_SECRET_REF.param, "env:PGPASSWORD")
         body = issue_body()
         with mute_logger("odoo.addons.ipai_plane_connector.controllers.main"):
             response = self.post_webhook(body, signed_headers(body))
@@ -81,20 +92,20 @@ class TestSecretPolicy(PlaneEmulatorCase):
         self.assertFalse(self.deliveries())
 
     def test_refused_oauth_secrets_make_no_request(self):
-        self.params.set_param(rt.PARAM_OAUTH_CLIENT_ID, "client-1")
-        self.params.set_param(rt.PARAM_OAUTH_SECRET_REF, "env:PGPASSWORD")
-        self.params.set_param(rt.PARAM_OAUTH_KEY_REF, "env:PLANE_TEST_TOKEN_KEY")
+        self.params.set_param(OAUTH_CLIENT_ID.param, "client-1")
+        self.params.set_param(OAUTH_CLIENT_SECRET_REF.param, "env:PGPASSWORD")
+        self.params.set_param(OAUTH_TOKEN_KEY_REF.param, "env:PLANE_TEST_TOKEN_KEY")
         sent = len(self.emulator.requests)
         with self.assertRaisesRegex(UserError, "App client secret reference.*PLANE_\\*"):
             self.connector._plane_oauth_complete(app_installation_id=str(uuid.uuid4()))
-        self.params.set_param(rt.PARAM_OAUTH_SECRET_REF, "env:PLANE_TEST_CLIENT_SECRET")
-        self.params.set_param(rt.PARAM_OAUTH_KEY_REF, "file:/etc/shadow")
+        self.params.set_param(OAUTH_CLIENT_SECRET_REF.param, "env:PLANE_TEST_CLIENT_SECRET")
+        self.params.set_param(OAUTH_TOKEN_KEY_REF.param, "file:/etc/shadow")
         with self.assertRaisesRegex(UserError, "Token encryption key reference.*file:"):
             self.connector._plane_oauth_store()
         self.assertEqual(len(self.emulator.requests), sent)
 
     def test_mcp_page_shows_the_refusal_not_the_reference(self):
-        self.params.set_param(rt.PARAM_API_KEY_REF, "env:PGPASSWORD")
+        self.params.set_param(API_KEY_REF.param, "env:PGPASSWORD")
         settings = self.env["res.config.settings"].new({"plane_api_key_ref": "env:PGPASSWORD"})
         self.assertTrue(settings.plane_mcp_config.startswith("# "), settings.plane_mcp_config)
         self.assertIn("refused", settings.plane_mcp_config)
@@ -105,15 +116,15 @@ class TestSecretPolicy(PlaneEmulatorCase):
             with self.assertRaises(ValidationError) as caught:
                 self.env["res.config.settings"].create({"plane_api_key_ref": ref})
             self.assertNotIn(pasted[10:], str(caught.exception))
-        self.assertNotIn(pasted, self.params.get_param(rt.PARAM_API_KEY_REF) or "")
+        self.assertNotIn(pasted, self.params.get_param(API_KEY_REF.param) or "")
 
     def test_operator_key_is_sent_to_the_operator_host_only(self):
         # A database admin points plane.base_url at a host of their own: with the key set by
         # the operator, the request still goes to the operator's base URL.
         trap = WebhookSink()
         self.addCleanup(trap.close)
-        self.params.set_param(rt.PARAM_BASE_URL, trap.url.rsplit("/", 1)[0])
-        self.params.set_param(rt.PARAM_API_KEY_REF, "env:PGPASSWORD")
+        self.params.set_param(BASE_URL.param, trap.url.rsplit("/", 1)[0])
+        self.params.set_param(API_KEY_REF.param, "env:PGPASSWORD")
         with operator(plane_api_key_ref=f"env:{API_KEY_ENV}",
                       plane_base_url=self.emulator.base_url):
             config = self.connector._plane_config()
@@ -130,7 +141,7 @@ class TestSecretPolicy(PlaneEmulatorCase):
             self.assertIn(f'readonly="{field}_operator"', arch)
         with operator(plane_api_key_ref=f"env:{API_KEY_ENV}"):
             # No operator base URL: Plane Cloud, never the database's.
-            self.assertEqual(self.connector._plane_config()["base_url"], rt.DEFAULT_BASE_URL)
+            self.assertEqual(self.connector._plane_config()["base_url"], BASE_URL.default)
         self.assertFalse(trap.received, "the key never went to the database's host")
 
     def test_operator_options_from_odoo_conf(self):
@@ -139,12 +150,12 @@ class TestSecretPolicy(PlaneEmulatorCase):
         options = {"plane_secret_env_allow": "PLANE_*,PG*", "plane_webhook_secret_ref":
                    "env:PLANE_OPERATOR_WH"}
         with patch.dict(config.options, options):
-            self.assertEqual(rt.operator_option("plane_webhook_secret_ref"),
+            self.assertEqual(operator_option("plane_webhook_secret_ref"),
                              "env:PLANE_OPERATOR_WH")
-            self.assertTrue(rt.secret_policy().allows("env:PGPASSWORD"))
+            self.assertTrue(secret_policy().allows("env:PGPASSWORD"))
             settings = self.env["res.config.settings"].create({})
             self.assertTrue(settings.plane_webhook_secret_ref_operator)
-        self.assertFalse(rt.secret_policy().allows("env:PGPASSWORD"))
+        self.assertFalse(secret_policy().allows("env:PGPASSWORD"))
 
 
 @tagged("post_install", "-at_install")
@@ -166,7 +177,7 @@ class TestRequestPaths(PlaneEmulatorCase):
 
     def test_workspace_slug_charset(self):
         params = self.env["ir.config_parameter"].sudo()
-        params.set_param(rt.PARAM_WORKSPACE, "../other-workspace")
+        params.set_param(WORKSPACE_SLUG.param, "../other-workspace")
         with self.assertRaisesRegex(UserError, "workspace slug"):
             self.connector._plane_workspace_path("projects")
         with self.assertRaises(ValidationError):

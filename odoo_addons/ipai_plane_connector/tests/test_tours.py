@@ -11,7 +11,8 @@ import uuid
 
 from odoo.tests import tagged
 
-from .. import plane_runtime as rt
+from ..settings import API_KEY_REF, BASE_URL, WEBHOOK_SECRET_REF, WORKSPACE_SLUG
+from ..settings import WEB_URL as WEB_URL_SETTING
 from .common import API_KEY_ENV, TOUR_TAG, WEBHOOK_SECRET_ENV, PlaneEmulatorCase
 
 REFUSED_KEY_ENV = "PLANE_TEST_REFUSED_KEY"  # inside the default policy (PLANE_*)
@@ -24,8 +25,8 @@ DELIVERIES_URL = "/odoo/action-ipai_plane_connector.action_plane_webhook_deliver
 class TestPlaneTours(PlaneEmulatorCase):
     def test_settings_tour(self):
         params = self.env["ir.config_parameter"].sudo()
-        for key in (rt.PARAM_BASE_URL, rt.PARAM_WORKSPACE, rt.PARAM_API_KEY_REF,
-                    rt.PARAM_WEBHOOK_SECRET_REF, rt.PARAM_WEB_URL):
+        for key in (BASE_URL.param, WORKSPACE_SLUG.param, API_KEY_REF.param,
+                    WEBHOOK_SECRET_REF.param, WEB_URL_SETTING.param):
             params.set_param(key, False)  # a fresh database: the tour fills them in
         refused = "plane_api_" + secrets.token_hex(16)  # built at run time: no literal key
         os.environ[REFUSED_KEY_ENV] = refused
@@ -38,10 +39,10 @@ class TestPlaneTours(PlaneEmulatorCase):
             webhook_secret_ref=f"env:{WEBHOOK_SECRET_ENV}",
             plane_message="Given API token is not valid",  # Plane's own words for a bad key
         )  # fmt: skip
-        self.assertEqual(params.get_param(rt.PARAM_BASE_URL), self.emulator.base_url)
-        self.assertEqual(params.get_param(rt.PARAM_WEB_URL), WEB_URL)
-        self.assertEqual(params.get_param(rt.PARAM_WORKSPACE), self.emulator.workspace_slug)
-        self.assertEqual(params.get_param(rt.PARAM_API_KEY_REF), f"env:{REFUSED_KEY_ENV}")
+        self.assertEqual(params.get_param(BASE_URL.param), self.emulator.base_url)
+        self.assertEqual(params.get_param(WEB_URL_SETTING.param), WEB_URL)
+        self.assertEqual(params.get_param(WORKSPACE_SLUG.param), self.emulator.workspace_slug)
+        self.assertEqual(params.get_param(API_KEY_REF.param), f"env:{REFUSED_KEY_ENV}")
         checks = self.env["plane.health.check"].search([], order="id desc", limit=2)
         self.assertEqual(checks.mapped("ok"), [False, True])
         for check in checks:

@@ -26,7 +26,7 @@ import logging
 import time
 
 from odoo import api, fields, models
-from odoo.addons.ipai_plane_connector import plane_runtime as rt
+from odoo.addons.ipai_plane_connector.crons import wake_cron
 from odoo.tools import config
 
 _log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ class PlaneSyncJob(models.Model):
     def _plane_wake(self, after: float = 0.0) -> None:
         """Run the job cron as soon as a worker is free (or ``after`` seconds from now), once
         this transaction commits."""
-        rt.wake_cron(self.env, "ipai_plane_project_sync.ir_cron_plane_sync_jobs", after=after)
+        wake_cron(self.env, "ipai_plane_project_sync.ir_cron_plane_sync_jobs", after=after)
 
     # -- the worker
 

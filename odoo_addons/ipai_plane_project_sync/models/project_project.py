@@ -13,8 +13,8 @@ import logging
 import time
 
 from odoo import api, fields, models
-from odoo.addons.ipai_plane_connector import plane_runtime as rt
 from odoo.addons.ipai_plane_connector.exceptions import ConflictError, NotFoundError, PlaneError
+from odoo.addons.ipai_plane_connector.redaction import redact
 from odoo.exceptions import UserError
 
 from ..mapping import (
@@ -189,7 +189,7 @@ class ProjectProject(models.Model):
                 refused_names.add(name)
                 refused_identifiers.add(identifier)
             except PlaneError as exc:
-                raise UserError(rt.redact(f"Plane project not created: {exc}")) from None
+                raise UserError(redact(f"Plane project not created: {exc}")) from None
         if created is None:
             raise UserError("Plane refused the project: every name and identifier tried was "
                             f"taken ({', '.join(sorted(refused_names))}).")
@@ -226,7 +226,7 @@ class ProjectProject(models.Model):
                 return
             except ConflictError:
                 refused.add(name)
-        raise UserError(rt.redact(f"Plane refused every name tried for {self.display_name}."))
+        raise UserError(redact(f"Plane refused every name tried for {self.display_name}."))
 
     def action_plane_pick_project(self):
         """Open the list of Plane projects to link one."""

@@ -20,8 +20,8 @@ import re
 
 from markupsafe import Markup
 from odoo import Command, api, fields, models
-from odoo.addons.ipai_plane_connector import plane_runtime as rt
 from odoo.addons.ipai_plane_connector.exceptions import NotFoundError
+from odoo.addons.ipai_plane_connector.sync_guard import plane_remote
 from odoo.tools import html_sanitize
 from odoo.tools.sql import escape_psql
 
@@ -57,7 +57,6 @@ SYNC_STATES = [
     ("unlinked", "Deleted in Plane"),
     ("archived", "Archived in Plane"),
 ]
-PARAM_WEB_URL = "plane.web_url"
 EXTERNAL_SOURCE = "odoo"
 _EXTERNAL_ID = re.compile(r"^project\.task,(\d+)$")
 _MESSAGE_EXTERNAL_ID = re.compile(r"^mail\.message,(\d+)$")
@@ -110,10 +109,10 @@ class ProjectTask(models.Model):
     @api.model
     def _plane_web_url(self) -> str:
         """Plane's web app: ``plane.web_url``, else the API host (app.plane.so for Cloud)."""
-        params = self.env["ir.config_parameter"].sudo()
-        web = (params.get_param(PARAM_WEB_URL) or "").strip()
+        config = self.env["plane.connector"]._plane_config()
+        web = config["web_url"]
         if not web:
-            base = self.env["plane.connector"]._plane_config()["base_url"]
+            base = config["base_url"]
             web = base.replace("://api.plane.so", "://app.plane.so")
         return web.rstrip("/")
 
@@ -122,12 +121,12 @@ class ProjectTask(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         tasks = super().create(vals_list)
-        if not rt.plane_remote(self.env):
+        if not plane_remote(self.env):
             tasks._plane_queue_push()
         return tasks
 
     def write(self, vals):
-        if rt.plane_remote(self.env):
+        if plane_remote(self.env):
             return super().write(vals)
         was_active = {t.id: t.active for t in self} if "active" in vals else {}
         links = {
@@ -149,7 +148,7 @@ class ProjectTask(models.Model):
         return result
 
     def unlink(self):
-        if not rt.plane_remote(self.env):
+        if not plane_remote(self.env):
             self.with_context(active_test=False)._plane_queue_archive()
         return super().unlink()
 
@@ -186,7 +185,7 @@ class ProjectTask(models.Model):
         # notes this module posts itself are other types, and Plane's comments come in with
         # plane_remote set.
         if (len(self) == 1 and message.message_type == "comment"
-                and not rt.plane_remote(self.env)):
+                and not plane_remote(self.env)):
             self._plane_queue_comment(message)
         return message
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from odoo import fields
-from odoo.addons.ipai_plane_connector import plane_runtime as rt
+from odoo.addons.ipai_plane_connector.caches import forget_clients
+from odoo.addons.ipai_plane_connector.settings import (
+    RATE_WINDOW,
+    REQUESTS_PER_MINUTE,
+)
 from odoo.addons.ipai_plane_connector.tests.common import (
     TEST_WEBHOOK_SECRET,
     PlaneEmulatorCase,
@@ -72,11 +76,11 @@ class ProjectSyncCase(PlaneEmulatorCase):
         The real configuration path builds the client (`plane.requests_per_minute`,
         `plane.rate_window`), with the shared PostgreSQL budget as in production.
         """
-        rt.forget_clients()
+        forget_clients()
         params = cls.env["ir.config_parameter"].sudo()
-        params.set_param(rt.PARAM_REQUESTS_PER_MINUTE,
+        params.set_param(REQUESTS_PER_MINUTE.param,
                          str(cls.client_rate_limit or cls.emulator_rate_limit))
-        params.set_param(rt.PARAM_RATE_WINDOW, str(60.0 * cls.time_scale))
+        params.set_param(RATE_WINDOW.param, str(60.0 * cls.time_scale))
         cls.client = cls.env["plane.connector"]._plane_client()
 
     # -- helpers
