@@ -27,10 +27,10 @@ import re
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from plane_connector import ConfigError
 
@@ -284,18 +284,9 @@ def config_from_env(
 ) -> dict[str, Any]:
     """:func:`build_config` from ``PLANE_*`` environment variables and ``overrides``."""
     s = MCPSettings.from_env(environ, **overrides)
-    return build_config(
-        s.mode,
-        base_url=s.base_url,
-        workspace_slug=s.workspace_slug,
-        api_key_ref=s.api_key_ref,
-        mcp_url=s.mcp_url,
-        client=s.client,
-        resolve_secrets=resolve_secrets,
-        server_name=s.server_name,
-        command=s.command,
-        secret_policy=secret_policy,
-    )
+    # MCPSettings' fields are build_config's parameters, one for one.
+    values = {f.name: getattr(s, f.name) for f in fields(s)}
+    return build_config(**values, resolve_secrets=resolve_secrets, secret_policy=secret_policy)
 
 
 def merge_config(existing: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
@@ -411,14 +402,18 @@ def _check_client(client: str) -> str:
     return name
 
 
-def _normalize_base_url(base_url: str) -> str:
-    text = base_url.strip()
+def _http_url(text: str, what: str, where: str, shape: str, example: str) -> SplitResult:
+    """``text`` split, or an error naming the setting when it is not an http(s) URL with a host."""
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise MCPConfigError(
-            f"bad Plane base URL {text!r} (PLANE_BASE_URL / --base-url): expected "
-            "http(s)://host[:port], e.g. https://api.plane.so"
-        )
+        raise MCPConfigError(f"bad {what} {text!r} ({where}): expected {shape}, e.g. {example}")
+    return parts
+
+
+def _normalize_base_url(base_url: str) -> str:
+    text = base_url.strip()
+    parts = _http_url(text, "Plane base URL", "PLANE_BASE_URL / --base-url",
+                      "http(s)://host[:port]", "https://api.plane.so")
     if parts.query or parts.fragment:
         raise MCPConfigError(f"bad Plane base URL {text!r}: no query or fragment allowed")
     path = parts.path.rstrip("/")
@@ -433,12 +428,8 @@ def _remote_root(mcp_url: str | None, base_url: str) -> str | None:
     """Root URL of the remote MCP server (without the transport path), if known."""
     if mcp_url:
         text = mcp_url.strip()
-        parts = urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise MCPConfigError(
-                f"bad MCP server URL {text!r} (PLANE_MCP_URL / --mcp-url): expected "
-                "http(s)://host[:port][/prefix], e.g. https://mcp.example.com"
-            )
+        _http_url(text, "MCP server URL", "PLANE_MCP_URL / --mcp-url",
+                  "http(s)://host[:port][/prefix]", "https://mcp.example.com")
         root = text.rstrip("/")
         # Accept a full transport URL too, as copied from Plane's docs.
         for suffix in (API_KEY_PATH, OAUTH_PATH):

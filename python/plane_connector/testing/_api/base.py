@@ -41,13 +41,19 @@ PAYLOAD_INVALID = {"error": "The payload is not valid"}  # an IntegrityError, ca
 
 
 @dataclass
-class RecordedRequest:
-    """One request as the emulator saw it (``emu.requests``); secrets replaced by their hash."""
+class _RequestLine:
+    """What every view of a request starts with."""
 
     method: str
     path: str
     query: dict[str, list[str]]
     headers: dict[str, str]
+
+
+@dataclass
+class RecordedRequest(_RequestLine):
+    """One request as the emulator saw it (``emu.requests``); secrets replaced by their hash."""
+
     status: int
     auth: str | None  # "api_key" | "bearer" | None
     key_id: str | None  # sha256 hex of the X-API-Key or Bearer value, never the value
@@ -65,13 +71,9 @@ class _Reply(Exception):
 
 
 @dataclass
-class _Ctx:
+class _Ctx(_RequestLine):
     """Per-request view context."""
 
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
     raw_body: bytes
     params: dict[str, str]
     actor_id: str
