@@ -128,7 +128,11 @@ class FaultProxy:
                                                context=ssl.create_default_context())
         else:
             conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
-        headers = {k: v for k, v in req.headers.items() if k.lower() not in HOP_BY_HOP}
+        # Host is replaced whatever its case: the wheel's client sends a lower-case "host", and a
+        # second "Host" beside it makes a real Plane (uvicorn) answer 400 "Invalid HTTP request
+        # received." to every request (the emulator did not mind).
+        headers = {k: v for k, v in req.headers.items() if k.lower() not in HOP_BY_HOP
+                   and k.lower() != "host"}
         headers["Host"] = self._host if self._port in (80, 443) else f"{self._host}:{self._port}"
         try:
             conn.request(req.command, req.path, body=body or None, headers=headers)

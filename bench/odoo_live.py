@@ -261,7 +261,14 @@ class LiveOdoo:
                 "--http-interface", "127.0.0.1"]  # fmt: skip
 
     def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        # The server gets only the PLANE_* variables the harness gives it. The addons read
+        # PLANE_BASE_URL, PLANE_*_REF, PLANE_CA_BUNDLE and the PLANE_SECRET_* policy from the
+        # environment as the operator's settings, and an operator's secret option pins the
+        # base URL to the operator's host (issue 21.3): a lab's live.env (it exports
+        # PLANE_BASE_URL and PLANE_API_KEY_REF for `plane-connector health`) inherited here
+        # sent the chaos run's Odoo straight to the real Plane instead of the fault proxy, and
+        # with the wrong key.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PLANE_")}
         for name, key in self.keys.items():
             env[KEY_ENVS[name]] = key
         env[SECRET_ENV] = self.webhook_secret

@@ -72,3 +72,22 @@ def test_replay_posts_each_row_signed_all_at_once() -> None:
         server.server_close()
     assert sorted(g[0] for g in got) == ["d0", "d1", "d2"]
     assert all(sig == sign("s3cret", body) for _, _, sig, body in got)
+
+
+def test_the_odoo_under_test_inherits_no_operator_plane_settings(monkeypatch) -> None:
+    # A lab's live.env exports these; inherited, they pinned the chaos run's Odoo to the real
+    # Plane (issue 21.3) instead of the fault proxy the harness points it at.
+    from pathlib import Path
+
+    from bench.odoo_live import LiveOdoo
+
+    monkeypatch.setenv("PLANE_BASE_URL", "http://127.0.0.1:8102")
+    monkeypatch.setenv("PLANE_API_KEY_REF", "env:PLANE_LIVE_API_KEY")
+    monkeypatch.setenv("PLANE_SECRET_ENV_ALLOW", "NOTHING")
+    monkeypatch.setenv("ODOO_RC", "/somewhere/odoo.conf")
+    srv = LiveOdoo("18", Path("/nonexistent"), sys.executable, keys={},
+                   extra_env={"PLANE_CHAOS_API_KEY": "k"})
+    env = srv._env()
+    assert not {"PLANE_BASE_URL", "PLANE_API_KEY_REF", "PLANE_SECRET_ENV_ALLOW"} & set(env)
+    assert env["PLANE_CHAOS_API_KEY"] == "k"
+    assert env["ODOO_RC"] == "/somewhere/odoo.conf"  # the rest of the environment stays

@@ -43,3 +43,39 @@ def test_proxy_forwards_then_goes_down_then_back() -> None:
             assert [r.status for r in emu.requests] == [200, 404, 200]
         finally:
             proxy.stop()
+
+
+def test_proxy_sends_one_host_header_whatever_the_client_spelled() -> None:
+    # The wheel's client writes header names in lower case; a second "Host" beside its "host"
+    # made uvicorn (a real Plane CE) answer 400 to everything that went through the proxy.
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[list[str]] = []
+
+    class Upstream(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            seen.append(self.headers.get_all("Host") or [])
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    up_port = upstream.server_address[1]
+    proxy = FaultProxy(f"http://127.0.0.1:{up_port}").start()
+    try:
+        port = int(proxy.base_url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(f"GET /api/v1/users/me/ HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n"
+                      "connection: close\r\n\r\n".encode())
+            assert s.recv(100).startswith(b"HTTP/1.1 200")
+        assert seen == [[f"127.0.0.1:{up_port}"]]
+    finally:
+        proxy.stop()
+        upstream.shutdown()
+        upstream.server_close()
