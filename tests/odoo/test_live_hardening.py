@@ -90,11 +90,14 @@ class Live:
         return found[0] if found else {}
 
     def synced_task(self, project: int, name: str, **values: Any) -> tuple[int, str]:
-        task = self.call("project.task", "create",
-                         {"name": name, "project_id": project, **values})
-        wait_until(lambda: self.task(task)["plane_sync_state"] == "synced", HOP,
-                   f"task {name!r} pushed to Plane")
-        self.settle(lambda: None)  # the push's own webhook (the echo) processed first
+        def push() -> int:
+            task = self.call("project.task", "create",
+                             {"name": name, "project_id": project, **values})
+            wait_until(lambda: self.task(task)["plane_sync_state"] == "synced", HOP,
+                       f"task {name!r} pushed to Plane")
+            return task
+
+        task = self.settle(push)  # and the push's own webhook (the echo) processed
         return task, self.task(task)["plane_work_item_id"]
 
     # -- webhooks
@@ -113,8 +116,8 @@ class Live:
         wait_until(done, HOP, f"the cron worker to process deliveries {delivery_ids}")
 
     def settle(self, act) -> Any:
-        """Do ``act()`` (an edit in the emulator), then wait until every webhook it sent was
-        answered 200 and processed by the cron worker; returns what ``act`` returned."""
+        """Do ``act()`` (an edit in the emulator, or a push), then wait until every webhook it sent
+        was answered 200 and processed by the cron worker; returns what ``act`` returned."""
         since = len(self.emulator.deliveries)
         result = act()
         assert self.emulator.wait_webhooks_idle(timeout=HOP)
