@@ -90,15 +90,18 @@ class Live:
         return found[0] if found else {}
 
     def synced_task(self, project: int, name: str, **values: Any) -> tuple[int, str]:
-        def push() -> int:
-            task = self.call("project.task", "create",
-                             {"name": name, "project_id": project, **values})
-            wait_until(lambda: self.task(task)["plane_sync_state"] == "synced", HOP,
-                       f"task {name!r} pushed to Plane")
-            return task
+        return self.synced_tasks([{"name": name, "project_id": project, **values}])[0]
 
-        task = self.settle(push)  # and the push's own webhook (the echo) processed
-        return task, self.task(task)["plane_work_item_id"]
+    def synced_tasks(self, vals_list: list[dict]) -> list[tuple[int, str]]:
+        """Tasks created and pushed (all at once: one pass of the cron worker), with the
+        push's own webhooks (the echoes) processed; returns (task, work item) pairs."""
+        def push() -> list[int]:
+            tasks = self.call("project.task", "create", vals_list)
+            wait_until(lambda: all(self.task(t)["plane_sync_state"] == "synced" for t in tasks),
+                       HOP, f"tasks {tasks} pushed to Plane")
+            return tasks
+
+        return [(t, self.task(t)["plane_work_item_id"]) for t in self.settle(push)]
 
     # -- webhooks
 
@@ -347,8 +350,8 @@ def test_item6_who_reads_sync_jobs_and_the_other_models(live):
     open_, _ = live.linked_project("Open", privacy_visibility="portal")
     partner = call("res.users", "read", [employee[0]], ["partner_id"])[0]["partner_id"][0]
     call("project.project", "message_subscribe", [followed], partner_ids=[partner])
-    for project in (hidden, followed, open_):
-        live.synced_task(project, "Secret plans")
+    live.synced_tasks([{"name": "Secret plans", "project_id": p}
+                       for p in (hidden, followed, open_)])
     jobs = {project: call("plane.sync.job", "search", [("project_id", "=", project)])
             for project in (hidden, followed, open_)}
     assert all(jobs.values()), jobs
