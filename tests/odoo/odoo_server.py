@@ -62,6 +62,15 @@ def addons_path(series: str) -> str:
     return ",".join([*map(str, SERVERS[series].addons_dirs), str(ROOT / "odoo_addons")])
 
 
+def plane_settings(base_url: str, workspace: str, key_var: str, secret_var: str,
+                   **more: str) -> dict[str, str]:
+    """Settings > Plane of a test server: the API key and the webhook secret are read from
+    these environment variables of its process (references, never the values)."""
+    return {"plane.base_url": base_url, "plane.workspace_slug": workspace,
+            "plane.api_key_ref": f"env:{key_var}", "plane.webhook_secret_ref": f"env:{secret_var}",
+            **{f"plane.{k}": v for k, v in more.items()}}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

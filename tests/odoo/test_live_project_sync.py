@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from odoo_server import OdooServer, series_params, wait_until
+from odoo_server import OdooServer, plane_settings, series_params, wait_until
 from plane_connector.testing import PlaneEmulator
 from plane_live import LIVE_BUDGET, LiveConfig, PacedHttp
 
@@ -99,13 +99,9 @@ def scenario(request, tmp_path_factory) -> Iterator[dict]:
                         tmp_path_factory.mktemp("odoo") / "odoo.log", db_prefix="plane_sync")
     try:
         server.start()
-        server.set_params({
-            "plane.base_url": plane.base_url,
-            "plane.workspace_slug": plane.workspace,
-            "plane.api_key_ref": "env:PLANE_SCENARIO_KEY",
-            "plane.webhook_secret_ref": "env:PLANE_SCENARIO_WH",
-            "plane.requests_per_minute": str(plane.rate),
-        })
+        server.set_params(plane_settings(
+            plane.base_url, plane.workspace, "PLANE_SCENARIO_KEY", "PLANE_SCENARIO_WH",
+            requests_per_minute=str(plane.rate)))
         plane.point_webhook(f"{server.url}/plane/webhook?db={server.db}")
         yield {"server": server, "plane": plane}
     finally:
