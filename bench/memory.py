@@ -46,7 +46,7 @@ def _child(mode: str, base_url: str, slug: str, project_id: str) -> dict[str, An
     if mode == "ours":
         from plane_connector import PlaneClient
 
-        client = PlaneClient(base_url, api_key=api_key, requests_per_minute=10**9)
+        client = PlaneClient(base_url, api_key=api_key, requests_per_minute=1_000_000)
         client.get("users/me/")  # runtime and pool up before the "before" reading
         before = _peak_rss_kib()
         for _ in client.paginate(path, per_page=PER_PAGE):
