@@ -28,6 +28,7 @@ import secrets
 import select
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -523,8 +524,11 @@ def per_series(
     return res
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (an observed value): ``q`` in (0, 100]."""
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * q // 100))
-    return ordered[int(rank) - 1]
+def percentile(values: list[float], q: int) -> float:
+    """The ``q``-th percentile (``q`` in 1..99), interpolated between the two nearest ranks:
+    ``statistics.quantiles``' "inclusive" method (numpy's default), so that p95 of a small
+    sample is not simply its largest value. One value is its own percentile (quantiles wants
+    two)."""
+    if len(values) == 1:
+        return float(values[0])
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
