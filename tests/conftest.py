@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,39 @@ def samples_dir() -> Path:
 def pg_dsn() -> str:
     """DSN of the real PostgreSQL server the suite runs against (./dev.sh test starts it)."""
     return os.environ.get("PLANE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+# -- live Odoo servers (tests/odoo, the bench's Odoo smoke run): their modules are installed
+# once per series into template databases (bench/odoo_db.py), here before the first test so
+# that no test's timeout pays for an install; a test module names what it needs in
+# ``ODOO_TEMPLATES`` (lists of modules, the heavy one first).
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
+    wanted = {tuple(modules) for item in session.items
+              for modules in getattr(getattr(item, "module", None), "ODOO_TEMPLATES", ())}
+    if not wanted:
+        return
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:  # bench/ lives at the repository root, outside the package
+        sys.path.insert(0, root)
+    from bench import odoo_db
+    from bench.odoo_live import locate
+
+    found = locate()[0]
+    if found:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        for failure in odoo_db.prepare(found, wanted):
+            if reporter is not None:
+                reporter.write_line(f"template not built (its tests will say why): {failure}")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    odoo_db = sys.modules.get("bench.odoo_db")
+    if odoo_db is not None and any(odoo_db.stats.values()):
+        s = odoo_db.stats
+        terminalreporter.write_line(
+            f"live Odoo (this process): {s['installs']} module installs into templates, "
+            f"{s['copies']} database copies, {s['syncs']} plane_connector syncs")
