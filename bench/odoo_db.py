@@ -248,23 +248,24 @@ def warm(found: dict[str, Any], modules: Iterable[str], first: str) -> None:
                 future.exception()  # waited for; its own test meets the error again
 
 
-def prepare(found: dict[str, Any], module_lists: Iterable[Iterable[str]]) -> list[str]:
-    """Every template of ``module_lists`` for every series in ``found``: the series side by side,
-    each one's templates in turn (a longer list after its prefix). Before the tests start, so no
-    test's timeout pays for an install. Returns what failed (the tests meet it again)."""
-    lists = sorted({tuple(m) for m in module_lists}, key=len)
+def prepare(found: dict[str, Any], wanted: dict[str, Iterable[Iterable[str]]]) -> list[str]:
+    """The templates ``wanted`` per series (lists of modules), the series of ``found`` side by
+    side, each one's templates in turn (a longer list after its prefix). Before the tests start,
+    so that no test's timeout pays for an install. Returns what failed (the tests meet it
+    again)."""
 
-    def build(odoo: Any) -> list[str]:
+    def build(series: str) -> list[str]:
         failed = []
-        for modules in lists:
+        for modules in sorted({tuple(m) for m in wanted[series]}, key=len):
             try:
-                template(odoo, modules)
+                template(found[series], modules)
             except Exception as exc:  # noqa: BLE001 - reported; the test that needs it fails
-                failed.append(f"Odoo {odoo.series} {','.join(modules)}: {exc}"[:2000])
+                failed.append(f"Odoo {series} {','.join(modules)}: {exc}"[:2000])
         return failed
 
-    with ThreadPoolExecutor(max_workers=max(1, len(found))) as pool:
-        return [f for failed in pool.map(build, found.values()) for f in failed]
+    series = [s for s in wanted if s in found]
+    with ThreadPoolExecutor(max_workers=max(1, len(series))) as pool:
+        return [f for failed in pool.map(build, series) for f in failed]
 
 
 def create(odoo: Any, modules: Iterable[str], db: str, found: dict[str, Any] | None = None

@@ -33,9 +33,9 @@ def pg_dsn() -> str:
 def pytest_collection_finish(session: pytest.Session) -> None:
     if session.config.option.collectonly:
         return
-    wanted = {tuple(modules) for item in session.items
-              for modules in getattr(getattr(item, "module", None), "ODOO_TEMPLATES", ())}
-    if not wanted:
+    needs = [(item, tuple(modules)) for item in session.items
+             for modules in getattr(getattr(item, "module", None), "ODOO_TEMPLATES", ())]
+    if not needs:
         return
     root = str(Path(__file__).resolve().parents[1])
     if root not in sys.path:  # bench/ lives at the repository root, outside the package
@@ -44,11 +44,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     from bench.odoo_live import locate
 
     found = locate()[0]
-    if found:
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        for failure in odoo_db.prepare(found, wanted):
-            if reporter is not None:
-                reporter.write_line(f"template not built (its tests will say why): {failure}")
+    wanted: dict[str, set[tuple[str, ...]]] = {}
+    for item, modules in needs:
+        # A test parametrized by series needs its own; any other, every series found.
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        for series in [p for p in params.values() if p in found] or list(found):
+            wanted.setdefault(series, set()).add(modules)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for failure in odoo_db.prepare(found, wanted):
+        if reporter is not None:
+            reporter.write_line(f"template not built (its tests will say why): {failure}")
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

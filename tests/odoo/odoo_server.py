@@ -116,8 +116,9 @@ class OdooServer:
     def start(self) -> OdooServer:
         # That Odoo must run this tree's plane_connector, not the one synced last time.
         odoo_db.sync(self.series)
-        # The other series' template is built beside this one: its test comes next.
-        odoo_db.create(self, self.modules.split(","), self.db, found=SERVERS)
+        # A copy of the template that tests/conftest.py built before the first test when the
+        # test module names it in ODOO_TEMPLATES (else it is built here, on first use).
+        odoo_db.create(self, self.modules.split(","), self.db)
         port = free_port()
         # stdout apart: two writers on one file overwrite each other's lines.
         with open(self.log.with_suffix(".out"), "w") as out:
