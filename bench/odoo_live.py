@@ -118,7 +118,7 @@ def locate() -> tuple[dict[str, Any], dict[str, str]]:
     return _located
 
 
-def _wanted_series() -> list[str]:
+def wanted_series() -> list[str]:
     """``ODOO_SERIES`` (e.g. ``19``): the series this run is narrowed to; [] when unset."""
     return os.environ.get("ODOO_SERIES", "").replace(",", " ").split()
 
@@ -128,7 +128,7 @@ def series_or_skip() -> tuple[list[str], dict[str, str]]:
 
     ``ODOO_SERIES`` (e.g. ``19``) narrows the run, as it does for scripts/odoo-tests.sh."""
     found, missing = locate()
-    wanted = _wanted_series()
+    wanted = wanted_series()
     if wanted:
         missing = {**{s: "not in ODOO_SERIES" for s in found if s not in wanted},
                    **{s: why for s, why in missing.items() if s in wanted}}
@@ -293,7 +293,7 @@ class LiveOdoo:
         log.info("Odoo %s: %s into %s", self.series, ",".join(MODULES), self.db)
         # The other series measured in this run get their template beside this one.
         others = {s: o for s, o in locate()[0].items()
-                  if not _wanted_series() or s in _wanted_series()}
+                  if not wanted_series() or s in wanted_series()}
         odoo_db.create(self, MODULES, self.db, found=others)
         self._install_notify_triggers()
         self.port = free_port()

@@ -41,9 +41,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if root not in sys.path:  # bench/ lives at the repository root, outside the package
         sys.path.insert(0, root)
     from bench import odoo_db
-    from bench.odoo_live import locate
+    from bench.odoo_live import locate, wanted_series
 
-    found = locate()[0]
+    found = {s: o for s, o in locate()[0].items()
+             if not wanted_series() or s in wanted_series()}
     wanted: dict[str, set[tuple[str, ...]]] = {}
     for item, modules in needs:
         # A test parametrized by series needs its own; any other, every series found.

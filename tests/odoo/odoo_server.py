@@ -39,13 +39,16 @@ if "odoo_locate" not in sys.modules:
     assert _spec and _spec.loader
     sys.modules["odoo_locate"] = importlib.util.module_from_spec(_spec)  # for dataclasses
     _spec.loader.exec_module(sys.modules["odoo_locate"])
-FOUND, MISSING = sys.modules["odoo_locate"].find_all()
+#: ``ODOO_SERIES`` (e.g. ``19``) narrows the run, as it does for scripts/odoo-tests.sh and bench.
+NARROWED = tuple(os.environ.get("ODOO_SERIES", "").replace(",", " ").split())
+FOUND, MISSING = sys.modules["odoo_locate"].find_all(*[NARROWED] if NARROWED else [])
 SERVERS = {o.series: o for o in FOUND}
 SERIES = sorted(SERVERS)
 NOT_FOUND = "no Odoo found: " + "; ".join(f"{s}.0 {why}" for s, why in MISSING.items())
 #: Series that must run here: .ci/run sets it to those the machine configures, so that an Odoo
 #: gone missing fails its tests instead of skipping them.
-REQUIRED = sorted(set(os.environ.get("PLANE_REQUIRE_ODOO", "").replace(",", " ").split()))
+REQUIRED = sorted(s for s in set(os.environ.get("PLANE_REQUIRE_ODOO", "").replace(",", " ").split())
+                  if not NARROWED or s in NARROWED)
 
 
 def series_params() -> list[Any]:
