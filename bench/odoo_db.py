@@ -12,10 +12,10 @@ own, untouched by any other test: the template is never served.
   a scratch name renamed when the install succeeded (a failed install leaves no template).
 * ``[a, b]`` is built from a copy of the template of ``[a]`` (``-i b``: the heavy module first,
   its install shared).
-* :func:`prepare` builds the templates the collected tests declare (``ODOO_TEMPLATES`` in a test
-  module; tests/conftest.py) before the first test, the series side by side; :func:`warm` does
-  the same for one module list on first use (a test parametrized by series asks for the next
-  series just after).
+* :func:`prepare` builds the templates the collected tests declare (the pytest marker
+  ``odoo_templates``, tests/conftest.py) before the first test, the series side by side;
+  :func:`warm` does the same for one module list on first use (the bench measures every series
+  it finds, one after the other).
 * The process that built a template drops it at exit (:func:`drop_own`, registered atexit).
 """
 

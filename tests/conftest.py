@@ -26,15 +26,21 @@ def pg_dsn() -> str:
 
 # -- live Odoo servers (tests/odoo, the bench's Odoo smoke run): their modules are installed
 # once per series into template databases (bench/odoo_db.py), here before the first test so
-# that no test's timeout pays for an install; a test module names what it needs in
-# ``ODOO_TEMPLATES`` (lists of modules, the heavy one first).
+# that no test's timeout pays for an install; a test names what it needs with the marker
+# ``odoo_templates(modules, ...)`` (each a list of modules, the heavy one first).
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "odoo_templates(*module_lists): the Odoo databases the test's servers get "
+        "(templates built before the first test, tests/conftest.py)")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     if session.config.option.collectonly:
         return
     needs = [(item, tuple(modules)) for item in session.items
-             for modules in getattr(getattr(item, "module", None), "ODOO_TEMPLATES", ())]
+             for mark in item.iter_markers("odoo_templates") for modules in mark.args]
     if not needs:
         return
     root = str(Path(__file__).resolve().parents[1])

@@ -81,9 +81,6 @@ def test_unknown_benchmark_is_refused(tmp_path: Path) -> None:
 
 
 ODOO_BENCHMARKS = ("odoo_latency", "odoo_backfill", "odoo_webhook")
-#: Built before the first test (tests/conftest.py) while this process lives: the benchmarks'
-#: servers, started by the `python -m bench` below, get copies of it.
-ODOO_TEMPLATES = [MODULES]
 #: Counts that must be 0 whatever the machine's load: lost or duplicated data, not speed.
 CORRECTNESS = ("changes not arrived", "tasks not in Plane exactly once", "duplicates stored",
                "events lost")
@@ -94,6 +91,9 @@ ODOO_SMOKE_BUDGET = 420
 
 
 @pytest.mark.timeout(ODOO_SMOKE_BUDGET + 60)
+# Built before the first test (tests/conftest.py), kept while this process lives: the
+# benchmarks' servers, started by the `python -m bench` below, get copies of it.
+@pytest.mark.odoo_templates(MODULES)
 def test_odoo_benchmarks_run_at_tiny_size_where_an_odoo_is_found(tmp_path: Path) -> None:
     """Benchmarks 7-9 against every Odoo found here; skipped plainly where there is none."""
     from bench import odoo_live

@@ -31,7 +31,7 @@ from bench.odoo_chaos import LIVE_SIZE, REDUCED, live_config, measure_on_own_ser
 from bench.odoo_live import MODULES  # noqa: E402
 
 #: Built before the first test (tests/conftest.py): the install is not in BUDGET.
-ODOO_TEMPLATES = [MODULES]
+pytestmark = pytest.mark.odoo_templates(MODULES)
 
 LIVE = live_config()
 SIZE = LIVE_SIZE if LIVE else REDUCED

@@ -29,7 +29,7 @@ from plane_connector.testing import PlaneEmulator
 WEBHOOK_SECRET = "plane_wh_" + uuid.uuid4().hex
 #: project_sync first: the database is a copy of its template with bir_plane_sync added.
 MODULES = ("ipai_plane_project_sync", "ipai_bir_plane_sync")
-ODOO_TEMPLATES = [MODULES]  # built before the first test (tests/conftest.py)
+pytestmark = pytest.mark.odoo_templates(MODULES)  # built before the first test (conftest.py)
 
 
 @pytest.fixture(scope="module", params=series_params())
