@@ -28,6 +28,7 @@ import secrets
 import select
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import odoo_db
 from bench.common import BENCH_DIR, BenchResult, Skip
 
 log = logging.getLogger("bench.odoo")
@@ -116,12 +118,17 @@ def locate() -> tuple[dict[str, Any], dict[str, str]]:
     return _located
 
 
+def wanted_series() -> list[str]:
+    """``ODOO_SERIES`` (e.g. ``19``): the series this run is narrowed to; [] when unset."""
+    return os.environ.get("ODOO_SERIES", "").replace(",", " ").split()
+
+
 def series_or_skip() -> tuple[list[str], dict[str, str]]:
     """The series to measure, and why the others are not; Skip when there is none.
 
     ``ODOO_SERIES`` (e.g. ``19``) narrows the run, as it does for scripts/odoo-tests.sh."""
     found, missing = locate()
-    wanted = os.environ.get("ODOO_SERIES", "").replace(",", " ").split()
+    wanted = wanted_series()
     if wanted:
         missing = {**{s: "not in ODOO_SERIES" for s in found if s not in wanted},
                    **{s: why for s, why in missing.items() if s in wanted}}
@@ -277,13 +284,7 @@ class LiveOdoo:
 
     def start(self) -> LiveOdoo:
         started = time.perf_counter()
-        sync = subprocess.run(
-            [str(ROOT / "scripts" / "odoo-tests.sh"), "--sync-only"], capture_output=True,
-            text=True, timeout=900, env=dict(os.environ, ODOO_SERIES=self.series),
-        )  # fmt: skip
-        if sync.returncode != 0:
-            raise RuntimeError(f"syncing plane_connector into {self.python} failed: "
-                               f"{(sync.stdout + sync.stderr)[-600:]}")
+        odoo_db.sync(self.series)
         check = subprocess.run(
             ["psql", "-h", DB_HOST, "-p", DB_PORT, "-U", DB_USER, "-d", "postgres", "-Atc",
              "SELECT 1"], capture_output=True, text=True, timeout=30,
@@ -296,23 +297,18 @@ class LiveOdoo:
         self.db = f"plane_bench{self.series}_{uuid.uuid4().hex[:8]}"
         self._tmp = tempfile.TemporaryDirectory(prefix=f"bench-odoo{self.series}-")
         self.log_path = Path(self._tmp.name) / "odoo.log"
-        log.info("Odoo %s: installing %s into %s", self.series, ",".join(MODULES), self.db)
-        init = subprocess.run(
-            [*self._base_cmd(), "-i", ",".join(MODULES), "--stop-after-init",
-             "--max-cron-threads", "0", "--http-port", str(free_port()),
-             *(["--without-demo=all"] if int(self.series) < 19 else [])],
-            capture_output=True, text=True, timeout=1200, env=self._env(),
-        )  # fmt: skip
-        if init.returncode != 0 or " ERROR " in init.stderr:
-            raise RuntimeError(f"installing the addons on Odoo {self.series} failed: "
-                               f"{init.stderr[-1500:]}")
+        log.info("Odoo %s: %s into %s", self.series, ",".join(MODULES), self.db)
+        # The other series measured in this run get their template beside this one.
+        others = {s: o for s, o in locate()[0].items()
+                  if not wanted_series() or s in wanted_series()}
+        odoo_db.create(self, MODULES, self.db, found=others)
         self._install_notify_triggers()
         self.port = free_port()
         # Appending: Odoo's --logfile handler appends too, so neither writer overwrites the
         # other's lines (a crashing child's stderr went over the log records otherwise).
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(
-                [*self._base_cmd(), "--workers", str(HTTP_WORKERS),
+                [*self._base_cmd(), *odoo_db.data_dir_args(), "--workers", str(HTTP_WORKERS),
                  "--max-cron-threads", str(CRON_WORKERS), "--http-port", str(self.port),
                  # not Odoo's fixed 8072: another server on the machine may hold it
                  "--gevent-port", str(free_port()),
@@ -435,20 +431,14 @@ class LiveOdoo:
             self.listener.close()
             self.listener = None
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+            odoo_db.terminate(self.proc)
             try:  # whatever of the group is left (the master's pid is the group's id)
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
             self.proc = None
         if self.db:
-            subprocess.run(["dropdb", "-h", DB_HOST, "-p", DB_PORT, "-U", DB_USER,
-                            "--if-exists", "--force", self.db], capture_output=True, timeout=120)
+            odoo_db.drop(self.db)
             self.db = ""
         if self._tmp is not None:
             keep = os.environ.get("PLANE_BENCH_KEEP_ODOO_LOG")
@@ -530,8 +520,11 @@ def per_series(
     return res
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (an observed value): ``q`` in (0, 100]."""
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * q // 100))
-    return ordered[int(rank) - 1]
+def percentile(values: list[float], q: int) -> float:
+    """The ``q``-th percentile (``q`` in 1..99), interpolated between the two nearest ranks:
+    ``statistics.quantiles``' "inclusive" method (numpy's default), so that p95 of a small
+    sample is not simply its largest value. One value is its own percentile (quantiles wants
+    two)."""
+    if len(values) == 1:
+        return float(values[0])
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]

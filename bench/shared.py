@@ -41,8 +41,6 @@ def _worker(
 
     budget: Any
     if budget_kind == "completing":
-        from bench.diagnose_shared import CompletingBudget
-
         budget = CompletingBudget(dsn, BUDGET_TABLE)
     else:
         from plane_connector.ratebudget import PostgresRateBudget
@@ -185,3 +183,48 @@ def _strip_rate_headers(emu: Any) -> None:
         return resp
 
     emu.handle = without_rate_headers
+
+
+class CompletingBudget:
+    """A reference shared budget that ages each slot from when its request was answered.
+
+    Plane counts a request when it handles it, later than the slot was reserved (send time and
+    server queueing). The process-local limiter re-stamps a slot with its response time; this
+    budget does the same through the protocol it has: the next ``reserve()`` from this object
+    moves its previous slot to "now", an upper bound of when that request was answered.
+    One object per thread (it remembers one previous slot). It lives here, beside the
+    benchmark's worker that builds it, so that bench.diagnose_shared imports from this module
+    and nothing imports back.
+    """
+
+    def __init__(self, dsn: str, table: str) -> None:
+        import psycopg2
+
+        self._conn = psycopg2.connect(dsn)
+        self._table = table
+        self._last: int | None = None
+
+    def reserve(self, key_id: str, limit: int, window: float) -> float:
+        """Same schedule as PostgresRateBudget, plus the re-stamp of the previous slot."""
+        t = self._table
+        with self._conn, self._conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{t}:{key_id}",))
+            cur.execute("SELECT extract(epoch FROM clock_timestamp())::double precision")
+            now = float(cur.fetchone()[0])
+            if self._last is not None:
+                cur.execute(
+                    f"UPDATE {t} SET slot_at = %s WHERE id = %s AND slot_at < %s",
+                    (now, self._last, now),
+                )
+            cur.execute(
+                f"SELECT slot_at FROM {t} WHERE key_id = %s ORDER BY slot_at DESC "
+                "OFFSET %s LIMIT 1",
+                (key_id, int(limit) - 1),
+            )
+            row = cur.fetchone()
+            slot = now if row is None else max(now, float(row[0]) + float(window))
+            cur.execute(
+                f"INSERT INTO {t} (key_id, slot_at) VALUES (%s, %s) RETURNING id", (key_id, slot)
+            )
+            self._last = int(cur.fetchone()[0])
+        return max(0.0, slot - now)

@@ -1,6 +1,7 @@
 """A real Odoo server in prefork mode for the end-to-end tests (shared by tests/odoo/test_live_*).
 
-It installs the given modules into a fresh database, starts ``--workers 2`` with a cron worker
+It gives the server a fresh database with the given modules (a copy of a template into which
+they were installed once per run: bench/odoo_db.py), starts ``--workers 2`` with a cron worker
 on a free loopback port, and talks to it over XML-RPC. Odoo is found as scripts/odoo-tests.sh
 finds it (scripts/odoo_locate.py: ODOO<N>_PATH, _PYTHON, _VENV or the per-user odoo.env).
 """
@@ -24,7 +25,12 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DB_USER = os.environ.get("ODOO_DB_USER", "odoo")
+if str(ROOT) not in sys.path:  # bench/ lives at the repository root, outside the package
+    sys.path.insert(0, str(ROOT))
+
+from bench import odoo_db  # noqa: E402
+
+DB_USER = odoo_db.DB_USER
 
 # Odoo is found the way scripts/odoo-tests.sh finds it (scripts/odoo_locate.py).
 if "odoo_locate" not in sys.modules:
@@ -33,13 +39,16 @@ if "odoo_locate" not in sys.modules:
     assert _spec and _spec.loader
     sys.modules["odoo_locate"] = importlib.util.module_from_spec(_spec)  # for dataclasses
     _spec.loader.exec_module(sys.modules["odoo_locate"])
-FOUND, MISSING = sys.modules["odoo_locate"].find_all()
+#: ``ODOO_SERIES`` (e.g. ``19``) narrows the run, as it does for scripts/odoo-tests.sh and bench.
+NARROWED = tuple(os.environ.get("ODOO_SERIES", "").replace(",", " ").split())
+FOUND, MISSING = sys.modules["odoo_locate"].find_all(*[NARROWED] if NARROWED else [])
 SERVERS = {o.series: o for o in FOUND}
 SERIES = sorted(SERVERS)
 NOT_FOUND = "no Odoo found: " + "; ".join(f"{s}.0 {why}" for s, why in MISSING.items())
 #: Series that must run here: .ci/run sets it to those the machine configures, so that an Odoo
 #: gone missing fails its tests instead of skipping them.
-REQUIRED = sorted(set(os.environ.get("PLANE_REQUIRE_ODOO", "").replace(",", " ").split()))
+REQUIRED = sorted(s for s in set(os.environ.get("PLANE_REQUIRE_ODOO", "").replace(",", " ").split())
+                  if not NARROWED or s in NARROWED)
 
 
 def series_params() -> list[Any]:
@@ -118,23 +127,16 @@ class OdooServer:
 
     def start(self) -> OdooServer:
         # That Odoo must run this tree's plane_connector, not the one synced last time.
-        sync = subprocess.run(
-            [str(ROOT / "scripts" / "odoo-tests.sh"), "--sync-only"], capture_output=True,
-            text=True, timeout=900, env=dict(os.environ, ODOO_SERIES=self.series),
-        )
-        assert sync.returncode == 0, sync.stdout[-2000:] + sync.stderr[-2000:]
-        demo = ["--without-demo=all"] if self.series == "18" else []
-        init = subprocess.run(
-            [*self._base(), "-i", self.modules, "--stop-after-init", "--max-cron-threads", "0",
-             "--http-port", str(free_port()), *demo],
-            capture_output=True, text=True, timeout=900, env=self.env,
-        )
-        assert init.returncode == 0, init.stderr[-3000:]
+        odoo_db.sync(self.series)
+        # A copy of the template that tests/conftest.py built before the first test when the
+        # test module names it in ODOO_TEMPLATES (else it is built here, on first use).
+        odoo_db.create(self, self.modules.split(","), self.db)
         port = free_port()
         # stdout apart: two writers on one file overwrite each other's lines.
         with open(self.log.with_suffix(".out"), "w") as out:
             self.proc = subprocess.Popen(
-                [*self._base(), "--workers", "2", "--max-cron-threads", "1",
+                [*self._base(), *odoo_db.data_dir_args(), "--workers", "2",
+                 "--max-cron-threads", "1",
                  "--http-port", str(port), "--gevent-port", str(free_port()),
                  f"--db-filter=^{self.db}$", "--logfile", str(self.log)],
                 stdout=out, stderr=subprocess.STDOUT, env=self.env,
@@ -173,13 +175,8 @@ class OdooServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", DB_USER, "--if-exists", self.db],
-                       capture_output=True, timeout=120)
+            odoo_db.terminate(self.proc)
+        odoo_db.drop(self.db)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")

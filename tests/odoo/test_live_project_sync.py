@@ -25,6 +25,8 @@ from plane_connector.testing import PlaneEmulator
 from plane_live import LIVE_BUDGET, LiveConfig, PacedHttp
 
 LIVE = LiveConfig.from_env()
+MODULES = ("ipai_plane_project_sync",)
+pytestmark = pytest.mark.odoo_templates(MODULES)  # built before the first test (conftest.py)
 #: Seconds to wait for one hop of the scenario (a push, a webhook, a cron run).
 HOP = 150.0 if LIVE else 60.0
 
@@ -95,7 +97,7 @@ def scenario(request, tmp_path_factory) -> Iterator[dict]:
     plane = ScenarioPlane()
     env = dict(os.environ, PLANE_SCENARIO_KEY=plane.odoo_key,
                PLANE_SCENARIO_WH=plane.webhook_secret)
-    server = OdooServer(series, "ipai_plane_project_sync", env,
+    server = OdooServer(series, ",".join(MODULES), env,
                         tmp_path_factory.mktemp("odoo") / "odoo.log", db_prefix="plane_sync")
     try:
         server.start()

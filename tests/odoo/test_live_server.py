@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import socket
-import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -23,86 +22,39 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from odoo_server import (
-    addons_path,
-    attempt,
-    free_port,
-    series_params,
-    server,
-    wait_until,
-)
+from odoo_server import OdooServer, series_params, wait_until
 from plane_connector import sign_body
 from plane_connector.testing import PlaneEmulator
 
-ROOT = Path(__file__).resolve().parents[2]
-DB_USER = os.environ.get("ODOO_DB_USER", "odoo")
 WEBHOOK_SECRET = "plane_wh_" + uuid.uuid4().hex
-
+#: project_sync first: the database is a copy of its template with bir_plane_sync added.
+MODULES = ("ipai_plane_project_sync", "ipai_bir_plane_sync")
+pytestmark = pytest.mark.odoo_templates(MODULES)  # built before the first test (conftest.py)
 
 
 @pytest.fixture(scope="module", params=series_params())
 def live_odoo(request, tmp_path_factory) -> Iterator[dict]:
     series = request.param
-    path, python = server(series).path, server(series).python
-    # That Odoo must run this tree's plane_connector, not the one synced last time.
-    sync = subprocess.run(
-        [str(ROOT / "scripts" / "odoo-tests.sh"), "--sync-only"], capture_output=True, text=True,
-        timeout=900, env=dict(os.environ, ODOO_SERIES=series),
-    )
-    assert sync.returncode == 0, sync.stdout[-2000:] + sync.stderr[-2000:]
-    db = f"plane_live{series}_{uuid.uuid4().hex[:8]}"
     emulator = PlaneEmulator(rate_limit=600, seed=3).start()
     env = dict(os.environ, PLANE_LIVE_KEY=emulator.api_key,
                PLANE_LIVE_WH=WEBHOOK_SECRET)
-    base = [python, str(path / "odoo-bin"), f"--addons-path={addons_path(series)}", "-d", db,
-            "--db_host", "127.0.0.1", "--db_user", DB_USER, "--http-interface", "127.0.0.1"]
     log = tmp_path_factory.mktemp("odoo") / "odoo.log"
-    proc = None
+    server = OdooServer(series, ",".join(MODULES), env, log)
     try:
-        init = subprocess.run(
-            [*base, "-i", "ipai_bir_plane_sync,ipai_plane_project_sync", "--stop-after-init",
-             "--max-cron-threads", "0",
-             "--http-port", str(free_port()), *(["--without-demo=all"] if series == "18" else [])],
-            capture_output=True, text=True, timeout=600, env=env,
-        )
-        assert init.returncode == 0, init.stderr[-3000:]
-        port = free_port()
-        with open(log, "w") as out:
-            proc = subprocess.Popen(
-                [*base, "--workers", "2", "--max-cron-threads", "1", "--http-port", str(port),
-                 "--gevent-port", str(free_port()),
-                 f"--db-filter=^{db}$", "--logfile", str(log)],
-                stdout=out, stderr=subprocess.STDOUT, env=env,
-            )
-        url = f"http://127.0.0.1:{port}"
-        common = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common")
-        uid = wait_until(lambda: attempt(lambda: common.authenticate(db, "admin", "admin", {})),
-                          90, "Odoo to answer XML-RPC")
-        models = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/object", allow_none=True)
-
-        def call(model, method, *args, **kw):
-            return models.execute_kw(db, uid, "admin", model, method, list(args), kw)
-
-        for key, value in {
+        server.start()
+        server.set_params({
             "plane.base_url": emulator.base_url,
             "plane.workspace_slug": emulator.workspace_slug,
             "plane.api_key_ref": "env:PLANE_LIVE_KEY",
             "plane.webhook_secret_ref": "env:PLANE_LIVE_WH",
             "plane.bir.project_id": emulator.project_id,
-        }.items():
-            call("ir.config_parameter", "set_param", key, value)
-        yield {"url": url, "db": db, "call": call, "emulator": emulator, "log": log,
-               "series": series, "pid": proc.pid, "port": port}
+        })
+        yield {"url": server.url, "db": server.db, "call": server.call, "emulator": emulator,
+               "log": log, "series": series, "pid": server.proc.pid,
+               "port": int(server.url.rsplit(":", 1)[1])}
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        server.stop()
         emulator.stop()
-        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", DB_USER, "--if-exists", db],
-                       capture_output=True, timeout=120)
 
 
 def test_webhook_round_trip_on_a_prefork_server(live_odoo):
