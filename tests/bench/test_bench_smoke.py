@@ -139,3 +139,25 @@ def test_odoo_benchmarks_run_at_tiny_size_where_an_odoo_is_found(tmp_path: Path)
                 assert fig["value"] is None or isinstance(fig["value"], float), fig
                 if any(word in fig["name"] for word in CORRECTNESS):
                     assert fig["value"] == 0, fig
+
+
+def test_smoke_runs_every_benchmark_without_odoo_to_its_figures(tmp_path: Path) -> None:
+    # Benchmarks 1-6 run only when someone re-runs them by hand: a client setting's new bound
+    # once made 4 and 6 crash unseen for days. At smoke size a timed goal may be missed on a
+    # loaded machine (exit 3); a crash (exit 1, status "error") may not.
+    names = ["budget", "shared", "verifier", "overhead", "receiver", "memory"]
+    out_json = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--only", ",".join(names),
+         "--json", str(out_json), "--markdown", str(tmp_path / "RESULTS.md")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode in (0, 3), proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads(out_json.read_text())["benchmarks"]
+    assert sorted(results) == sorted(names)
+    for name, result in results.items():
+        assert result["status"] == "ok", (name, result.get("reason"))
+        assert result["figures"], name
+        # A baseline may come out N/A (plane-sdk's export stops at Plane's 429); ours may not.
+        ours = [f for f in result["figures"] if f["goal"]]
+        assert ours and all(isinstance(f["value"], (int, float)) for f in ours), name
