@@ -110,6 +110,8 @@ class FaultProxy:
             status, headers, data = resp.status, resp.headers, resp.body
         else:
             status, headers, data = self._forward(req, body)
+        # Recorded before the answer goes out: whoever reads the answer finds it in ``seen``.
+        self._record(req, status)
         req.send_response_only(status)
         for name, value in headers:
             if name.lower() not in HOP_BY_HOP:
@@ -118,7 +120,6 @@ class FaultProxy:
         req.end_headers()
         if req.command != "HEAD":
             req.wfile.write(data)
-        self._record(req, status)
 
     def _forward(self, req: BaseHTTPRequestHandler, body: bytes
                  ) -> tuple[int, list[tuple[str, str]], bytes]:
