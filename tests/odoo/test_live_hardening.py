@@ -34,6 +34,12 @@ HOP = 60.0
 ACCESS_ERROR = 4
 
 
+#: test_live_server.py's modules in its order: both share one template database per series
+#: (project_sync's, with bir_plane_sync added), built before the first test (conftest.py).
+MODULES = ("ipai_plane_project_sync", "ipai_bir_plane_sync")
+pytestmark = pytest.mark.odoo_templates(MODULES)
+
+
 class Live:
     """One prefork Odoo (both sync modules) and the emulator it talks to, for a module."""
 
@@ -175,7 +181,7 @@ def live(request, tmp_path_factory) -> Iterator[Live]:
     series = request.param
     emulator = PlaneEmulator(rate_limit=600, seed=21).start()
     env = dict(os.environ, PLANE_H21_KEY=emulator.api_key, PLANE_H21_WH=WEBHOOK_SECRET)
-    server = OdooServer(series, "ipai_bir_plane_sync,ipai_plane_project_sync", env,
+    server = OdooServer(series, ",".join(MODULES), env,
                         tmp_path_factory.mktemp("odoo") / "odoo.log", db_prefix="plane_h21_")
     try:
         server.start()
