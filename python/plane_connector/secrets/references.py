@@ -12,6 +12,7 @@ from plane_connector.secrets.redaction import (
     _UUID,
     SECRET_PATTERNS,
     _is_random_piece,
+    _reads_as_noise,
     looks_like_secret,
     redact,
 )
@@ -122,6 +123,7 @@ def target_looks_like_secret(target: str) -> bool:
     # are judged apart: a directory such as mkdtemp's "tmp1a2b3c4d" is no part of a secret.
     return any(
         _is_random_piece(re.sub(r"[^A-Za-z0-9]+", "", part), min_switches=8)
+        or _reads_as_noise(part)
         for part in plain.split("/")
     )
 
