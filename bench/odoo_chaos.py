@@ -648,7 +648,7 @@ class Scenario:
         crashes = sum(1 for e in self.srv.log_errors(log_from) if e.startswith("Traceback"))
         if crashes:
             fig.notes.append(f"{crashes} traceback(s) of processes that crashed outside Odoo's "
-                             f"logging (not counted as ERROR lines): {self.srv.problems}")
+                             "logging (not counted as ERROR lines)")
         codes = sorted({(c, w) for c, w in self.replay_answers})
         fig.notes.append(f"replay answers: {codes}")
         return fig
@@ -658,7 +658,8 @@ class Scenario:
 
         A process that crashed outside Odoo's logging (a traceback on stderr, e.g. the gevent
         child of an Odoo whose Python lacks a module) is a problem of the machine, not of the
-        sync: it is in the notes (and in the server's ``problems``), not in this count."""
+        sync: a server with one at start does not run at all (``odoo_db.crashed_at_start``);
+        one later is in the notes, not in this count."""
         from bench.odoo_live import _LOG_LINE
 
         windows = [(f.start - 1.0, f.end + self.size.grace) for f in self.faults]

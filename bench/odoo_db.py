@@ -25,6 +25,7 @@ import atexit
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -278,6 +279,47 @@ def create(odoo: Any, modules: Iterable[str], db: str, found: dict[str, Any] | N
     drop(db)
     with _locked(name):
         _copy(name, db)
+
+
+#: The head of an Odoo log record: a traceback right after one is Odoo's own report of an error.
+_LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \d+ [A-Z]+ ")
+_CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
+
+
+def crashed_at_start(lines: Iterable[str], series: str) -> str:
+    """Why a live server is unfit to measure or test with, from its output (``lines``), or ''.
+
+    A traceback not under a log record is a process that died before Odoo's logging: with
+    ``--workers``, the master respawns such a child (the gevent one, typically, when a package
+    its monkey-patching needs cannot be resolved) over and over, each respawn a full import of
+    Odoo. A machine whose Odoo Python could not start it once spent about a core on that
+    through every live test and benchmark, unnoticed. It is a fault of the machine, named so
+    that it is fixed there, and the run fails rather than measures on a CPU it does not have."""
+    crashes, cause, previous, block = 0, "", "", ""  # block: "crash", "first" or "logged"
+    for line in lines:
+        if not line.strip() or line.startswith(" "):
+            continue
+        if line.startswith("Traceback (most recent call last)"):
+            if previous.startswith(_CHAINED):
+                pass  # the same exception, chained: the same block
+            elif _LOG_RECORD.match(previous):
+                block = "logged"
+            else:
+                crashes += 1
+                block = "first" if crashes == 1 else "crash"
+        elif _LOG_RECORD.match(line):
+            block = ""
+        elif block == "first" and not line.startswith(_CHAINED):
+            cause = line.strip()  # the last exception line of the first crash's chain
+        previous = line
+    if not crashes:
+        return ""
+    return (f"Odoo {series}.0: a process of the server crashed outside Odoo's logging "
+            f"({crashes} crash(es), the first ending in: {cause[:200]}); with "
+            "--workers the master respawns it over and over. Fix that Odoo's Python first "
+            "(e.g. 'pkg_resources.DistributionNotFound' for a package that is installed: "
+            "its setuptools predates the wheel's metadata; pip install 'setuptools>=75,<81' "
+            "in that venv, which Odoo does not pin).")
 
 
 def drop_own() -> None:

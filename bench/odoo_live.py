@@ -244,9 +244,6 @@ class LiveOdoo:
     listener: Listener | None = None
     uid: int = 0
     start_seconds: float = 0.0
-    #: What went wrong around the server that the figures should be read with (e.g. a child
-    #: process crashing at start and being respawned, which costs CPU all along).
-    problems: list[str] = field(default_factory=list)
     #: More environment for the server (e.g. a live Plane's key, referenced as env:NAME).
     extra_env: dict[str, str] = field(default_factory=dict)
     _tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -328,15 +325,9 @@ class LiveOdoo:
         self.listener = Listener(self.dsn)
         self.start_seconds = time.perf_counter() - started
         time.sleep(1.0)  # a child that cannot start has crashed by now
-        crashes = [ln for ln in self.log_errors() if ln.startswith("Traceback")]
-        if crashes:
-            lines = self.log_lines()
-            start = lines.index(crashes[0])
-            cause = next((ln for ln in lines[start + 1:] if ln and not ln.startswith(" ")), "?")
-            self.problems.append(
-                f"Odoo {self.series}.0: a process crashed at start ({len(crashes)} traceback(s) "
-                f"in the log, first: {cause[:160]}); with --workers its gevent child is "
-                "respawned over and over, using CPU through the whole run")
+        crashed = odoo_db.crashed_at_start(self.log_lines(), self.series)
+        if crashed:
+            raise RuntimeError(crashed)
         log.info("Odoo %s up on %s in %.0fs", self.series, self.url, self.start_seconds)
         return self
 
@@ -512,7 +503,7 @@ def per_series(
             continue
         details[series] = out
         figures(series, out)
-        notes.extend(server(series).problems + out.get("notes", []))
+        notes.extend(out.get("notes", []))
     details["notes"] = notes
     res.details = details
     if errors:

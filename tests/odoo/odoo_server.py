@@ -147,7 +147,18 @@ class OdooServer:
             lambda: attempt(lambda: common.authenticate(self.db, "admin", "admin", {})),
             120, "Odoo to answer XML-RPC")
         self._models = xmlrpc.client.ServerProxy(f"{self.url}/xmlrpc/2/object", allow_none=True)
+        self.check_no_crash()
         return self
+
+    def check_no_crash(self) -> None:
+        """Fail when a process of this server died outside Odoo's logging (its stdout and
+        stderr go to the ``.out`` file): a crash-looping child is a broken machine, and every
+        test on it would run short of CPU."""
+        out = self.log.with_suffix(".out")
+        lines = out.read_text(errors="replace").splitlines() if out.exists() else []
+        crashed = odoo_db.crashed_at_start(lines, self.series)
+        if crashed:
+            pytest.fail(crashed)
 
     def call(self, model: str, method: str, *args: Any, **kw: Any) -> Any:
         return self._models.execute_kw(self.db, self.uid, "admin", model, method, list(args), kw)
@@ -177,6 +188,8 @@ class OdooServer:
         if self.proc is not None:
             odoo_db.terminate(self.proc)
         odoo_db.drop(self.db)
+        if self.proc is not None:
+            self.check_no_crash()  # over the server's whole life
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
