@@ -221,16 +221,15 @@ guard() {
 }
 
 # The tests that start real prefork Odoo servers and time them (tests/odoo: live servers and the
-# chaos scenario; tests/bench: the Odoo benchmarks' smoke run). They run after the addon tests,
-# not beside them: on 2 cores, two Odoo series, pytest and these together made the timed ones
-# (the chaos convergence, the back-fill pace) fail for want of CPU. The series run side by side,
-# one pytest each (ODOO_SERIES): their tests mostly wait (on Plane's rate, on crons), and the
-# modules are installed once per series into a template (bench/odoo_db.py). Measured on 2 idle
-# cores: 203 s side by side, 365 s one after the other, the timed goals met both ways. The files
-# of those folders that start no Odoo (static checks, the harness's helpers, benchmarks 1-6 at
-# smoke size) run once, in the main pytest beside the addon tests, which has the time to spare:
-# in each series' run they cost the critical path twice. A new live test file is named
-# test_live_*.py (or joins one of these) so that it runs here.
+# chaos scenario; tests/bench: the Odoo benchmarks' smoke run). They start when the main pytest
+# is over, beside the addon tests' tail, not beside both: on 2 cores, two Odoo series, pytest
+# and these together made the timed ones (the chaos convergence, the back-fill pace) fail for
+# want of CPU; the chaos run (marker cpu_timed) also waits for the addon tests' end. The series
+# run side by side, one pytest each (ODOO_SERIES): their tests mostly wait (on Plane's rate, on
+# crons), and the modules are installed once per series into a template (bench/odoo_db.py).
+# The files of those folders that start no Odoo (static checks, the harness's helpers,
+# benchmarks 1-6 at smoke size) run once, in the main pytest beside the addon tests. A new
+# live test file is named test_live_*.py (or joins one of these) so that it runs here.
 LIVE_ODOO_TESTS="tests/odoo/test_live_*.py tests/odoo/test_chaos.py tests/bench/test_bench_smoke.py"
 
 # pytest_part NAME ARGS...: one pytest run, its output kept for the summary.
@@ -337,13 +336,21 @@ run_tests() {
     "$PY" -m mypy.stubtest plane_connector._core --allowlist stubtest-allowlist.txt || true
   step "secrets / schema guard" guard || true
   step "pytest (all but the live Odoo tests, beside the addon tests)" pytest_main || true
-  finish "$odoo"
-  # The Rust checks' output before the last pytest run, so that the last runner lines of the
-  # log are pytest's counts, not cargo's doc-test "0 passed".
-  finish "$rust"
+  # The live Odoo tests start now, beside the addon tests' last minute or two: their first
+  # minutes build the template databases and wait on servers and webhooks. The one whose goals
+  # are timings (the chaos run, marker cpu_timed) waits for the addon step's end mark first
+  # (tests/conftest.py), so it still has the CPU to itself.
+  live="pytest: the live Odoo tests ($LIVE_ODOO_TESTS; ${found:-no Odoo found})"
   # shellcheck disable=SC2086 # a list of series
-  step "pytest: the live Odoo tests ($LIVE_ODOO_TESTS; ${found:-no Odoo found})" \
-    pytest_live_odoo $found || true
+  PLANE_TIMED_TESTS_AFTER="$(slot_of "$odoo").end" \
+    background "$live" bash -c "$(declare -f pytest_part pytest_live_odoo); \
+      LIVE_ODOO_TESTS='$LIVE_ODOO_TESTS' PY='$PY' STEPS_DIR='$STEPS_DIR' \
+      pytest_live_odoo $found"
+  finish "$odoo"
+  # The Rust checks' output before the live pytest run's, so that the last runner lines of
+  # the log are pytest's counts, not cargo's doc-test "0 passed".
+  finish "$rust"
+  finish "$live"
   log "done in $(( ($(clock) - t_all) / 60 )) min $(( ($(clock) - t_all) % 60 )) s; the steps, slowest first:"
   sort -rn <<<"$STEP_TIMES" | sed '/^$/d' >&2
   report_last_lines

@@ -34,6 +34,37 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "odoo_templates(*module_lists): the Odoo databases the test's servers get "
         "(templates built before the first test, tests/conftest.py)")
+    config.addinivalue_line(
+        "markers", "cpu_timed: a test whose goals are timings on the CPU it assumes (waits for "
+        "PLANE_TIMED_TESTS_AFTER, tests/conftest.py)")
+
+
+#: Seconds a cpu_timed test waits for PLANE_TIMED_TESTS_AFTER before it runs anyway.
+TIMED_WAIT = 900.0
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item):
+    """A ``cpu_timed`` test starts only once the file PLANE_TIMED_TESTS_AFTER names exists.
+
+    ./dev.sh test starts the live Odoo tests beside the tail of the addon tests (their first
+    minutes build templates and wait on servers), and names the addon step's end mark here: a
+    timed goal (the chaos run's convergence) is then measured with the CPU to itself, as if the
+    steps ran one after the other. Outermost (tryfirst), so that the wait is not in the test's
+    own timeout."""
+    after = os.environ.get("PLANE_TIMED_TESTS_AFTER")
+    if after and item.get_closest_marker("cpu_timed") is not None and not Path(after).exists():
+        import time
+
+        reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+        say = reporter.write_line if reporter is not None else print
+        say(f"{item.nodeid}: waiting for {after} (PLANE_TIMED_TESTS_AFTER) before it starts")
+        deadline = time.monotonic() + TIMED_WAIT
+        while not Path(after).exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if not Path(after).exists():
+            say(f"{item.nodeid}: {after} did not appear in {TIMED_WAIT:.0f} s: running anyway")
+    yield
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -42,6 +42,7 @@ BUDGET = 150 + SIZE.settle_cap + (900 if LIVE else 0)
 
 
 @pytest.mark.timeout(BUDGET)
+@pytest.mark.cpu_timed
 @pytest.mark.parametrize("series", SERIES or [
     pytest.param("none", marks=pytest.mark.skip(reason=NOT_FOUND))])
 def test_chaos_scenario_meets_the_goals(series: str, tmp_path: Path) -> None:
