@@ -111,6 +111,43 @@ def _post(url: str, body: bytes, delivery_id: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()[:200]
 
 
+def test_push_button_right_after_save_races_the_cron_without_an_error_line(live_odoo):
+    """*Push to Plane* pressed right after save, while the push cron that the save woke pushes
+    the same filing: one of the two pushes it, the other leaves it (the button says so), one
+    work item each, and no ERROR line. Before, both pushed, and the transaction that wrote the
+    filing second met "could not serialize access", logged by Odoo as ERROR "bad query"."""
+    call, emulator, log = live_odoo["call"], live_odoo["emulator"], live_odoo["log"]
+    dbuuid = call("ir.config_parameter", "get_param", "database.uuid")
+    offset = log.stat().st_size
+    # Plane's create answers slowly: the cron is still pushing when the button comes.
+    slow = emulator.faults.add(route_regex=r"/work-items/$", method="POST", kind="delay",
+                               seconds=1.5, count=None)
+    pushed_by = []
+    try:
+        for month in ("01", "02", "03"):
+            filing = call("bir.filing", "create", {"form_code": "2550M",
+                                                   "period": f"2027-{month}",
+                                                   "due_date": f"2027-{month}-20"})
+            try:
+                call("bir.filing", "action_plane_sync", [filing])
+                pushed_by.append("button")
+            except xmlrpc.client.Fault as refused:
+                assert "being pushed to Plane by the background job" in refused.faultString
+                pushed_by.append("cron")
+            wait_until(lambda f=filing: not call("bir.filing", "read", [f], ["plane_dirty"])[0][
+                "plane_dirty"], 60, f"filing {filing} pushed")
+            items = [i for i in emulator.work_items()
+                     if i.get("external_id") == f"{dbuuid}:bir.filing:{filing}"]
+            assert len(items) == 1, items
+    finally:
+        emulator.faults.remove(slow)
+    with open(log, "rb") as fh:
+        fh.seek(offset)
+        tail = fh.read().decode("utf-8", "replace")
+    assert " ERROR " not in tail and " CRITICAL " not in tail, tail[-3000:]
+    print("pushed by:", pushed_by)
+
+
 def test_concurrent_duplicates_are_stored_once(live_odoo):
     """Each event is sent three times at once (same delivery id twice, then Plane's retry with a
     new id and the same bytes) to two HTTP workers: one row per event, processed once."""
