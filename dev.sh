@@ -224,13 +224,16 @@ guard() {
 # chaos scenario; tests/bench: the Odoo benchmarks' smoke run). They start when the main pytest
 # is over, beside the addon tests' tail, not beside both: on 2 cores, two Odoo series, pytest
 # and these together made the timed ones (the chaos convergence, the back-fill pace) fail for
-# want of CPU; the chaos run (marker cpu_timed) also waits for the addon tests' end. The series
-# run side by side, one pytest each (ODOO_SERIES): their tests mostly wait (on Plane's rate, on
-# crons), and the modules are installed once per series into a template (bench/odoo_db.py).
-# The files of those folders that start no Odoo (static checks, the harness's helpers,
+# want of CPU. Per series (ODOO_SERIES) two lanes run side by side: the servers' tests, which
+# start at once, and the benchmarks' smoke run with the chaos run (marker cpu_timed), which
+# wait for the addon tests' end mark. Once the addon tests are over these mostly wait (on
+# webhooks, crons, Plane's rate): with one lane per series the machine was 75 % idle. The
+# modules are installed once per series into a template (bench/odoo_db.py) that the lanes
+# share. The files of those folders that start no Odoo (static checks, the harness's helpers,
 # benchmarks 1-6 at smoke size) run once, in the main pytest beside the addon tests. A new
-# live test file is named test_live_*.py (or joins one of these) so that it runs here.
-LIVE_ODOO_TESTS="tests/odoo/test_live_*.py tests/odoo/test_chaos.py tests/bench/test_bench_smoke.py"
+# live test file is named test_live_*.py (or joins a lane below) so that it runs here.
+LIVE_ODOO_LANES="tests/odoo/test_live_*.py|tests/bench/test_bench_smoke.py tests/odoo/test_chaos.py"
+LIVE_ODOO_TESTS=${LIVE_ODOO_LANES//|/ }
 
 # pytest_part NAME ARGS...: one pytest run, its output kept for the summary.
 pytest_part() {
@@ -249,26 +252,29 @@ pytest_main() {
   pytest_part main "${ignore[@]}" tests
 }
 
-pytest_live_odoo() {  # SERIES...: the Odoo series found (none: one run, which skips them)
-  local series pids=() rc=0 wanted=" ${ODOO_SERIES:-$*} "
+pytest_live_odoo() {  # SERIES...: the Odoo series found (none: one run per lane, which skips)
+  local series lane lanes runs=() pids=() rc=0 wanted=" ${ODOO_SERIES:-$*} " i
   wanted=${wanted//,/ }
+  IFS='|' read -ra lanes <<<"$LIVE_ODOO_LANES"
   # shellcheck disable=SC2046 # series names, one word each
   set -- $(for series in "$@"; do [[ "$wanted" != *" $series "* ]] || echo "$series"; done)
-  if [ "$#" -lt 2 ]; then
-    # shellcheck disable=SC2086 # a list of directories
-    pytest_part live-odoo $LIVE_ODOO_TESTS
-    return
-  fi
-  for series in "$@"; do
-    # shellcheck disable=SC2086 # a list of directories
-    ODOO_SERIES=$series pytest_part "live-odoo-$series" $LIVE_ODOO_TESTS \
-      >"$STEPS_DIR/live-odoo-$series.log" 2>&1 &
-    pids+=("$!")
+  for series in "${@:-any}"; do
+    for i in "${!lanes[@]}"; do
+      lane="live-odoo-$series-$((i + 1))"
+      runs+=("$lane")
+      # shellcheck disable=SC2086 # a list of test files
+      if [ "$series" = any ]; then
+        pytest_part "$lane" ${lanes[$i]} >"$STEPS_DIR/$lane.log" 2>&1 &
+      else
+        ODOO_SERIES=$series pytest_part "$lane" ${lanes[$i]} >"$STEPS_DIR/$lane.log" 2>&1 &
+      fi
+      pids+=("$!")
+    done
   done
   for i in "${!pids[@]}"; do wait "${pids[$i]}" || rc=1; done
-  for series in "$@"; do  # whole, one series after the other: no interleaved lines
-    echo "--- pytest, Odoo $series.0 (ODOO_SERIES=$series)"
-    cat "$STEPS_DIR/live-odoo-$series.log"
+  for lane in "${runs[@]}"; do  # whole, one after the other: no interleaved lines
+    echo "--- pytest, $lane"
+    cat "$STEPS_DIR/$lane.log"
   done
   return "$rc"
 }
@@ -344,7 +350,7 @@ run_tests() {
   # shellcheck disable=SC2086 # a list of series
   PLANE_TIMED_TESTS_AFTER="$(slot_of "$odoo").end" \
     background "$live" bash -c "$(declare -f pytest_part pytest_live_odoo); \
-      LIVE_ODOO_TESTS='$LIVE_ODOO_TESTS' PY='$PY' STEPS_DIR='$STEPS_DIR' \
+      LIVE_ODOO_LANES='$LIVE_ODOO_LANES' PY='$PY' STEPS_DIR='$STEPS_DIR' \
       pytest_live_odoo $found"
   finish "$odoo"
   # The Rust checks' output before the live pytest run's, so that the last runner lines of

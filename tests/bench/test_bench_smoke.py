@@ -31,6 +31,7 @@ ODOO_SMOKE_BUDGET = 420
 
 
 @pytest.mark.timeout(ODOO_SMOKE_BUDGET + 60)
+@pytest.mark.cpu_timed  # it measures (goals not asserted): after the addon tests under ./dev.sh
 # Built before the first test (tests/conftest.py), kept while this process lives: the
 # benchmarks' servers, started by the `python -m bench` below, get copies of it.
 @pytest.mark.odoo_templates(MODULES)
