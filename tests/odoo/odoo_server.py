@@ -80,6 +80,21 @@ def plane_settings(base_url: str, workspace: str, key_var: str, secret_var: str,
             **{f"plane.{k}": v for k, v in more.items()}}
 
 
+def server_env(extra: dict[str, str]) -> dict[str, str]:
+    """The environment of a test server: this process's, without its ``PLANE_*`` variables,
+    plus ``extra`` (the test's own, e.g. the key its settings reference as ``env:NAME``).
+
+    The addons read ``PLANE_BASE_URL``, ``PLANE_*_REF``, ``PLANE_CA_BUNDLE`` and the
+    ``PLANE_SECRET_*`` policy from the environment as the operator's settings, and an operator's
+    secret option pins the base URL to the operator's host (issue 21.3): a lab's live.env
+    (docs/live-plane.md) inherited here would send the test's Odoo to the real Plane with the
+    lab's key instead of the emulator the test set in Settings (bench/odoo_live.py does the
+    same for the benchmarks' servers)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLANE_")}
+    env.update(extra)
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -104,7 +119,9 @@ def attempt(fn):
 
 
 class OdooServer:
-    """One database, one prefork server; ``call(model, method, *args, **kw)`` as admin."""
+    """One database, one prefork server; ``call(model, method, *args, **kw)`` as admin.
+    ``env``: the variables the test gives the server beside the process's own non-``PLANE_*``
+    ones (:func:`server_env`)."""
 
     def __init__(self, series: str, modules: str, env: dict[str, str], log: Path,
                  db_prefix: str = "plane_live") -> None:
@@ -112,7 +129,7 @@ class OdooServer:
         self.odoo = server(series)
         self.path, self.python = self.odoo.path, self.odoo.python
         self.modules = modules
-        self.env = env
+        self.env = server_env(env)
         self.log = log
         self.db = f"{db_prefix}{series}_{uuid.uuid4().hex[:8]}"
         self.proc: subprocess.Popen | None = None

@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-import os
 import urllib.request
 import uuid
 import xmlrpc.client
@@ -180,7 +179,7 @@ class Live:
 def live(request, tmp_path_factory) -> Iterator[Live]:
     series = request.param
     emulator = PlaneEmulator(rate_limit=600, seed=21).start()
-    env = dict(os.environ, PLANE_H21_KEY=emulator.api_key, PLANE_H21_WH=WEBHOOK_SECRET)
+    env = {"PLANE_H21_KEY": emulator.api_key, "PLANE_H21_WH": WEBHOOK_SECRET}
     server = OdooServer(series, ",".join(MODULES), env,
                         tmp_path_factory.mktemp("odoo") / "odoo.log", db_prefix="plane_h21_")
     try:

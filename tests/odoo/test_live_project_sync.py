@@ -95,8 +95,7 @@ class ScenarioPlane:
 def scenario(request, tmp_path_factory) -> Iterator[dict]:
     series = request.param
     plane = ScenarioPlane()
-    env = dict(os.environ, PLANE_SCENARIO_KEY=plane.odoo_key,
-               PLANE_SCENARIO_WH=plane.webhook_secret)
+    env = {"PLANE_SCENARIO_KEY": plane.odoo_key, "PLANE_SCENARIO_WH": plane.webhook_secret}
     server = OdooServer(series, ",".join(MODULES), env,
                         tmp_path_factory.mktemp("odoo") / "odoo.log", db_prefix="plane_sync")
     try:

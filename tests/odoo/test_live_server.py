@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import socket
 import threading
 import urllib.error
@@ -36,8 +35,7 @@ pytestmark = pytest.mark.odoo_templates(MODULES)  # built before the first test 
 def live_odoo(request, tmp_path_factory) -> Iterator[dict]:
     series = request.param
     emulator = PlaneEmulator(rate_limit=600, seed=3).start()
-    env = dict(os.environ, PLANE_LIVE_KEY=emulator.api_key,
-               PLANE_LIVE_WH=WEBHOOK_SECRET)
+    env = {"PLANE_LIVE_KEY": emulator.api_key, "PLANE_LIVE_WH": WEBHOOK_SECRET}
     log = tmp_path_factory.mktemp("odoo") / "odoo.log"
     server = OdooServer(series, ",".join(MODULES), env, log)
     try:
