@@ -19,7 +19,6 @@ from odoo.addons.ipai_plane_connector.paths import is_uuid
 from odoo.addons.ipai_plane_connector.redaction import redact
 from odoo.addons.ipai_plane_connector.sync_guard import guard_sync_fields, plane_remote
 from odoo.exceptions import UserError, ValidationError
-from psycopg2 import errors as pg_errors
 
 _log = logging.getLogger(__name__)
 
@@ -113,38 +112,6 @@ class BirFiling(models.Model):
         self.sudo()._plane_push(raise_errors=True)
         return True
 
-    # -- one push of a filing at a time
-    #
-    # The push cron (woken by the same save) and the button would otherwise push one filing at
-    # once: the same requests twice, and the transaction that writes the filing second fails
-    # with PostgreSQL's "could not serialize access", which Odoo logs as an ERROR ("bad query")
-    # before it retries. Each push first locks its filing's row: the cron skips a filing
-    # somebody else is pushing (or has pushed since the cron's transaction began: that one is
-    # no longer the cron's to push), the button says the filing is being pushed right now.
-
-    def _plane_lock_for_push(self, wait_for_nobody: bool) -> bool:
-        """Lock this filing's row for this transaction's push; False when the cron should
-        leave it (``wait_for_nobody`` False). For the button (True): a UserError when another
-        transaction holds it, and a concurrent update since this transaction began is raised
-        as it is, for Odoo to retry the request in a fresh transaction (logged at INFO)."""
-        self.ensure_one()
-        cr = self.env.cr
-        query = (f'SELECT id FROM "{self._table}" WHERE id = %s FOR NO KEY UPDATE '
-                 + ("NOWAIT" if wait_for_nobody else "SKIP LOCKED"))
-        try:
-            # log_exceptions=False: these failures are expected, not Odoo's "bad query" ERROR.
-            with cr.savepoint(flush=False):
-                cr.execute(query, [self.id], log_exceptions=False)
-                return bool(cr.fetchone())
-        except pg_errors.LockNotAvailable:
-            raise UserError(
-                f"{self.name} is being pushed to Plane by the background job right now: it "
-                "shows as synced in a moment.") from None
-        except pg_errors.SerializationFailure:
-            if wait_for_nobody:
-                raise
-            return False
-
     @api.model
     def _cron_plane_push(self, limit: int = 100):
         wait = self.env["plane.connector"]._plane_outage_wait()
@@ -161,7 +128,9 @@ class BirFiling(models.Model):
         """Create or update each filing's work item; errors are kept on the filing."""
         connector = self.env["plane.connector"]
         for filing in self:
-            if not filing._plane_lock_for_push(wait_for_nobody=raise_errors):
+            # One push of a filing at a time: the button (raise_errors) and the push cron that
+            # the same save woke would otherwise both push it.
+            if not connector._plane_lock_for_push(filing, from_button=raise_errors):
                 continue  # another transaction is pushing it, or has since this one began
             try:
                 filing._plane_push_one(connector)

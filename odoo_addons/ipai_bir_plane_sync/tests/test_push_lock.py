@@ -35,12 +35,16 @@ class TestPushLock(TransactionCase):
     def filings(self, cr):
         return api.Environment(cr, SUPERUSER_ID, {})["bir.filing"].browse(self.ids)
 
-    def lockable(self, cr, wait_for_nobody=False):
-        return [f.id for f in self.filings(cr) if f._plane_lock_for_push(wait_for_nobody)]
+    def lock(self, cr, filing, from_button):
+        return api.Environment(cr, SUPERUSER_ID, {})["plane.connector"]._plane_lock_for_push(
+            filing, from_button)
+
+    def lockable(self, cr):
+        return [f.id for f in self.filings(cr) if self.lock(cr, f, from_button=False)]
 
     def test_the_cron_skips_a_filing_the_button_is_pushing(self):
         with self.db.cursor() as button, self.db.cursor() as cron:
-            self.assertTrue(self.filings(button)[0]._plane_lock_for_push(True))
+            self.assertTrue(self.lock(button, self.filings(button)[0], from_button=True))
             with self.assertNoLogs(SQL_LOGGER, "ERROR"):
                 self.assertEqual(self.lockable(cron), self.ids[1:])
             button.rollback()
@@ -77,5 +81,5 @@ class TestPushLock(TransactionCase):
             # Raised as it is: Odoo retries such a request in a fresh transaction (INFO line).
             with self.assertNoLogs(SQL_LOGGER, "ERROR"), \
                     self.assertRaises(pg_errors.SerializationFailure):
-                self.filings(button)[0]._plane_lock_for_push(True)
+                self.lock(button, self.filings(button)[0], from_button=True)
             button.rollback()

@@ -14,6 +14,7 @@ from typing import Any
 
 from odoo import api, models
 from odoo.exceptions import AccessError, UserError
+from psycopg2 import errors as pg_errors
 
 from ..caches import PARAM_SECRETS_GENERATION, forget_clients, get_client, secret_cache
 from ..connections import pg_connect, store_connect
@@ -413,6 +414,37 @@ class PlaneConnector(models.AbstractModel):
             raise AccessError(
                 f"Only members of {self.env.ref(group).display_name!r} can do this with Plane."
             )
+
+    @api.model
+    def _plane_lock_for_push(self, record, from_button: bool) -> bool:
+        """Lock ``record``'s row for this transaction's push to Plane; False when a cron
+        should leave the record to another transaction.
+
+        Without it a push cron and a *Push to Plane* button (woken by the same save) push one
+        record at once: the same requests twice, and the transaction that writes the record
+        second fails with "could not serialize access", which Odoo logs as ERROR "bad query"
+        before it retries. A cron (``from_button`` False) skips a record another transaction
+        is pushing, or has changed since the cron's transaction began (no longer the cron's
+        to push). A button gets a UserError when another transaction holds the record, and a
+        change since its transaction began is raised as it is, for Odoo to retry the request
+        in a fresh transaction (logged at INFO)."""
+        record.ensure_one()
+        cr = self.env.cr
+        query = (f'SELECT id FROM "{record._table}" WHERE id = %s FOR NO KEY UPDATE '
+                 + ("NOWAIT" if from_button else "SKIP LOCKED"))
+        try:
+            # log_exceptions=False: these failures are expected, not Odoo's "bad query" ERROR.
+            with cr.savepoint(flush=False):
+                cr.execute(query, [record.id], log_exceptions=False)
+                return bool(cr.fetchone())
+        except pg_errors.LockNotAvailable:
+            raise UserError(
+                f"{record.display_name} is being pushed to Plane by the background job right "
+                "now: it shows as synced in a moment.") from None
+        except pg_errors.SerializationFailure:
+            if from_button:
+                raise
+            return False
 
     # -- calls (every Plane call goes through the wheel's client)
 
