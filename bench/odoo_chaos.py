@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import odoo_db
 from bench.common import BenchResult, RunConfig, min_time_for
 
 log = logging.getLogger("bench.odoo_chaos")
@@ -645,10 +646,9 @@ class Scenario:
         if refused:
             fig.notes.append(f"{refused} webhook event(s) Odoo never accepted (Plane CE does not "
                              "resend on an HTTP error)")
-        crashes = sum(1 for e in self.srv.log_errors(log_from) if e.startswith("Traceback"))
-        if crashes:
-            fig.notes.append(f"{crashes} traceback(s) of processes that crashed outside Odoo's "
-                             "logging (not counted as ERROR lines)")
+        crashed = odoo_db.crashed_outside_logging(self.srv.log_lines(log_from), self.srv.series)
+        if crashed:
+            fig.notes.append(f"{crashed} (not counted as ERROR lines)")
         codes = sorted({(c, w) for c, w in self.replay_answers})
         fig.notes.append(f"replay answers: {codes}")
         return fig
@@ -658,14 +658,12 @@ class Scenario:
 
         A process that crashed outside Odoo's logging (a traceback on stderr, e.g. the gevent
         child of an Odoo whose Python lacks a module) is a problem of the machine, not of the
-        sync: a server with one at start does not run at all (``odoo_db.crashed_at_start``);
-        one later is in the notes, not in this count."""
-        from bench.odoo_live import _LOG_LINE
-
+        sync: a server with one at start does not run at all
+        (``odoo_db.crashed_outside_logging``); one later is in the notes, not in this count."""
         windows = [(f.start - 1.0, f.end + self.size.grace) for f in self.faults]
         out = []
         for line in self.srv.log_lines(log_from):
-            m = _LOG_LINE.match(line)
+            m = odoo_db.LOG_LINE.match(line)
             if not m or m.group(4) not in ("ERROR", "CRITICAL"):
                 continue
             stamp = time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S"))

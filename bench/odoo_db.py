@@ -281,12 +281,15 @@ def create(odoo: Any, modules: Iterable[str], db: str, found: dict[str, Any] | N
         _copy(name, db)
 
 
-#: The head of an Odoo log record: a traceback right after one is Odoo's own report of an error.
-_LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \d+ [A-Z]+ ")
+#: One record of an Odoo log: time, milliseconds, pid, level, database, logger, message. A
+#: traceback right after one is Odoo's own report of an error.
+LOG_LINE = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) (\d+) (\w+) (\S+) ([\w.]+): (.*)$"
+)
 _CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
 
 
-def crashed_at_start(lines: Iterable[str], series: str) -> str:
+def crashed_outside_logging(lines: Iterable[str], series: str) -> str:
     """Why a live server is unfit to measure or test with, from its output (``lines``), or ''.
 
     A traceback not under a log record is a process that died before Odoo's logging: with
@@ -302,12 +305,12 @@ def crashed_at_start(lines: Iterable[str], series: str) -> str:
         if line.startswith("Traceback (most recent call last)"):
             if previous.startswith(_CHAINED):
                 pass  # the same exception, chained: the same block
-            elif _LOG_RECORD.match(previous):
+            elif LOG_LINE.match(previous):
                 block = "logged"
             else:
                 crashes += 1
                 block = "first" if crashes == 1 else "crash"
-        elif _LOG_RECORD.match(line):
+        elif LOG_LINE.match(line):
             block = ""
         elif block == "first" and not line.startswith(_CHAINED):
             cause = line.strip()  # the last exception line of the first crash's chain

@@ -23,7 +23,6 @@ import importlib.util
 import json
 import logging
 import os
-import re
 import secrets
 import select
 import signal
@@ -90,9 +89,7 @@ CREATE TRIGGER bench_task AFTER UPDATE ON project_task FOR EACH ROW
   EXECUTE FUNCTION bench_notify_task();
 """
 
-_LOG_LINE = re.compile(
-    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) (\d+) (\w+) (\S+) ([\w.]+): (.*)$"
-)
+_LOG_LINE = odoo_db.LOG_LINE
 
 
 def _load_locator() -> Any:
@@ -325,7 +322,7 @@ class LiveOdoo:
         self.listener = Listener(self.dsn)
         self.start_seconds = time.perf_counter() - started
         time.sleep(1.0)  # a child that cannot start has crashed by now
-        crashed = odoo_db.crashed_at_start(self.log_lines(), self.series)
+        crashed = odoo_db.crashed_outside_logging(self.log_lines(), self.series)
         if crashed:
             raise RuntimeError(crashed)
         log.info("Odoo %s up on %s in %.0fs", self.series, self.url, self.start_seconds)

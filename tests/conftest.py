@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -54,8 +55,6 @@ def pytest_runtest_protocol(item: pytest.Item):
     own timeout."""
     after = os.environ.get("PLANE_TIMED_TESTS_AFTER")
     if after and item.get_closest_marker("cpu_timed") is not None and not Path(after).exists():
-        import time
-
         reporter = item.config.pluginmanager.get_plugin("terminalreporter")
         say = reporter.write_line if reporter is not None else print
         say(f"{item.nodeid}: waiting for {after} (PLANE_TIMED_TESTS_AFTER) before it starts")

@@ -173,7 +173,7 @@ class OdooServer:
         test on it would run short of CPU."""
         out = self.log.with_suffix(".out")
         lines = out.read_text(errors="replace").splitlines() if out.exists() else []
-        crashed = odoo_db.crashed_at_start(lines, self.series)
+        crashed = odoo_db.crashed_outside_logging(lines, self.series)
         if crashed:
             pytest.fail(crashed)
 

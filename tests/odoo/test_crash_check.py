@@ -1,4 +1,4 @@
-"""bench/odoo_db.crashed_at_start: a live server whose child process crashes outside Odoo's
+"""bench/odoo_db.crashed_outside_logging: a live server whose child process crashes outside Odoo's
 logging (the gevent child respawned over and over) fails its tests and benchmarks instead of
 running them short of CPU. The texts are what real Python processes print."""
 
@@ -43,13 +43,13 @@ def crashed_child() -> list[str]:
 
 
 def test_a_clean_log_and_odoos_own_errors_are_no_crash() -> None:
-    assert odoo_db.crashed_at_start([], "18") == ""
-    assert odoo_db.crashed_at_start(logged_error() * 3, "18") == ""
+    assert odoo_db.crashed_outside_logging([], "18") == ""
+    assert odoo_db.crashed_outside_logging(logged_error() * 3, "18") == ""
 
 
 def test_a_child_that_died_outside_logging_fails_the_server_and_says_why() -> None:
     lines = logged_error() + crashed_child() * 4 + logged_error()
-    why = odoo_db.crashed_at_start(lines, "19")
+    why = odoo_db.crashed_outside_logging(lines, "19")
     assert why.startswith("Odoo 19.0: a process of the server crashed")
     assert "4 crash(es)" in why
     # The first crash's last line names the cause, and the hint names the fix.
